@@ -1,0 +1,220 @@
+"""The contract every target kind implements.
+
+A kind is a subclass of :class:`ComputeTarget` registered under the entry-point group
+``targets.compute``. It declares:
+
+- ``kind``: its name (``local``, ``vm``, ``slurm``, ...), and ``aliases``;
+- ``options_model``: a pydantic model (``extra="forbid"``) of what ``targets attach`` takes;
+- ``capabilities``: a frozenset of :class:`Capability` values;
+
+and implements five primitives: :meth:`probe`, :meth:`submit`, :meth:`status`,
+:meth:`read_logs` and :meth:`fetch_outputs` (plus :meth:`cancel` when it declares
+``Capability.CANCEL``).
+
+Orchestration -- waiting, streaming with back-off, Ctrl-C, timeouts, ledger updates,
+collecting outputs at the end -- lives in :mod:`targets.runs`, outside the kinds, so a
+plugin cannot get it wrong.
+
+Lifecycle: constructing a target opens nothing. The first primitive that needs a
+connection opens it; :meth:`close` is idempotent; targets are context managers.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from targets.errors import UnsupportedOperation
+
+if TYPE_CHECKING:
+    from targets.environments import EnvironmentSpec
+    from targets.runconfig.model import RunConfiguration
+    from targets.snapshot import Snapshot
+
+__all__ = [
+    "TERMINAL_STATUSES",
+    "Capability",
+    "ComputeTarget",
+    "LogChunk",
+    "NoOptions",
+    "Progress",
+    "RunHandle",
+    "RunState",
+    "RunStatus",
+    "SubmitRequest",
+]
+
+
+class Capability(str, enum.Enum):
+    """What a kind can do. Core code checks these; it never checks a concrete kind."""
+
+    CONDA = "conda"
+    VIRTUALENV = "virtualenv"
+    DOCKER = "docker"
+    SPARK = "spark"
+    MULTI_NODE = "multi-node"
+    GPU = "gpu"
+    CANCEL = "cancel"
+    LIVE_LOGS = "live-logs"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class RunStatus(str, enum.Enum):
+    QUEUED = "Queued"
+    PREPARING = "Preparing"
+    RUNNING = "Running"
+    FINALIZING = "Finalizing"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    CANCELED = "Canceled"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED})
+
+
+class NoOptions(BaseModel):
+    """The options model of a kind that takes no attach options."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True, slots=True)
+class RunHandle:
+    """Where a submitted run lives on its target. JSON-serialisable so any later process
+    can stream, cancel or download it."""
+
+    kind: str
+    target: str
+    run_id: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "target": self.target, "run_id": self.run_id,
+                "data": dict(self.data)}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> RunHandle:
+        return cls(kind=raw["kind"], target=raw["target"], run_id=raw["run_id"],
+                   data=dict(raw.get("data") or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class RunState:
+    """A run's state as its target reports it."""
+
+    status: RunStatus
+    exit_code: int | None = None
+    message: str | None = None
+    phases: Mapping[str, float] = field(default_factory=dict)
+    """Seconds spent in each phase so far (``preparing``, ``running``, ...)."""
+    started_at: float | None = None
+    ended_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogChunk:
+    """Bytes of one log file starting at ``offset``. ``name`` is relative to ``logs/``."""
+
+    name: str
+    offset: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitRequest:
+    """Everything a kind needs to start one run."""
+
+    run_id: str
+    config: RunConfiguration
+    snapshot: Snapshot
+    environment: EnvironmentSpec
+
+
+Progress = Callable[[str, int, int], None]
+"""``progress(phase, done, total)``: kinds call it during long work (upload, build)."""
+
+
+def _no_progress(phase: str, done: int, total: int) -> None:
+    return None
+
+
+class ComputeTarget(ABC):
+    """Base class of every target kind. See the module docstring for the contract."""
+
+    kind: ClassVar[str]
+    aliases: ClassVar[tuple[str, ...]] = ()
+    description: ClassVar[str] = ""
+    options_model: ClassVar[type[BaseModel]] = NoOptions
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+
+    def __init__(self, name: str, options: BaseModel | None = None) -> None:
+        """Create a handle on an attached target. Does no I/O."""
+        self.name = name
+        self.options = options if options is not None else self.options_model()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def close(self) -> None:  # noqa: B027 - optional hook, idempotent by contract
+        """Release connections. Idempotent."""
+
+    def __enter__(self) -> ComputeTarget:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+    # -- primitives ------------------------------------------------------------------
+
+    def probe(self) -> dict[str, Any]:
+        """Connect once and return facts about the target (OS, Python, cores, ...).
+
+        Called by ``targets attach``; the result is stored and shown by ``targets show``.
+        Raises a :class:`~targets.errors.TargetsError` when the target cannot be used.
+        """
+        return {}
+
+    @abstractmethod
+    def submit(self, request: SubmitRequest, progress: Progress = _no_progress) -> RunHandle:
+        """Ship the snapshot, prepare the environment (or arrange for it to be prepared
+        by the detached run) and start the run detached. Returns once the run is started;
+        never waits for it to finish."""
+
+    @abstractmethod
+    def status(self, handle: RunHandle) -> RunState:
+        """The run's current state. Cheap; called in a polling loop."""
+
+    @abstractmethod
+    def read_logs(self, handle: RunHandle, offsets: Mapping[str, int]) -> list[LogChunk]:
+        """New log bytes since ``offsets`` (file name -> byte offset; a file missing from
+        ``offsets`` starts at 0). Returns an empty list when nothing is new."""
+
+    @abstractmethod
+    def fetch_outputs(self, handle: RunHandle, dest: Path) -> None:
+        """Copy the run's ``outputs/`` and ``logs/`` into ``dest`` (the run's folder in the
+        workspace). Idempotent; safe to call on a run that is still going (gets what is
+        there so far)."""
+
+    def cancel(self, handle: RunHandle) -> None:
+        """Stop the run and its whole process tree. Idempotent."""
+        raise UnsupportedOperation(f"target kind {self.kind!r} cannot cancel runs")
+
+    def supports(self, capability: Capability) -> bool:
+        return capability in self.capabilities

@@ -1,0 +1,334 @@
+"""The one `RunConfiguration` model every target kind takes.
+
+Our own YAML uses snake_case keys; the Azure ML v1 reader (``azureml_v1.py``) maps the
+SDK's camelCase files onto this same model. Every section forbids unknown keys, so a typo
+is an error that names the key (and ``io.py`` suggests the nearest valid one).
+
+Design choice: the Python objects are mutable (``validate_assignment=True``) because Azure
+ML v1 users write ``rc.environment.python.user_managed_dependencies = True``; every
+assignment is still validated.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "AmlComputeSection",
+    "CondaSpec",
+    "DatabricksSection",
+    "DockerSection",
+    "EnvironmentSection",
+    "HdiSection",
+    "HistorySection",
+    "MpiSection",
+    "PipBlock",
+    "PythonSection",
+    "PyTorchSection",
+    "RegistrySection",
+    "RunConfiguration",
+    "SparkConfigSection",
+    "SparkEnvSection",
+    "SparkPackage",
+    "TensorFlowSection",
+]
+
+SCHEMA_URL = "https://compute-targets.dev/schemas/runconfig.json"
+
+COMMUNICATORS = ("None", "ParameterServer", "OpenMpi", "IntelMpi", "Gloo", "Nccl")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+
+class PipBlock(_Section):
+    """The ``- pip: [...]`` item of a conda ``dependencies`` list."""
+
+    pip: list[str] = Field(default_factory=list)
+
+
+class CondaSpec(_Section):
+    """An inline conda environment (the content of a ``conda_dependencies.yml``)."""
+
+    name: str | None = None
+    channels: list[str] = Field(default_factory=list)
+    dependencies: list[str | PipBlock] = Field(default_factory=list)
+    variables: dict[str, str] = Field(default_factory=dict)
+    prefix: str | None = None
+
+    @field_validator("dependencies", mode="before")
+    @classmethod
+    def _coerce_scalars(cls, value: Any) -> Any:
+        # YAML turns `- 3.10` style items into numbers; conda specs are strings.
+        if isinstance(value, list):
+            return [str(v) if isinstance(v, int | float) else v for v in value]
+        return value
+
+
+class PythonSection(_Section):
+    user_managed_dependencies: bool = False
+    """True: run with ``interpreter_path`` (or the current interpreter) as it is.
+    False: build an isolated environment from the conda dependencies."""
+    interpreter_path: str | None = None
+    conda_dependencies_file: str | None = None
+    """Path of a ``conda_dependencies.yml``, relative to the source directory."""
+    conda_dependencies: CondaSpec | None = None
+    base_conda_environment: str | None = None
+
+    @model_validator(mode="after")
+    def _one_conda_source(self) -> PythonSection:
+        if self.conda_dependencies_file and self.conda_dependencies is not None:
+            raise ValueError(
+                "give either conda_dependencies_file or inline conda_dependencies, not both"
+            )
+        return self
+
+
+class RegistrySection(_Section):
+    """A private image registry. The password is never written here: it lives in the
+    keyring (see ``targets secrets``)."""
+
+    address: str | None = None
+    username: str | None = None
+
+
+class DockerSection(_Section):
+    enabled: bool = False
+    base_image: str | None = None
+    base_dockerfile: str | None = None
+    base_image_registry: RegistrySection | None = None
+    shm_size: str | None = "2g"
+    arguments: list[str] = Field(default_factory=list)
+    gpu: bool = False
+    shared_volumes: bool = True
+    platform: dict[str, str] | None = None
+
+    @field_validator("shm_size")
+    @classmethod
+    def _shm_size(cls, value: str | None) -> str | None:
+        import re
+
+        if value is not None and not re.fullmatch(r"\d+[bkmgBKMG]?", str(value)):
+            raise ValueError(f"shm_size {value!r} is not a size like '2g', '512m' or '1024k'")
+        return value
+
+
+class SparkPackage(_Section):
+    group: str
+    artifact: str
+    version: str
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_str(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) else value
+
+    @property
+    def coordinate(self) -> str:
+        return f"{self.group}:{self.artifact}:{self.version}"
+
+
+class SparkEnvSection(_Section):
+    repositories: list[str] = Field(default_factory=list)
+    packages: list[SparkPackage] = Field(default_factory=list)
+    precache_packages: bool = True
+
+
+class DatabricksSection(_Section):
+    """Databricks libraries, kept as written (each item a mapping as in Azure ML v1)."""
+
+    maven_libraries: list[dict[str, Any]] = Field(default_factory=list)
+    pypi_libraries: list[dict[str, Any]] = Field(default_factory=list)
+    rcran_libraries: list[dict[str, Any]] = Field(default_factory=list)
+    jar_libraries: list[dict[str, Any]] = Field(default_factory=list)
+    egg_libraries: list[dict[str, Any]] = Field(default_factory=list)
+    cluster: dict[str, Any] | None = None
+
+
+class EnvironmentSection(_Section):
+    name: str | None = None
+    version: str | None = None
+    environment_variables: dict[str, str] = Field(default_factory=dict)
+    python: PythonSection = Field(default_factory=PythonSection)
+    docker: DockerSection = Field(default_factory=DockerSection)
+    spark: SparkEnvSection = Field(default_factory=SparkEnvSection)
+    databricks: DatabricksSection | None = None
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_str(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) else value
+
+    @field_validator("environment_variables", mode="before")
+    @classmethod
+    def _env_str(cls, value: Any) -> Any:
+        return _stringify_values(value)
+
+
+class HistorySection(_Section):
+    output_collection: bool = True
+    snapshot_project: bool = True
+    directories_to_watch: list[str] = Field(default_factory=lambda: ["logs"])
+
+
+class SparkConfigSection(_Section):
+    configuration: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("configuration", mode="before")
+    @classmethod
+    def _conf_str(cls, value: Any) -> Any:
+        return _stringify_values(value)
+
+
+class HdiSection(_Section):
+    yarn_deploy_mode: Literal["cluster", "client"] = "cluster"
+
+    @field_validator("yarn_deploy_mode", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+
+class MpiSection(_Section):
+    process_count_per_node: int = Field(default=1, ge=1)
+    node_count: int | None = Field(default=None, ge=1)
+
+
+class PyTorchSection(_Section):
+    communication_backend: Literal["nccl", "gloo"] = "nccl"
+    process_count: int | None = Field(default=None, ge=1)
+    node_count: int | None = Field(default=None, ge=1)
+
+    @field_validator("communication_backend", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+
+class TensorFlowSection(_Section):
+    worker_count: int = Field(default=1, ge=0)
+    parameter_server_count: int = Field(default=1, ge=0)
+
+
+class AmlComputeSection(_Section):
+    vm_size: str | None = None
+    vm_priority: Literal["dedicated", "lowpriority"] | None = None
+    cluster_max_node_count: int | None = Field(default=None, ge=1)
+    retain_cluster: bool = False
+    name: str | None = None
+
+
+class RunConfiguration(_Section):
+    """What to run and where.
+
+    Exactly one of ``script`` or ``command`` says what runs. ``source_directory`` is the
+    folder that is snapshotted (relative paths are resolved against the runconfig file's
+    folder; when absent, the project folder is used).
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        validate_assignment=True,
+        populate_by_name=True,
+        json_schema_extra={"$id": SCHEMA_URL, "title": "targets RunConfiguration"},
+    )
+
+    script: str | None = None
+    command: str | list[str] | None = None
+    arguments: list[str] = Field(default_factory=list)
+    source_directory: str | None = None
+    target: str = "local"
+    experiment_name: str | None = None
+    framework: Literal["python", "pyspark"] = "python"
+    communicator: str = "None"
+    node_count: int = Field(default=1, ge=1)
+    max_run_duration_seconds: int | None = Field(default=None, gt=0)
+    priority: int | None = None
+    environment_variables: dict[str, str] = Field(default_factory=dict)
+    environment: EnvironmentSection = Field(default_factory=EnvironmentSection)
+    history: HistorySection = Field(default_factory=HistorySection)
+    spark: SparkConfigSection = Field(default_factory=SparkConfigSection)
+    hdi: HdiSection = Field(default_factory=HdiSection)
+    mpi: MpiSection = Field(default_factory=MpiSection)
+    pytorch: PyTorchSection = Field(default_factory=PyTorchSection)
+    tensorflow: TensorFlowSection = Field(default_factory=TensorFlowSection)
+    amlcompute: AmlComputeSection = Field(default_factory=AmlComputeSection)
+
+    @field_validator("framework", mode="before")
+    @classmethod
+    def _framework(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("communicator", mode="before")
+    @classmethod
+    def _communicator(cls, value: Any) -> Any:
+        if value is None:
+            return "None"
+        if isinstance(value, str):
+            for known in COMMUNICATORS:
+                if known.lower() == value.lower():
+                    return known
+        raise ValueError(f"communicator must be one of {', '.join(COMMUNICATORS)}")
+
+    @field_validator("arguments", mode="before")
+    @classmethod
+    def _arguments_str(cls, value: Any) -> Any:
+        # `- 0.5` in YAML is a float; scripts receive strings, exactly as written.
+        if isinstance(value, list):
+            return [_scalar_str(v) for v in value]
+        return value
+
+    @field_validator("environment_variables", mode="before")
+    @classmethod
+    def _env_str(cls, value: Any) -> Any:
+        return _stringify_values(value)
+
+    @model_validator(mode="after")
+    def _script_or_command(self) -> RunConfiguration:
+        if self.script and self.command:
+            raise ValueError("give either script or command, not both")
+        if self.command and self.arguments:
+            raise ValueError(
+                "arguments go with script; with command, put them in the command itself"
+            )
+        return self
+
+    # -- Azure ML v1 names -------------------------------------------------------------
+
+    @property
+    def effective_node_count(self) -> int:
+        return self.node_count
+
+    def save(self, path: str) -> None:
+        """Write this configuration as our YAML format (with the schema comment line)."""
+        from targets.runconfig.io import save_runconfig
+
+        save_runconfig(self, path)
+
+    @classmethod
+    def load(cls, path: str, name: str | None = None) -> RunConfiguration:
+        """Load a runconfig: our YAML, an Azure ML v1 ``.runconfig`` or ``.azureml/<name>``.
+
+        ``load(dir, name)`` searches ``dir/.azureml/name``, ``dir/aml_config/name`` (with and
+        without ``.runconfig``) and ``dir/name.runconfig``, as Azure ML v1 does.
+        """
+        from targets.runconfig.io import load_runconfig
+
+        return load_runconfig(path, name=name).config
+
+
+def _scalar_str(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+def _stringify_values(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): (_scalar_str(v) if v is not None else "") for k, v in value.items()}
+    return value
