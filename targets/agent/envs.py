@@ -1,0 +1,738 @@
+"""The agent's environment cache: build, reuse, list and prune Python environments.
+
+STDLIB ONLY. This module is shipped to remote machines and run there with the system
+``python3`` (3.8 or newer), so: no third-party imports, no imports from ``targets``
+outside ``targets.agent``, no ``match``, no ``X | Y`` outside annotations, no 3.10+ APIs.
+
+An environment lives in ``<root>/envs/<hash>/``; ``<hash>`` comes from the client
+(:attr:`targets.environments.EnvironmentSpec.hash`). The folder is usable only once the
+marker file ``.targets-ready`` exists; the marker is written last, atomically, and holds
+the JSON record (spec, builder, created, python). A folder without the marker is a
+half-built leftover: it is removed and rebuilt. ``<root>/envs/<hash>.lock`` is locked with
+``fcntl.flock`` while an environment is checked or built, so two runs preparing the same
+spec at once build it once: the second waits and then reuses it.
+
+Builders, in order of preference for a managed spec:
+
+1. ``micromamba``, ``mamba`` or ``conda`` on PATH: ``create`` from an ``environment.yml``
+   written from the spec (channels, dependencies, pip block with its options).
+2. ``uv``: ``uv venv --python X.Y`` (never downloading a Python), then ``uv pip install``;
+   conda specs are tried as PyPI requirements (see :func:`conda_to_pip`).
+3. ``python -m venv`` + ``pip install``, with the same translation.
+
+Design choice: lock files are never deleted, not even by prune. Deleting a lock file
+while another process holds it open would let a third process lock a fresh file with the
+same name, and two builds of one environment could then run at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import deque
+from functools import partial
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
+
+if TYPE_CHECKING:  # typing-only names: subscripting them at runtime fails on Python 3.8
+    from collections.abc import Callable, Iterable
+
+    # (spec, env_dir, log, default_python) -> the environment's python
+    _Build = Callable[[dict[str, Any], str, IO[bytes], str | None], str]
+
+__all__ = [
+    "EnvError",
+    "conda_to_pip",
+    "describe_spec",
+    "ensure_environment",
+    "environment_yaml",
+    "list_environments",
+    "prune_environments",
+]
+
+MARKER = ".targets-ready"
+LAST_USED = ".targets-last-used"
+ENVS = "envs"
+
+_HASH_RE = re.compile(r"^[0-9a-f]{16,64}$")
+_NAME_RE = re.compile(r"^([A-Za-z0-9_][A-Za-z0-9._-]*)")
+_OPERATORS = ("==", ">=", "<=", "!=", "~=", ">", "<")
+_TAIL_LINES = 200
+
+_NO_CONDA_HINT = (
+    "it was tried as a PyPI requirement because no conda, mamba or micromamba is "
+    "installed on the target; install micromamba on the target, or move the package to "
+    "the pip list of the conda file"
+)
+
+
+class EnvError(Exception):
+    """Preparing an environment failed. The message names what failed (a package, a
+    Python version, an interpreter) and what to install or change."""
+
+
+# -- spec helpers shared with the client ----------------------------------------------------
+
+
+def describe_spec(spec: dict[str, Any]) -> str:
+    """One line describing an environment spec (``EnvironmentSpec.to_json()``)."""
+    if not spec.get("managed"):
+        interpreter = spec.get("interpreter")
+        return "user-managed: " + (interpreter if interpreter else "default python")
+    parts = ["python " + (spec.get("python_version") or "(any)")]
+    conda = [p for p in spec.get("conda_packages") or [] if _spec_name(p) != "python"]
+    pip = list(spec.get("pip_packages") or [])
+    if conda:
+        parts.append("conda: " + ", ".join(conda))
+    if pip:
+        parts.append("pip: " + ", ".join(pip))
+    line = "; ".join(parts)
+    return line if len(line) <= 120 else line[:117] + "..."
+
+
+def _spec_name(conda_spec: str) -> str:
+    text = conda_spec.strip()
+    if "::" in text:
+        text = text.split("::", 1)[1]
+    match = _NAME_RE.match(text)
+    return match.group(1).lower() if match else text.lower()
+
+
+def _version_constraint(version: str) -> str:
+    """A conda bare version (``1.26``, ``1.26.4``, ``1.26.*``, ``1.2*``) as a PEP 440
+    clause: two components or fewer, or a wildcard, match the series; three or more are
+    exact."""
+    if version.endswith("*"):
+        stem = version.rstrip("*").rstrip(".")
+        return "==" + stem + ".*"
+    if version.count(".") >= 2:
+        return "==" + version
+    return "==" + version + ".*"
+
+
+def _constraint_clause(text: str, spec: str) -> str:
+    """Translate one conda version clause (after the name) into PEP 440."""
+    text = text.strip()
+    if "|" in text:
+        raise ValueError(
+            f"conda spec {spec!r} uses '|' (either version), which a PyPI requirement cannot "
+            "express"
+        )
+    clauses = []
+    for piece in text.split(","):
+        piece = piece.strip()
+        if not piece:
+            continue
+        if piece.startswith("=="):
+            clauses.append("==" + piece[2:].strip().split("=", 1)[0])
+        elif piece.startswith(_OPERATORS):
+            clauses.append(piece.replace(" ", ""))
+        elif piece.startswith("="):
+            clauses.append(_version_constraint(piece[1:].split("=", 1)[0]))
+        else:
+            clauses.append(_version_constraint(piece))
+    return ",".join(clauses)
+
+
+def conda_to_pip(spec: str) -> str | None:
+    """Translate a conda spec into a PyPI requirement; ``None`` for ``python`` and ``pip``.
+
+    ``numpy`` -> ``numpy``; ``numpy=1.26`` -> ``numpy==1.26.*``; ``numpy=1.26.4`` ->
+    ``numpy==1.26.4``; ``numpy=1.26.4=py311h...`` -> ``numpy==1.26.4`` (the build string
+    is dropped); ``numpy>=1.2`` kept; ``numpy 1.26`` -> ``numpy==1.26.*``;
+    ``conda-forge::numpy`` -> ``numpy``; ``numpy[version='>=1.2']`` -> ``numpy>=1.2``.
+
+    Raises ValueError for a spec that has no PyPI equivalent (``a|b`` alternatives).
+    The package *name* is kept: a conda package whose PyPI name differs (``pytorch`` vs
+    ``torch``) is not renamed.
+    """
+    text = spec.strip()
+    if "::" in text:
+        text = text.split("::", 1)[1]
+    match = _NAME_RE.match(text)
+    if not match:
+        raise ValueError(f"{spec!r} is not a conda package spec")
+    name = match.group(1)
+    if name.lower() in ("python", "pip"):
+        return None
+    rest = text[match.end() :]
+    if rest.startswith("["):
+        end = rest.find("]")
+        bracket = rest[1:end] if end >= 0 else rest[1:]
+        found = re.search(r"version\s*=\s*['\"]?([^'\"\],]+(?:,[^'\"\],]+)*)", bracket)
+        rest = found.group(1) if found else ""
+        if rest and not rest.startswith(("=", *_OPERATORS)):
+            rest = " " + rest
+    if not rest.strip():
+        return name
+    if rest[0].isspace():
+        # Space form: "name version [build]"; the build string is dropped.
+        rest = re.sub(r"([=<>!~]=?)\s+", r"\1", rest)
+        version = re.sub(r"\s*,\s*", ",", rest).split()[0]
+        return name + _constraint_clause(version, spec)
+    return name + _constraint_clause(rest, spec)
+
+
+def environment_yaml(spec: dict[str, Any]) -> str:
+    """The ``environment.yml`` a conda-family builder creates the environment from.
+
+    Every scalar is written as a JSON string, which is also a valid YAML scalar, so no
+    YAML library is needed.
+    """
+    q = json.dumps
+    lines = ["name: " + q("targets-" + str(spec.get("hash", "env")))]
+    channels = list(spec.get("channels") or [])
+    if channels:
+        lines.append("channels:")
+        lines.extend("  - " + q(c) for c in channels)
+    deps = list(spec.get("conda_packages") or [])
+    if not any(_spec_name(d) == "python" for d in deps):
+        version = spec.get("python_version")
+        deps.insert(0, "python=" + version if version else "python")
+    pip_items = list(spec.get("pip_options") or []) + list(spec.get("pip_packages") or [])
+    if pip_items and not any(_spec_name(d) == "pip" for d in deps):
+        deps.append("pip")
+    lines.append("dependencies:")
+    lines.extend("  - " + q(d) for d in deps)
+    if pip_items:
+        lines.append("  - pip:")
+        lines.extend("      - " + q(p) for p in pip_items)
+    variables = spec.get("variables") or []
+    if variables:
+        lines.append("variables:")
+        lines.extend(f"  {q(k)}: {q(v)}" for k, v in variables)
+    return "\n".join(lines) + "\n"
+
+
+# -- public entry points --------------------------------------------------------------------
+
+
+def ensure_environment(
+    spec: dict[str, Any],
+    root: str,
+    log: BinaryIO,
+    *,
+    uv: str | None = None,
+    default_python: str | None = None,
+) -> dict[str, Any]:
+    """Return a ready environment for ``spec``, building it if needed. Blocking.
+
+    ``spec`` is ``EnvironmentSpec.to_json()`` plus ``"hash"``. ``uv`` is the uv binary to
+    use (default: ``uv`` on PATH). ``default_python`` is the interpreter used when the
+    spec names none (user-managed without ``interpreter``, or managed without a Python
+    version); it wins over ``python3`` on PATH.
+
+    Returns ``{"python", "env_dir", "reused", "builder"}``. For a user-managed spec nothing
+    is built: ``env_dir`` is None, ``builder`` is ``"none"`` and ``reused`` is False.
+    Idempotent: a second call with the same hash reuses the environment. Build output
+    streams into ``log`` as it happens. Raises :class:`EnvError`; a failed build leaves no
+    folder behind.
+    """
+    if not spec.get("managed"):
+        python = resolve_interpreter(spec.get("interpreter"), default_python)
+        return {"python": python, "env_dir": None, "reused": False, "builder": "none"}
+
+    env_hash = str(spec.get("hash") or "")
+    if not _HASH_RE.match(env_hash):
+        raise EnvError(f"environment hash {env_hash!r} is not 16-64 lower-case hex digits")
+    envs = os.path.join(os.path.abspath(root), ENVS)
+    os.makedirs(envs, exist_ok=True)
+    env_dir = os.path.join(envs, env_hash)
+    with open(os.path.join(envs, env_hash + ".lock"), "a+b") as lock:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            _log(log, "# waiting for another run that is preparing this environment")
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        # The lock is released when the file is closed.
+        record = _read_marker(env_dir)
+        if record is not None:
+            _touch(os.path.join(env_dir, LAST_USED))
+            _log(log, "# reusing environment {} ({})".format(env_hash, record.get("builder")))
+            return {
+                "python": record["python"],
+                "env_dir": env_dir,
+                "reused": True,
+                "builder": record.get("builder", "unknown"),
+            }
+        if os.path.lexists(env_dir):
+            _log(log, f"# removing half-built environment {env_hash}")
+            _remove(env_dir)
+        builder, build = _choose_builder(uv)
+        _log(log, f"# preparing environment {env_hash} with {builder}")
+        _log(log, "# " + describe_spec(spec))
+        started = time.time()
+        try:
+            python = build(spec, env_dir, log, default_python)
+            if not _runs(python):
+                raise EnvError(f"the environment was built but {python} does not run")
+            record = {
+                "hash": env_hash,
+                "spec": spec,
+                "builder": builder,
+                "python": python,
+                "created": time.time(),
+                "describe": describe_spec(spec),
+            }
+            _touch(os.path.join(env_dir, LAST_USED))
+            _write_marker(env_dir, record)
+        except BaseException:
+            _remove(env_dir)
+            raise
+        _log(log, f"# environment {env_hash} ready in {time.time() - started:.1f}s")
+        return {"python": python, "env_dir": env_dir, "reused": False, "builder": builder}
+
+
+def list_environments(root: str) -> list[dict[str, Any]]:
+    """Every folder under ``<root>/envs``: hash, builder, describe, created, last_used,
+    size_bytes, ready (marker present) and building (its lock is held). Read-only."""
+    envs = os.path.join(os.path.abspath(root), ENVS)
+    if not os.path.isdir(envs):
+        return []
+    result = []
+    for name in sorted(os.listdir(envs)):
+        path = os.path.join(envs, name)
+        if not _HASH_RE.match(name) or not os.path.isdir(path):
+            continue
+        record = _read_marker(path) or {}
+        result.append(
+            {
+                "hash": name,
+                "builder": record.get("builder"),
+                "describe": record.get("describe", ""),
+                "created": record.get("created"),
+                "last_used": _mtime(os.path.join(path, LAST_USED)),
+                "size_bytes": _size(path),
+                "ready": bool(record),
+                "building": _is_locked(os.path.join(envs, name + ".lock")),
+            }
+        )
+    return result
+
+
+def prune_environments(
+    root: str,
+    *,
+    keep_hashes: Iterable[str] = (),
+    older_than_seconds: float | None = None,
+) -> list[str]:
+    """Remove environments and return their hashes.
+
+    Removes every environment not in ``keep_hashes`` whose last use (or creation) is older
+    than ``older_than_seconds`` (all of them when None). An environment being built (its
+    lock is held) is never removed; half-built folders whose builder has gone are.
+    """
+    keep = set(keep_hashes)
+    envs = os.path.join(os.path.abspath(root), ENVS)
+    if not os.path.isdir(envs):
+        return []
+    now = time.time()
+    removed = []
+    for name in sorted(os.listdir(envs)):
+        path = os.path.join(envs, name)
+        if name in keep or not _HASH_RE.match(name) or not os.path.isdir(path):
+            continue
+        with open(os.path.join(envs, name + ".lock"), "a+b") as lock:
+            try:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # being built or checked right now
+            if older_than_seconds is not None:
+                stamp = _mtime(os.path.join(path, LAST_USED)) or _mtime(path) or 0.0
+                if now - stamp < older_than_seconds:
+                    continue
+            _remove(path)
+            removed.append(name)
+    return removed
+
+
+# -- interpreters -----------------------------------------------------------------------------
+
+
+def resolve_interpreter(interpreter: str | None, default_python: str | None = None) -> str:
+    """The absolute path of a Python interpreter that runs.
+
+    ``interpreter`` may be a path or a name looked up on PATH (``python3``). When None,
+    ``default_python`` is used, else ``python3`` (then ``python``) on PATH. Symlinks are
+    not resolved: a venv's ``bin/python`` must stay inside its venv. Raises EnvError.
+    """
+    wanted = interpreter or default_python
+    if wanted:
+        path = _which(wanted)
+        if path is None:
+            raise EnvError(
+                f"the Python interpreter {wanted!r} was not found on the target; install it or fix "
+                "interpreter_path in the run configuration"
+            )
+    else:
+        path = _which("python3") or _which("python")
+        if path is None:
+            raise EnvError(
+                "no python3 on the target's PATH; install Python 3 on the target or set "
+                "interpreter_path in the run configuration"
+            )
+    if not _runs(path):
+        raise EnvError(
+            f"the Python interpreter {path} does not run on the target; fix interpreter_path "
+            "or reinstall that Python"
+        )
+    return path
+
+
+def _which(name: str) -> str | None:
+    if os.sep in name:
+        path = os.path.abspath(os.path.expanduser(name))
+        return path if os.path.isfile(path) and os.access(path, os.X_OK) else None
+    found = shutil.which(name)
+    return os.path.abspath(found) if found else None
+
+
+def _runs(python: str) -> bool:
+    try:
+        done = subprocess.run(
+            [python, "-c", "import sys; sys.exit(0 if sys.version_info >= (3,) else 1)"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
+def _python_version_of(python: str) -> str | None:
+    try:
+        out = subprocess.run(
+            [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.decode().strip() if out.returncode == 0 else None
+
+
+def _python_missing(version: str) -> EnvError:
+    major = version.split(".")[0]
+    return EnvError(
+        f"Python {version} is not installed on the target; install it (e.g. apt-get install "
+        f"python{version} / pyenv install {version}) or change `python=` in the conda file"
+        if major == "3"
+        else f"Python {version} is not installed on the target; change `python=` in the conda file"
+    )
+
+
+# -- builders ---------------------------------------------------------------------------------
+
+
+def _choose_builder(uv: str | None) -> tuple[str, _Build]:
+    for tool in ("micromamba", "mamba", "conda"):
+        path = shutil.which(tool)
+        if path:
+            return "conda", partial(_build_conda, path, tool)
+    uv_path = _which(uv) if uv else shutil.which("uv")
+    if uv_path:
+        return "uv", partial(_build_uv, uv_path)
+    return "venv", _build_venv
+
+
+def _build_conda(
+    tool_path: str,
+    tool: str,
+    spec: dict[str, Any],
+    env_dir: str,
+    log: IO[bytes],
+    default_python: str | None,
+) -> str:
+    yml = env_dir + ".environment.yml"
+    with open(yml, "w") as handle:
+        handle.write(environment_yaml(spec))
+    try:
+        if tool == "micromamba":
+            argv = [tool_path, "create", "--yes", "--prefix", env_dir, "--file", yml]
+        else:
+            argv = [tool_path, "env", "create", "--quiet", "--prefix", env_dir, "--file", yml]
+        code, tail = _stream(argv, log, os.environ.copy())
+    finally:
+        os.unlink(yml)
+    if code != 0:
+        raise EnvError(
+            f"{tool} could not create the environment (exit code {code}); "
+            f"last lines:\n{_last_lines(tail)}"
+        )
+    return os.path.join(env_dir, "bin", "python")
+
+
+def _uv_env() -> dict[str, str]:
+    env = os.environ.copy()
+    for name in ("UV_PYTHON", "VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONHOME"):
+        env.pop(name, None)
+    env["UV_PYTHON_DOWNLOADS"] = "never"
+    env.setdefault("NO_COLOR", "1")
+    return env
+
+
+def _build_uv(
+    uv: str, spec: dict[str, Any], env_dir: str, log: IO[bytes], default_python: str | None
+) -> str:
+    env = _uv_env()
+    version = spec.get("python_version")
+    if version:
+        found = subprocess.run(
+            [uv, "python", "find", "--no-project", version],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        if found.returncode != 0:
+            raise _python_missing(version)
+        python_request = version
+    else:
+        python_request = resolve_interpreter(None, default_python)
+    code, tail = _stream(
+        [uv, "venv", "--no-project", "--python", python_request, env_dir],
+        log,
+        env,
+        cwd=os.path.dirname(env_dir),
+    )
+    if code != 0:
+        raise EnvError(
+            f"uv could not create a virtual environment with Python {python_request} "
+            f"(exit code {code}); "
+            f"last lines:\n{_last_lines(tail)}"
+        )
+    python = os.path.join(env_dir, "bin", "python")
+    requirements, from_conda = _requirements(spec)
+    if requirements:
+        argv = [uv, "pip", "install", "--python", python]
+        argv += _uv_options(spec.get("pip_options") or [])
+        argv += requirements
+        code, tail = _stream(argv, log, env, cwd=os.path.dirname(env_dir))
+        if code != 0:
+            raise _install_failed("uv", code, tail, from_conda)
+    return python
+
+
+def _build_venv(
+    spec: dict[str, Any], env_dir: str, log: IO[bytes], default_python: str | None
+) -> str:
+    version = spec.get("python_version")
+    if version:
+        base = None
+        for candidate in (default_python, _which("python" + version), _which("python3")):
+            if candidate and _python_version_of(candidate) == version:
+                base = candidate
+                break
+        if base is None:
+            raise _python_missing(version)
+    else:
+        base = resolve_interpreter(None, default_python)
+    env = os.environ.copy()
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    code, tail = _stream([base, "-m", "venv", env_dir], log, env)
+    if code != 0:
+        raise EnvError(
+            "{} -m venv failed (exit code {}); install the venv module (e.g. apt-get "
+            "install python{}-venv); last lines:\n{}".format(
+                base, code, version or "3", _last_lines(tail)
+            )
+        )
+    python = os.path.join(env_dir, "bin", "python")
+    requirements, from_conda = _requirements(spec)
+    if requirements:
+        argv = [python, "-m", "pip", "install"]
+        for option in spec.get("pip_options") or []:
+            argv += option.split(None, 1)
+        argv += requirements
+        code, tail = _stream(argv, log, env, cwd=os.path.dirname(env_dir))
+        if code != 0:
+            raise _install_failed("pip", code, tail, from_conda)
+    return python
+
+
+def _requirements(spec: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+    """PyPI requirements for a venv build, and the conda specs they came from (by
+    normalised name)."""
+    requirements = []
+    from_conda = {}
+    for conda_spec in spec.get("conda_packages") or []:
+        try:
+            requirement = conda_to_pip(conda_spec)
+        except ValueError as exc:
+            raise EnvError(f"{exc}; {_NO_CONDA_HINT}") from exc
+        if requirement is not None:
+            requirements.append(requirement)
+            from_conda[_pypi_name(requirement)] = conda_spec
+    requirements.extend(spec.get("pip_packages") or [])
+    return requirements, from_conda
+
+
+def _uv_options(options: Iterable[str]) -> list[str]:
+    argv = []
+    for option in options:
+        parts = option.split(None, 1)
+        flag = parts[0]
+        if flag == "--pre":
+            argv += ["--prerelease", "allow"]
+        elif flag == "--trusted-host":
+            argv += ["--allow-insecure-host", *parts[1:]]
+        else:
+            argv += parts
+    return argv
+
+
+def _pypi_name(requirement: str) -> str:
+    match = _NAME_RE.match(requirement.strip())
+    name = match.group(1) if match else requirement
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+_NOT_FOUND_PATTERNS = (
+    # uv: "Because foo was not found in the package registry and you require foo, ..."
+    re.compile(r"Because ([A-Za-z0-9][A-Za-z0-9._-]*) was not found in the"),
+    # uv: "Because there is no version of foo==9.9 and you require foo==9.9, ..."
+    re.compile(r"there is no version of ([A-Za-z0-9][A-Za-z0-9._-]*)"),
+    # pip: "ERROR: No matching distribution found for foo"
+    re.compile(r"No matching distribution found for ([A-Za-z0-9][A-Za-z0-9._-]*)"),
+)
+
+
+def _install_failed(tool: str, code: int, tail: deque[str], from_conda: dict[str, str]) -> EnvError:
+    text = "\n".join(tail)
+    names: list[str] = []
+    for pattern in _NOT_FOUND_PATTERNS:
+        for found in pattern.findall(text):
+            name = _pypi_name(found)
+            if name not in names:
+                names.append(name)
+    if not names:
+        return EnvError(
+            f"{tool} could not install the packages (exit code {code}); "
+            f"last lines:\n{_last_lines(tail)}"
+        )
+    described = ", ".join(
+        f"{n} (conda spec {from_conda[n]!r})" if n in from_conda else n for n in names
+    )
+    message = "could not find {} {}".format("package" if len(names) == 1 else "packages", described)
+    if any(n in from_conda for n in names):
+        message += "; " + _NO_CONDA_HINT
+    else:
+        message += "; check the name and version in the pip list and the package index options"
+    return EnvError(message + f"\nlast lines of {tool}:\n{_last_lines(tail, 10)}")
+
+
+# -- plumbing ---------------------------------------------------------------------------------
+
+
+def _stream(
+    argv: list[str], log: IO[bytes], env: dict[str, str], cwd: str | None = None
+) -> tuple[int, deque[str]]:
+    """Run ``argv``, copying its stdout and stderr into ``log`` line by line as they come.
+    Returns the exit code and the last lines of output."""
+    _log(log, "$ " + " ".join(argv))
+    tail: deque[str] = deque(maxlen=_TAIL_LINES)
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+        )
+    except OSError as exc:
+        raise EnvError(f"could not start {argv[0]}: {exc}") from exc
+    if proc.stdout is None:  # pragma: no cover - PIPE was requested
+        raise EnvError(f"could not read the output of {argv[0]}")
+    for line in iter(proc.stdout.readline, b""):
+        log.write(line if line.endswith(b"\n") else line + b"\n")
+        log.flush()
+        tail.append(line.decode("utf-8", "replace").rstrip("\n"))
+    return proc.wait(), tail
+
+
+def _last_lines(tail: Iterable[str], count: int = 20) -> str:
+    lines = [line for line in tail if line.strip()]
+    return "\n".join("  " + line for line in lines[-count:])
+
+
+def _log(log: IO[bytes], line: str) -> None:
+    log.write(line.encode("utf-8", "replace") + b"\n")
+    log.flush()
+
+
+def _read_marker(env_dir: str) -> dict[str, Any] | None:
+    try:
+        with open(os.path.join(env_dir, MARKER)) as handle:
+            record = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or "python" not in record:
+        return None
+    return record
+
+
+def _write_marker(env_dir: str, record: dict[str, Any]) -> None:
+    tmp = os.path.join(env_dir, MARKER + ".tmp")
+    with open(tmp, "w") as handle:
+        json.dump(record, handle, indent=2, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, os.path.join(env_dir, MARKER))
+
+
+def _touch(path: str) -> None:
+    with open(path, "a"):
+        pass
+    os.utime(path, None)
+
+
+def _mtime(path: str) -> float | None:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None
+
+
+def _size(path: str) -> int:
+    total = 0
+    for dirpath, _dirnames, filenames in os.walk(path):
+        for name in filenames:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+    return total
+
+
+def _is_locked(lock_path: str) -> bool:
+    if not os.path.exists(lock_path):
+        return False
+    with open(lock_path, "a+b") as lock:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        return False
+
+
+def _remove(path: str) -> None:
+    if os.path.islink(path) or os.path.isfile(path):
+        os.unlink(path)
+    elif os.path.isdir(path):
+        shutil.rmtree(path)
+
+
+if __name__ == "__main__":  # pragma: no cover - manual use on a target
+    print(json.dumps(list_environments(sys.argv[1] if len(sys.argv) > 1 else "."), indent=2))

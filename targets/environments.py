@@ -1,0 +1,407 @@
+"""Which Python environment a run needs: a normalised, hashable :class:`EnvironmentSpec`.
+
+:func:`resolve_environment` reads a :class:`~targets.runconfig.model.RunConfiguration`
+(and the conda file it names) into an :class:`EnvironmentSpec`. The spec travels to the
+target as JSON (:meth:`EnvironmentSpec.to_json` plus ``"hash"``), where the agent
+(:mod:`targets.agent.envs`) builds it once into ``<root>/envs/<hash>/`` and reuses it.
+
+The rules, in order:
+
+- ``user_managed_dependencies: true`` -> user-managed: the run uses ``interpreter_path``
+  (or the target's default Python) as it is; nothing is built.
+- System-managed with a conda file (``conda_dependencies_file``, relative to the source
+  directory) or inline ``conda_dependencies`` -> managed: an isolated environment built
+  from that spec.
+- System-managed with no conda dependencies at all -> user-managed with the default
+  interpreter. Design choice: this is what Azure ML CLI v2 does for a job without an
+  environment, and building an empty environment would only hide the user's packages.
+
+A bad conda file (missing, bad YAML, a malformed spec like ``numpy==``, an item that is
+neither a string nor a ``pip:`` block, an unsupported pip option) raises
+:class:`~targets.errors.ConfigError` (exit code 2) before anything runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from targets.agent.envs import describe_spec
+from targets.errors import ConfigError
+from targets.runconfig.model import CondaSpec, PipBlock, RunConfiguration
+
+__all__ = ["EnvironmentSpec", "resolve_environment"]
+
+HASH_LENGTH = 16
+"""Hex digits of the environment hash. 64 bits make a collision between one user's
+environments practically impossible, and short paths matter: conda prefixes end up in
+shebang lines, which are limited to about 127 characters."""
+
+_NAME = r"[A-Za-z0-9_][A-Za-z0-9._-]*"
+_VERSION = r"[A-Za-z0-9_.*+!]+"
+_OP = r"(?:==|>=|<=|!=|~=|>|<|=)"
+_CLAUSE = rf"{_OP}?\s*{_VERSION}(?:\s*[,|]\s*{_OP}?\s*{_VERSION})*"
+_BUILD = r"[A-Za-z0-9_.*+]+"
+_CONDA_SPEC = re.compile(
+    rf"^(?:[^\s:]+::)?{_NAME}"
+    rf"(?:\[[^\]]*\])?"  # bracket form: numpy[version='>=1.2']
+    rf"(?:\s*{_OP}\s*{_VERSION}(?:\s*[,|]\s*{_OP}?\s*{_VERSION})*(?:={_BUILD})?"
+    rf"|\s+{_CLAUSE}(?:\s+{_BUILD})?)?$"
+)
+_PIP_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+_OPTION = re.compile(r"^(-{1,2}[A-Za-z][A-Za-z-]*)(?:[=\s]\s*(.*))?$")
+_DANGLING_OPERATOR = re.compile(r"(===|==|>=|<=|!=|~=|>|<)\s*(,|;|$)")
+
+# pip options the builders understand, with their short spellings.
+_VALUE_OPTIONS = {
+    "--index-url": "--index-url",
+    "-i": "--index-url",
+    "--extra-index-url": "--extra-index-url",
+    "--find-links": "--find-links",
+    "-f": "--find-links",
+    "--trusted-host": "--trusted-host",
+}
+_FLAG_OPTIONS = {"--no-index", "--pre"}
+_REQUIREMENT_OPTIONS = {"-r", "--requirement"}
+
+
+@dataclass(frozen=True, slots=True)
+class EnvironmentSpec:
+    """The environment one run needs, as written by the user.
+
+    ``conda_packages`` holds the conda specs as written, including the ``python`` spec
+    (``python=3.11.4``: a conda builder installs exactly that) but without a bare ``pip``
+    (builders add it when there are pip packages). ``python_version`` is its major.minor
+    (``"3.11"``), which is what a venv builder asks for. ``pip_options`` are normalised
+    ``"--opt value"`` strings (``--index-url``, ``--extra-index-url``, ``--find-links``,
+    ``--trusted-host``, ``--no-index``, ``--pre``).
+    """
+
+    managed: bool
+    interpreter: str | None
+    python_version: str | None
+    channels: tuple[str, ...]
+    conda_packages: tuple[str, ...]
+    pip_packages: tuple[str, ...]
+    pip_options: tuple[str, ...]
+    variables: tuple[tuple[str, str], ...]
+    docker: dict[str, Any] | None = None
+
+    @property
+    def hash(self) -> str:
+        """Hex digest of the normalised spec: the same environment written differently
+        (reordered packages, spacing, name case, ``numpy_x`` vs ``numpy-x`` on PyPI) gives
+        the same hash. Channel and pip-option order is kept: it changes which package
+        wins."""
+        canonical = json.dumps(self._normalised(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:HASH_LENGTH]
+
+    def _normalised(self) -> dict[str, Any]:
+        if not self.managed:
+            return {"managed": False, "interpreter": self.interpreter, "docker": self.docker}
+        return {
+            "managed": True,
+            "python_version": self.python_version,
+            "channels": _unique(c.strip() for c in self.channels),
+            "conda_packages": sorted(set(map(_normalise_conda, self.conda_packages))),
+            "pip_packages": sorted(set(map(_normalise_pip, self.pip_packages))),
+            "pip_options": _unique(_normalise_option(o) for o in self.pip_options),
+            "variables": sorted({k.strip(): v for k, v in self.variables}.items()),
+            "docker": self.docker,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (without ``hash``; the caller adds it for the agent)."""
+        return {
+            "managed": self.managed,
+            "interpreter": self.interpreter,
+            "python_version": self.python_version,
+            "channels": list(self.channels),
+            "conda_packages": list(self.conda_packages),
+            "pip_packages": list(self.pip_packages),
+            "pip_options": list(self.pip_options),
+            "variables": [list(pair) for pair in self.variables],
+            "docker": self.docker,
+        }
+
+    @classmethod
+    def from_json(cls, raw: Any) -> EnvironmentSpec:
+        """Rebuild a spec from :meth:`to_json` output (an extra ``hash`` key is ignored).
+        Raises ValueError when ``raw`` does not have that shape."""
+        if not isinstance(raw, dict):
+            raise ValueError("an environment spec must be a JSON object")
+        try:
+            variables = tuple((str(k), str(v)) for k, v in raw.get("variables") or [])
+            docker = raw.get("docker")
+            if docker is not None and not isinstance(docker, dict):
+                raise ValueError("docker must be an object or null")
+            return cls(
+                managed=bool(raw["managed"]),
+                interpreter=_opt_str(raw.get("interpreter")),
+                python_version=_opt_str(raw.get("python_version")),
+                channels=_str_tuple(raw.get("channels")),
+                conda_packages=_str_tuple(raw.get("conda_packages")),
+                pip_packages=_str_tuple(raw.get("pip_packages")),
+                pip_options=_str_tuple(raw.get("pip_options")),
+                variables=variables,
+                docker=docker,
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not an environment spec: {exc}") from exc
+
+    def describe(self) -> str:
+        """One line for listings, e.g. ``python 3.11; conda: numpy=1.26; pip: torch``."""
+        return describe_spec(self.to_json())
+
+
+def resolve_environment(config: RunConfiguration, source_dir: Path) -> EnvironmentSpec:
+    """The environment ``config`` needs. Reads the conda file (relative to
+    ``source_dir``) if there is one; otherwise no I/O. Raises ConfigError for a bad
+    conda file or spec."""
+    python = config.environment.python
+    if python.user_managed_dependencies:
+        return _user_managed(python.interpreter_path)
+    if python.conda_dependencies_file:
+        path = Path(python.conda_dependencies_file)
+        if not path.is_absolute():
+            path = Path(source_dir) / path
+        return _managed(_load_conda_file(path), path.parent, str(path))
+    if python.conda_dependencies is not None:
+        return _managed(
+            python.conda_dependencies,
+            Path(source_dir),
+            "environment.python.conda_dependencies",
+        )
+    # No conda dependencies at all: run with the target's default interpreter.
+    return _user_managed(python.interpreter_path)
+
+
+def _user_managed(interpreter: str | None) -> EnvironmentSpec:
+    return EnvironmentSpec(
+        managed=False,
+        interpreter=interpreter or None,
+        python_version=None,
+        channels=(),
+        conda_packages=(),
+        pip_packages=(),
+        pip_options=(),
+        variables=(),
+    )
+
+
+def _managed(conda: CondaSpec, base_dir: Path, where: str) -> EnvironmentSpec:
+    python_version: str | None = None
+    conda_packages: list[str] = []
+    pip_items: list[str] = []
+    for index, item in enumerate(conda.dependencies):
+        if isinstance(item, PipBlock):
+            pip_items.extend(item.pip)
+            continue
+        spec = " ".join(item.split())
+        key = f"dependencies[{index}]"
+        if not _CONDA_SPEC.match(spec):
+            raise ConfigError(
+                f"{spec!r} is not a valid conda package spec",
+                path=where,
+                key_path=key,
+                hint="write it like `numpy`, `numpy=1.26`, `numpy>=1.2,<2` or `numpy 1.26.4`",
+            )
+        name = _conda_name(spec)
+        if name == "python":
+            python_version = _major_minor(spec, where, key)
+        elif name == "pip" and spec.lower() == "pip":
+            continue
+        conda_packages.append(spec)
+    pip_packages, pip_options = _split_pip(pip_items, base_dir, where, depth=0)
+    return EnvironmentSpec(
+        managed=True,
+        interpreter=None,
+        python_version=python_version,
+        channels=tuple(c.strip() for c in conda.channels if c.strip()),
+        conda_packages=tuple(conda_packages),
+        pip_packages=tuple(pip_packages),
+        pip_options=tuple(pip_options),
+        variables=tuple(sorted(conda.variables.items())),
+    )
+
+
+def _major_minor(spec: str, where: str, key: str) -> str | None:
+    found = re.search(r"(\d+)\.(\d+)", spec)
+    if found:
+        return f"{found.group(1)}.{found.group(2)}"
+    if re.search(r"\d", spec):
+        raise ConfigError(
+            f"{spec!r}: give the Python version as major.minor, e.g. python=3.11",
+            path=where,
+            key_path=key,
+        )
+    return None  # bare `python`: whatever the builder finds
+
+
+def _split_pip(
+    items: list[str], base_dir: Path, where: str, *, depth: int
+) -> tuple[list[str], list[str]]:
+    packages: list[str] = []
+    options: list[str] = []
+    for raw in items:
+        item = raw.strip()
+        if not item or item.startswith("#"):
+            continue
+        if not item.startswith("-"):
+            if _DANGLING_OPERATOR.search(item.split(" @ ")[0]) or not _PIP_NAME.match(item):
+                raise ConfigError(
+                    f"{item!r} is not a valid pip requirement",
+                    path=where,
+                    key_path="dependencies.pip",
+                    hint="write it like `requests`, `requests==2.31.0` or `requests>=2,<3`",
+                )
+            packages.append(item)
+            continue
+        found = _OPTION.match(item)
+        flag, value = (found.group(1), (found.group(2) or "").strip()) if found else (item, "")
+        if flag in _FLAG_OPTIONS and not value:
+            options.append(flag)
+        elif flag in _VALUE_OPTIONS and value:
+            options.append(f"{_VALUE_OPTIONS[flag]} {value}")
+        elif flag in _REQUIREMENT_OPTIONS and value and depth < 5:
+            path = Path(value) if Path(value).is_absolute() else base_dir / value
+            try:
+                lines = path.read_text().splitlines()
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot read the requirements file {value!r}: {exc.strerror}",
+                    path=where,
+                    key_path="dependencies.pip",
+                ) from exc
+            more_packages, more_options = _split_pip(
+                [line.split(" #")[0] for line in lines], path.parent, str(path), depth=depth + 1
+            )
+            packages.extend(more_packages)
+            options.extend(more_options)
+        else:
+            supported = ", ".join(sorted({*_VALUE_OPTIONS.values(), *_FLAG_OPTIONS, "-r"}))
+            raise ConfigError(
+                f"the pip option {item!r} is not supported in an environment",
+                path=where,
+                key_path="dependencies.pip",
+                hint=f"supported options: {supported}",
+            )
+    return packages, options
+
+
+# TODO: switch to targets.runconfig.conda.load_conda_file once it lands; this private
+# reader exists only because that module was being written at the same time.
+def _load_conda_file(path: Path) -> CondaSpec:
+    where = str(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            "the conda dependencies file does not exist",
+            path=where,
+            hint="fix environment.python.conda_dependencies_file (it is relative to the "
+            "source directory)",
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read the conda file: {exc.strerror}", path=where) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"invalid YAML: {problem}", path=where, line=line) from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("a conda file must be a mapping with a dependencies list", path=where)
+    try:
+        return CondaSpec.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key_path = ""
+        for part in first["loc"]:
+            if isinstance(part, int):
+                key_path += f"[{part}]"
+            elif not _is_union_member(part):
+                key_path += f".{part}" if key_path else str(part)
+        raise ConfigError(
+            _conda_error_message(first),
+            path=where,
+            key_path=key_path or None,
+        ) from exc
+
+
+def _is_union_member(part: Any) -> bool:
+    # pydantic puts the union member it tried ("str", "PipBlock") into the error location.
+    return isinstance(part, str) and part in {"str", "PipBlock"}
+
+
+def _conda_error_message(error: Any) -> str:
+    loc = error["loc"]
+    if loc and loc[0] == "dependencies" and len(loc) >= 2 and isinstance(loc[1], int):
+        return (
+            "each dependency must be a conda spec string or a `pip:` list, got "
+            f"{error.get('input')!r}"
+        )
+    return str(error["msg"])
+
+
+def _conda_name(spec: str) -> str:
+    text = spec.split("::", 1)[1] if "::" in spec else spec
+    found = re.match(_NAME, text)
+    return found.group(0).lower() if found else text.lower()
+
+
+def _normalise_conda(spec: str) -> str:
+    text = " ".join(spec.split())
+    text = re.sub(r"\s*([=<>!~,|]+)\s*", r"\1", text)
+    name = _conda_name(text)
+    start = text.find("::") + 2 if "::" in text else 0
+    return text[:start] + name + text[start + len(name) :]
+
+
+def _normalise_pip(requirement: str) -> str:
+    text = " ".join(requirement.split())
+    text = re.sub(r"\s*([=<>!~,;\[\]]+)\s*", r"\1", text)
+    found = _PIP_NAME.match(text)
+    if not found:
+        return text
+    name = re.sub(r"[-_.]+", "-", found.group(1)).lower()
+    return name + text[found.end() :]
+
+
+def _normalise_option(option: str) -> str:
+    flag, _, value = option.strip().partition(" ")
+    return f"{flag.lower()} {value.strip()}".strip()
+
+
+def _unique(items: Any) -> list[str]:
+    seen: list[str] = []
+    for item in items:
+        if item and item not in seen:
+            seen.append(item)
+    return seen
+
+
+def _opt_str(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {value!r}")
+    return value
+
+
+def _str_tuple(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise TypeError(f"expected a list of strings, got {value!r}")
+    return tuple(value)
