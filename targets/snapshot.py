@@ -301,7 +301,7 @@ _Chain = tuple[tuple[str, GitIgnoreSpec], ...]
 
 
 def _walk(
-    root: str, real_root: str, always: GitIgnoreSpec, skip_abs: Callable[[str], bool]
+    root: str, real_root: str, always: GitIgnoreSpec, skip: Callable[[os.DirEntry[str]], bool]
 ) -> _Walk:
     result = _Walk()
     stack: list[tuple[str, str, _Chain]] = [(root, "", ())]
@@ -320,7 +320,7 @@ def _walk(
             relpath = rel + entry.name
             is_dir = entry.is_dir(follow_symlinks=False)
             probe = relpath + "/" if is_dir else relpath
-            if always.match_file(probe) or _ignored(chain, probe) or skip_abs(entry.path):
+            if always.match_file(probe) or _ignored(chain, probe) or skip(entry):
                 continue
             if entry.is_symlink():
                 _add_link(entry, rel, relpath, real_root, result)
@@ -614,9 +614,9 @@ def take_snapshot(
     root_str = os.fspath(root)
     real_root = os.path.realpath(root_str)
     always = GitIgnoreSpec.from_lines([*_ALWAYS_OUT, *always_exclude])
-    skip_abs = _cache_skipper(cache_path)
+    skip = _cache_skipper(cache_path)
 
-    walk = _walk(root_str, real_root, always, skip_abs)
+    walk = _walk(root_str, real_root, always, skip)
     if walk.escaping:
         raise SnapshotError(
             f"symlinks in {root} point outside it:\n{_listed(walk.escaping)}",
@@ -645,19 +645,18 @@ def take_snapshot(
     )
 
 
-def _cache_skipper(cache_path: Path | None) -> Callable[[str], bool]:
+def _cache_skipper(cache_path: Path | None) -> Callable[[os.DirEntry[str]], bool]:
     if cache_path is None:
-        return lambda _path: False
+        return lambda _entry: False
     real = os.path.realpath(cache_path)
     folder, name = os.path.split(real)
     tmp_prefix = f".{name}."
 
-    def skip(path: str) -> bool:
-        # Cheap test first: only paths whose name matches are resolved.
-        base = os.path.basename(path)
-        if base != name and not base.startswith(tmp_prefix):
+    def skip(entry: os.DirEntry[str]) -> bool:
+        # Cheap test first: only entries whose name matches are resolved.
+        if entry.name != name and not entry.name.startswith(tmp_prefix):
             return False
-        return os.path.dirname(os.path.realpath(path)) == folder
+        return os.path.dirname(os.path.realpath(entry.path)) == folder
 
     return skip
 
