@@ -1,5 +1,63 @@
-"""targets: attach compute targets and run Azure ML-style run configurations on them."""
+"""targets: attach compute targets and run Azure ML-style run configurations on them.
+
+The public API is this module's ``__all__`` (pinned by a test). Names are imported on
+first use, so ``import targets`` is cheap and pulls in no SDK.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from targets._version import __version__
 
-__all__ = ["__version__"]
+if TYPE_CHECKING:
+    from targets.compute.base import Capability, ComputeTarget, RunStatus
+    from targets.errors import TargetsError
+    from targets.experiment import Environment, Experiment, ScriptRunConfig
+    from targets.runconfig.conda import CondaDependencies
+    from targets.runconfig.model import RunConfiguration
+    from targets.runs import Run
+    from targets.workspace import Workspace
+
+__all__ = [
+    "Capability",
+    "ComputeTarget",
+    "CondaDependencies",
+    "Environment",
+    "Experiment",
+    "Run",
+    "RunConfiguration",
+    "RunStatus",
+    "ScriptRunConfig",
+    "TargetsError",
+    "Workspace",
+    "__version__",
+]
+
+_LAZY = {
+    "Capability": "targets.compute.base",
+    "ComputeTarget": "targets.compute.base",
+    "RunStatus": "targets.compute.base",
+    "CondaDependencies": "targets.runconfig.conda",
+    "Environment": "targets.experiment",
+    "Experiment": "targets.experiment",
+    "ScriptRunConfig": "targets.experiment",
+    "Run": "targets.runs",
+    "RunConfiguration": "targets.runconfig.model",
+    "TargetsError": "targets.errors",
+    "Workspace": "targets.workspace",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'targets' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

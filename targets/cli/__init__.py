@@ -1,0 +1,68 @@
+"""The ``targets`` command line. Thin: parse, call the API, render.
+
+Subcommands are imported only when invoked, so ``targets --help`` and ``targets
+--version`` stay fast and import no SDK.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from targets._version import __version__
+
+__all__ = ["cli", "main"]
+
+# name -> (module, attribute, short help). Modules are imported on first use.
+_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "run": ("targets.cli.run_cmd", "run", "Run a script, a runconfig or an Azure ML run configuration."),
+    "runs": ("targets.cli.runs_cmd", "runs", "List, inspect, follow, download and cancel runs."),
+    "attach": ("targets.cli.targets_cmd", "attach", "Attach a compute target to the workspace."),
+    "detach": ("targets.cli.targets_cmd", "detach", "Detach a compute target."),
+    "list": ("targets.cli.targets_cmd", "list_targets", "List the attached compute targets."),
+    "show": ("targets.cli.targets_cmd", "show", "Show one attached compute target."),
+    "kinds": ("targets.cli.targets_cmd", "kinds", "List the installed target kinds."),
+    "envs": ("targets.cli.envs_cmd", "envs", "List and prune prepared environments."),
+    "runconfig": ("targets.cli.runconfig_cmd", "runconfig", "Validate and convert run configurations."),
+    "schema": ("targets.cli.runconfig_cmd", "schema", "Print the JSON Schema of a file format."),
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        spec = _COMMANDS.get(cmd_name)
+        if spec is None:
+            return None
+        module = importlib.import_module(spec[0])
+        command: click.Command = getattr(module, spec[1])
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, _COMMANDS[name][2]) for name in sorted(_COMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="targets")
+@click.option("--workspace", "-w", "workspace", envvar="TARGETS_WORKSPACE", metavar="DIR",
+              help="The project folder holding .targets/ (default: found upwards from here).")
+@click.pass_context
+def cli(ctx: click.Context, workspace: str | None) -> None:
+    """Attach compute targets and run your Azure ML-style projects on them."""
+    ctx.obj = {"workspace": workspace}
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Console-script entry point: maps TargetsError to its exit code, never a traceback."""
+    from targets.cli._common import handle_errors
+
+    with handle_errors():
+        return cli.main(args=argv, prog_name="targets", standalone_mode=True)
+    sys.exit(1)  # pragma: no cover - handle_errors exits

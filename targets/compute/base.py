@@ -216,5 +216,13 @@ class ComputeTarget(ABC):
         """Stop the run and its whole process tree. Idempotent."""
         raise UnsupportedOperation(f"target kind {self.kind!r} cannot cancel runs")
 
+    def environments(self) -> list[dict[str, Any]]:
+        """Environments prepared on this target (hash, builder, size, last use)."""
+        raise UnsupportedOperation(f"target kind {self.kind!r} cannot list environments")
+
+    def prune_environments(self, *, older_than_seconds: float | None = None) -> list[str]:
+        """Remove prepared environments (not in use); return the removed hashes."""
+        raise UnsupportedOperation(f"target kind {self.kind!r} cannot prune environments")
+
     def supports(self, capability: Capability) -> bool:
         return capability in self.capabilities

@@ -1,0 +1,175 @@
+"""The layout of one run on its target, and the operations on it (target side).
+
+Stdlib only, Python >= 3.8. ``<root>/runs/<run_id>/`` holds:
+
+- ``spec.json``   what to run (argv form, environment spec, variables, limits)
+- ``status.json`` written atomically by the supervisor: status, pids, exit code, phases
+- ``cancel``      present once a cancel was requested (the durable record of it)
+- ``prepare.log`` environment preparation output
+- ``driver.log``  the script's stdout and stderr, interleaved as written
+- ``wd/``         the working directory: the snapshot, plus ``outputs/`` and ``logs/``
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import tempfile
+import time
+from typing import Any, Dict, List, Optional
+
+__all__ = [
+    "cancel_run",
+    "read_logs",
+    "read_status",
+    "run_path",
+    "write_status",
+]
+
+TERMINAL = ("Completed", "Failed", "Canceled")
+SYSTEM_LOGS = ("prepare.log", "driver.log")
+MAX_CHUNK = 1 << 20
+
+
+def run_path(root: str, run_id: str) -> str:
+    if not run_id or "/" in run_id or run_id.startswith("."):
+        raise ValueError(f"bad run id {run_id!r}")
+    return os.path.join(root, "runs", run_id)
+
+
+def write_json_atomic(path: str, data: Dict[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh)
+    os.replace(tmp, path)
+
+
+def write_status(run_dir: str, **fields: Any) -> Dict[str, Any]:
+    """Merge ``fields`` into ``status.json`` (only the supervisor writes it)."""
+    current = _load(os.path.join(run_dir, "status.json")) or {}
+    current.update(fields)
+    current["updated_at"] = time.time()
+    write_json_atomic(os.path.join(run_dir, "status.json"), current)
+    return current
+
+
+def _load(path: str) -> Optional[Dict[str, Any]]:
+    try:
+        with open(path) as fh:
+            data = json.load(fh)
+            return data if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _proc_start_time(pid: int) -> Optional[str]:
+    """The kernel's start time of ``pid`` (to tell a live process from a reused pid)."""
+    try:
+        with open("/proc/%d/stat" % pid) as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2:].split()
+    if fields and fields[0] == "Z":  # a zombie has finished
+        return None
+    return fields[19] if len(fields) > 19 else None
+
+
+def process_identity(pid: int) -> Optional[str]:
+    return _proc_start_time(pid)
+
+
+def is_alive(pid: Optional[int], identity: Optional[str]) -> bool:
+    if not pid:
+        return False
+    if os.path.isdir("/proc"):
+        current = _proc_start_time(pid)
+        return current is not None and (identity is None or current == identity)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_status(root: str, run_id: str) -> Dict[str, Any]:
+    """The run's status. A run whose supervisor died without finishing is reported as
+    Failed (the machine restarted or the process was killed)."""
+    run_dir = run_path(root, run_id)
+    status = _load(os.path.join(run_dir, "status.json"))
+    if status is None:
+        if os.path.isdir(run_dir):
+            return {"status": "Queued"}
+        return {"status": "Unknown", "message": "no such run on this target"}
+    if status.get("status") not in TERMINAL and not is_alive(
+        status.get("supervisor_pid"), status.get("supervisor_identity")
+    ):
+        # Re-read: the supervisor may have written its final status just now.
+        status = _load(os.path.join(run_dir, "status.json")) or status
+        if status.get("status") not in TERMINAL:
+            status = dict(status)
+            status["status"] = "Failed"
+            status["message"] = "the run's supervisor process ended unexpectedly"
+    return status
+
+
+def _log_files(run_dir: str) -> List[str]:
+    names = [n for n in SYSTEM_LOGS if os.path.exists(os.path.join(run_dir, n))]
+    logs_dir = os.path.join(run_dir, "wd", "logs")
+    for dirpath, dirnames, filenames in os.walk(logs_dir):
+        dirnames.sort()
+        for name in sorted(filenames):
+            full = os.path.join(dirpath, name)
+            names.append("logs/" + os.path.relpath(full, logs_dir).replace(os.sep, "/"))
+    return names
+
+
+def _log_source(run_dir: str, name: str) -> str:
+    if name.startswith("logs/"):
+        return os.path.join(run_dir, "wd", *name.split("/"))
+    return os.path.join(run_dir, name)
+
+
+def read_logs(root: str, run_id: str, offsets: Dict[str, int],
+              max_bytes: int = MAX_CHUNK) -> List[Dict[str, Any]]:
+    """New bytes of every log file since ``offsets``: ``[{name, offset, data}]``."""
+    run_dir = run_path(root, run_id)
+    chunks = []
+    budget = max_bytes
+    for name in _log_files(run_dir):
+        if budget <= 0:
+            break
+        offset = int(offsets.get(name, 0))
+        path = _log_source(run_dir, name)
+        try:
+            size = os.path.getsize(path)
+            if size <= offset:
+                continue
+            with open(path, "rb") as fh:
+                fh.seek(offset)
+                data = fh.read(min(size - offset, budget))
+        except OSError:
+            continue
+        budget -= len(data)
+        chunks.append({"name": name, "offset": offset, "data": data})
+    return chunks
+
+
+def cancel_run(root: str, run_id: str) -> Dict[str, Any]:
+    """Ask the run to stop. Idempotent: a finished run is left as it is."""
+    run_dir = run_path(root, run_id)
+    status = read_status(root, run_id)
+    if status.get("status") in TERMINAL:
+        return status
+    with open(os.path.join(run_dir, "cancel"), "w") as fh:
+        fh.write(str(time.time()))
+    pid = status.get("supervisor_pid")
+    if pid and is_alive(pid, status.get("supervisor_identity")):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    return status

@@ -1,0 +1,139 @@
+"""Content-addressed object store and run-folder materialisation (target side).
+
+Stdlib only, Python >= 3.8: this module is shipped to remote targets.
+
+Objects live in ``<root>/objects/<2 hex>/<sha256>`` (``.x`` suffix for executables, so
+a file's mode is part of its identity). An object is read-only and its mtime is set to
+the epoch when stored: a later write through a hard link (a script rewriting its own
+snapshot file, as root) changes the mtime, and :func:`missing_objects` then treats the
+object as absent, so a damaged object is replaced rather than shipped into later runs.
+
+A run's working directory is materialised from objects by hard links, so preparing a run
+costs one link per file however large the project is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from typing import Iterable, List, Sequence
+
+__all__ = ["materialise", "missing_objects", "object_path", "put_bytes", "put_file"]
+
+_CHUNK = 1 << 20
+
+
+def object_path(root: str, digest: str, mode: int) -> str:
+    suffix = ".x" if mode & 0o111 else ""
+    return os.path.join(root, "objects", digest[:2], digest + suffix)
+
+
+def _intact(path: str, size: int) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return st.st_size == size and int(st.st_mtime) == 0
+
+
+def missing_objects(root: str, entries: Iterable[Sequence[object]]) -> List[str]:
+    """Digests (with ``.x`` for executables) of manifest entries not intact in the store.
+
+    ``entries`` are manifest rows ``[path, size, mode, digest, link]``.
+    """
+    missing = []
+    seen = set()
+    for _path, size, mode, digest, link in entries:
+        if link is not None:
+            continue
+        key = (str(digest), int(mode) & 0o111 != 0)
+        if key in seen:
+            continue
+        seen.add(key)
+        if not _intact(object_path(root, str(digest), int(mode)), int(size)):  # type: ignore[call-overload]
+            missing.append(str(digest) + (".x" if key[1] else ""))
+    return missing
+
+
+def _finish(tmp: str, final: str, mode: int) -> None:
+    os.chmod(tmp, 0o555 if mode & 0o111 else 0o444)
+    os.utime(tmp, (0, 0))
+    os.replace(tmp, final)
+
+
+def put_file(root: str, key: str, source: str) -> None:
+    """Copy ``source`` into the store under ``key`` (a digest, ``.x`` for executable),
+    verifying its content. Raises ValueError when the content does not match (the file
+    changed after it was snapshotted)."""
+    digest, executable = key[:64], key.endswith(".x")
+    final = object_path(root, digest, 0o755 if executable else 0o644)
+    os.makedirs(os.path.dirname(final), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(final), prefix=".in-")
+    try:
+        h = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+            while True:
+                chunk = src.read(_CHUNK)
+                if not chunk:
+                    break
+                h.update(chunk)
+                out.write(chunk)
+        if h.hexdigest() != digest:
+            raise ValueError(f"{source} changed while it was being sent; run again")
+        _finish(tmp, final, 0o755 if executable else 0o644)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def put_bytes(root: str, key: str, data: bytes) -> None:
+    """Store ``data`` under ``key`` after checking its digest."""
+    digest, executable = key[:64], key.endswith(".x")
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise ValueError(f"object {digest} arrived damaged")
+    final = object_path(root, digest, 0o755 if executable else 0o644)
+    os.makedirs(os.path.dirname(final), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(final), prefix=".in-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        _finish(tmp, final, 0o755 if executable else 0o644)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def materialise(root: str, entries: Iterable[Sequence[object]], dest: str) -> int:
+    """Create the snapshot's tree under ``dest`` from the store (hard links; a copy where
+    links are impossible). Returns the number of files placed."""
+    count = 0
+    made = set()
+    for path, _size, mode, digest, link in entries:
+        rel = str(path)
+        if rel.startswith("/") or ".." in rel.split("/"):
+            raise ValueError(f"unsafe path in manifest: {rel!r}")
+        target = os.path.join(dest, *rel.split("/"))
+        parent = os.path.dirname(target)
+        if parent not in made:
+            os.makedirs(parent, exist_ok=True)
+            made.add(parent)
+        if link is not None:
+            os.symlink(str(link), target)
+            continue
+        src = object_path(root, str(digest), int(mode))  # type: ignore[call-overload]
+        try:
+            os.link(src, target)
+        except OSError:
+            shutil.copyfile(src, target)
+            os.chmod(target, 0o755 if int(mode) & 0o111 else 0o644)  # type: ignore[call-overload]
+        count += 1
+    return count
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

@@ -1,0 +1,265 @@
+"""The detached process that owns one run on its target (target side).
+
+Stdlib only, Python >= 3.8. Started by :func:`launch` in its own session, so it outlives
+the client that started it and a Ctrl-C in the client's terminal never reaches it. It:
+
+1. records itself in ``status.json`` (pid and start time, so a dead supervisor is noticed);
+2. prepares the environment (``prepare.log``), unless a cancel came first;
+3. starts the user's process in a new process group with stdout and stderr going to
+   ``driver.log``;
+4. waits, enforcing ``max_run_duration_seconds`` and honouring cancel requests (a
+   ``cancel`` file plus SIGTERM), and on either stops the whole process tree: SIGTERM,
+   then SIGKILL after a grace period;
+5. writes the final status and exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any, Dict, List, Optional
+
+from . import envs, rundir
+
+__all__ = ["launch", "main"]
+
+GRACE_SECONDS = 10.0
+POLL_SECONDS = 0.05
+
+
+def launch(root: str, run_id: str, python: Optional[str] = None, timeout: float = 30.0) -> Dict[str, Any]:
+    """Start the supervisor of a prepared run folder, detached, and return once it has
+    recorded itself in ``status.json``. Raises RuntimeError when it fails to start."""
+    run_dir = rundir.run_path(root, run_id)
+    agent_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ)
+    env["TARGETS_USER_PYTHONPATH"] = env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = agent_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    err = open(os.path.join(run_dir, "supervisor.log"), "ab")
+    try:
+        proc = subprocess.Popen(
+            [python or sys.executable, "-m", _package(), "supervise", root, run_id],
+            stdin=subprocess.DEVNULL, stdout=err, stderr=err, close_fds=True,
+            start_new_session=True, env=env, cwd=run_dir,
+        )
+    finally:
+        err.close()
+    deadline = time.monotonic() + timeout
+    delay = 0.002
+    status_file = os.path.join(run_dir, "status.json")
+    while time.monotonic() < deadline:
+        if os.path.exists(status_file):
+            _LAUNCHED.append(proc)
+            return rundir.read_status(root, run_id)
+        if proc.poll() is not None:
+            break
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    else:
+        proc.kill()
+    proc.wait()
+    with open(os.path.join(run_dir, "supervisor.log"), "rb") as fh:
+        tail = fh.read()[-2000:].decode("utf-8", "replace")
+    raise RuntimeError("the run's supervisor did not start: " + (tail.strip() or "no output"))
+
+
+# Popen objects of supervisors this process started; polled by reap() so that a long-lived
+# client (a notebook, the test suite) does not collect zombies.
+_LAUNCHED: List["subprocess.Popen[bytes]"] = []
+
+
+def reap() -> None:
+    for proc in list(_LAUNCHED):
+        if proc.poll() is not None:
+            _LAUNCHED.remove(proc)
+
+
+def _package() -> str:
+    return __name__.rsplit(".", 1)[0]
+
+
+class _Stop:
+    """Set by SIGTERM/SIGINT delivered to the supervisor."""
+
+    requested = False
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    _Stop.requested = True
+
+
+def _descendants(pid: int) -> List[int]:
+    """Every process whose parent chain leads to ``pid`` (Linux /proc)."""
+    children: Dict[int, List[int]] = {}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rfind(")") + 2:].split()[1])
+        children.setdefault(ppid, []).append(int(name))
+    found: List[int] = []
+    stack = [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def _signal_tree(proc: "subprocess.Popen[bytes]", sig: int) -> None:
+    pids = _descendants(proc.pid)
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for pid in pids:  # processes that left the group (setsid) but are still ours
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _stop_tree(proc: "subprocess.Popen[bytes]") -> None:
+    _signal_tree(proc, signal.SIGTERM)
+    deadline = time.monotonic() + GRACE_SECONDS
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(POLL_SECONDS)
+    _signal_tree(proc, signal.SIGKILL)
+    proc.wait()
+
+
+def _argv(spec: Dict[str, Any], python: str) -> List[str]:
+    entry = spec["entry"]
+    if entry.get("script"):
+        return [python, entry["script"]] + list(entry.get("arguments") or [])
+    command = entry.get("command")
+    if isinstance(command, list):
+        return [str(c) for c in command]
+    return ["/bin/sh", "-c", str(command)]
+
+
+def _environ(spec: Dict[str, Any], python: str, run_dir: str) -> Dict[str, str]:
+    env = dict(os.environ)
+    user_pythonpath = env.pop("TARGETS_USER_PYTHONPATH", "")
+    for key in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
+        env.pop(key, None)
+    if user_pythonpath:
+        env["PYTHONPATH"] = user_pythonpath
+    bin_dir = os.path.dirname(python)
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+    env.update({str(k): str(v) for k, v in (spec.get("environment_variables") or {}).items()})
+    run_id = spec["run_id"]
+    env["TARGETS_RUN_ID"] = run_id
+    env["AZUREML_RUN_ID"] = run_id
+    env["TARGETS_OUTPUTS_DIR"] = os.path.join(run_dir, "wd", "outputs")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def supervise(root: str, run_id: str) -> int:
+    run_dir = rundir.run_path(root, run_id)
+    with open(os.path.join(run_dir, "spec.json")) as fh:
+        spec = json.load(fh)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    started = time.time()
+    phases: Dict[str, float] = {}
+    rundir.write_status(
+        run_dir, status="Preparing", supervisor_pid=os.getpid(),
+        supervisor_identity=rundir.process_identity(os.getpid()), started_at=started,
+    )
+    cancel_file = os.path.join(run_dir, "cancel")
+
+    def cancelled() -> bool:
+        return _Stop.requested or os.path.exists(cancel_file)
+
+    def finish(status: str, exit_code: Optional[int] = None, message: Optional[str] = None) -> int:
+        rundir.write_status(run_dir, status=status, exit_code=exit_code, message=message,
+                            ended_at=time.time(), phases=phases)
+        return 0
+
+    wd = os.path.join(run_dir, "wd")
+    for sub in ("outputs", "logs"):
+        os.makedirs(os.path.join(wd, sub), exist_ok=True)
+
+    t0 = time.time()
+    with open(os.path.join(run_dir, "prepare.log"), "ab", buffering=0) as log:
+        try:
+            env_result = envs.ensure_environment(
+                spec["environment"], root, log, uv=spec.get("uv"),
+                default_python=spec.get("default_python"),
+            )
+        except envs.EnvError as exc:
+            log.write(("\nenvironment preparation failed: %s\n" % exc).encode())
+            phases["preparing"] = time.time() - t0
+            return finish("Failed", message="environment preparation failed: %s" % exc)
+        except Exception as exc:  # a bug or an OS error: still end the run cleanly
+            log.write(("\nenvironment preparation failed: %r\n" % (exc,)).encode())
+            phases["preparing"] = time.time() - t0
+            return finish("Failed", message="environment preparation failed: %r" % (exc,))
+    phases["preparing"] = time.time() - t0
+    if cancelled():
+        return finish("Canceled", message="canceled before it started")
+
+    python = env_result["python"]
+    limit = spec.get("max_run_duration_seconds")
+    t1 = time.time()
+    with open(os.path.join(run_dir, "driver.log"), "ab", buffering=0) as out:
+        try:
+            proc = subprocess.Popen(
+                _argv(spec, python), cwd=wd, stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT, env=_environ(spec, python, run_dir),
+                start_new_session=True,
+            )
+        except OSError as exc:
+            out.write(("could not start the run: %s\n" % exc).encode())
+            return finish("Failed", message="could not start: %s" % exc)
+    rundir.write_status(run_dir, status="Running", pid=proc.pid, running_at=t1,
+                        phases=dict(phases, preparing=phases["preparing"]))
+    reason = None
+    while True:
+        try:
+            code = proc.wait(timeout=POLL_SECONDS if limit is None else min(POLL_SECONDS, 1.0))
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        if cancelled():
+            reason = "canceled"
+        elif limit is not None and time.time() - t1 > float(limit):
+            reason = "timeout"
+        if reason:
+            _stop_tree(proc)
+            code = proc.returncode
+            break
+    phases["running"] = time.time() - t1
+    if reason == "canceled":
+        return finish("Canceled", exit_code=code, message="canceled")
+    if reason == "timeout":
+        with open(os.path.join(run_dir, "driver.log"), "ab") as out:
+            out.write(("\n[targets] stopped: the run exceeded max_run_duration_seconds=%s\n"
+                       % limit).encode())
+        return finish("Failed", exit_code=code,
+                      message="exceeded max_run_duration_seconds=%s" % limit)
+    if code == 0:
+        return finish("Completed", exit_code=0)
+    return finish("Failed", exit_code=code, message="the script exited with code %d" % code)
+
+
+def main(argv: List[str]) -> int:
+    if len(argv) == 3 and argv[0] == "supervise":
+        return supervise(argv[1], argv[2])
+    sys.stderr.write("usage: supervise ROOT RUN_ID\n")
+    return 2

@@ -1,0 +1,56 @@
+"""``targets envs``: environments prepared on a target."""
+
+from __future__ import annotations
+
+import click
+
+from targets.cli._common import (
+    emit_json,
+    err_console,
+    fmt_size,
+    fmt_time,
+    output_option,
+    print_table,
+    workspace_of,
+)
+
+
+@click.group()
+def envs() -> None:
+    """List and prune the environments prepared on a target."""
+
+
+@envs.command("list")
+@click.option("--target", "-t", default="local", show_default=True)
+@output_option
+@click.pass_context
+def list_(ctx: click.Context, target: str, output: str) -> None:
+    """List prepared environments: hash, builder, size, last use."""
+    with workspace_of(ctx).get_target(target) as t:
+        items = t.environments()
+    if output == "json":
+        emit_json(items)
+        return
+    if not items:
+        err_console().print(f"no environments prepared on {target} yet")
+        return
+    rows = [[e.get("hash"), e.get("builder"), e.get("describe"), fmt_size(e.get("size_bytes")),
+             fmt_time(e.get("last_used")), "yes" if e.get("ready") else "no"] for e in items]
+    print_table(["HASH", "BUILDER", "SPEC", "SIZE", "LAST USED", "READY"], rows)
+
+
+@envs.command()
+@click.option("--target", "-t", default="local", show_default=True)
+@click.option("--older-than", "older_than_days", type=click.FloatRange(min=0), default=None,
+              help="Only environments unused for this many days (default: all).")
+@output_option
+@click.pass_context
+def prune(ctx: click.Context, target: str, older_than_days: float | None, output: str) -> None:
+    """Remove prepared environments that no run is using. They are rebuilt on demand."""
+    seconds = older_than_days * 86400 if older_than_days is not None else None
+    with workspace_of(ctx).get_target(target) as t:
+        removed = t.prune_environments(older_than_seconds=seconds)
+    if output == "json":
+        emit_json({"removed": removed})
+        return
+    err_console().print(f"removed {len(removed)} environment(s)", highlight=False)

@@ -1,0 +1,136 @@
+"""``targets run``: submit one run and stream it."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from targets.cli._common import (
+    Progress,
+    emit_json,
+    err_console,
+    fmt_duration,
+    output_option,
+    warn,
+    workspace_of,
+)
+from targets.errors import UsageError
+
+RUNCONFIG_SUFFIXES = {".yml", ".yaml", ".runconfig", ".json"}
+CONFIG_DIRS = {".azureml", "aml_config"}
+
+
+def _is_runconfig(path: Path) -> bool:
+    return path.suffix.lower() in RUNCONFIG_SUFFIXES or path.parent.name in CONFIG_DIRS
+
+
+@click.command(context_settings={"ignore_unknown_options": False})
+@click.argument("file", required=False)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--target", "-t", help="The compute target (default: the runconfig's, or local).")
+@click.option("--experiment", "-e", help="Experiment name (default: the project folder's name).")
+@click.option("--name", "display_name", help="A display name for the run.")
+@click.option("--command", "-c", "command", help="Run a shell command instead of a script.")
+@click.option("--source-dir", type=click.Path(file_okay=False),
+              help="The folder to snapshot (default: the current directory for a script).")
+@click.option("--detach", "-d", is_flag=True, help="Return once the run started; don't stream.")
+@output_option
+@click.pass_context
+def run(ctx: click.Context, file: str | None, args: tuple[str, ...], target: str | None,
+        experiment: str | None, display_name: str | None, command: str | None,
+        source_dir: str | None, detach: bool, output: str) -> None:
+    """Run FILE on a compute target and stream its output.
+
+    FILE is a Python script (arguments for it follow `--`), a runconfig YAML, or an
+    Azure ML v1 run configuration (.azureml/NAME, *.runconfig). Exit code: 0 when the
+    run completed, 1 when it failed or was canceled, 2 for bad input.
+
+    \b
+      targets run train.py --target local -- --alpha 0.5
+      targets run runconfigs/train.yml
+      targets run .azureml/local.runconfig
+      targets run -c "python -m pip list"
+    """
+    from targets.runconfig.model import RunConfiguration
+
+    ws = workspace_of(ctx)
+    cwd = Path.cwd()
+    origin: dict[str, Any] = {"argv": sys.argv[1:]}
+    if command is not None:
+        if file is not None:
+            raise UsageError("give either FILE or --command, not both")
+        config = RunConfiguration(command=command)
+        source = Path(source_dir or cwd)
+    elif file is None:
+        raise UsageError("nothing to run", hint="targets run SCRIPT.py | RUNCONFIG.yml | -c CMD")
+    elif _is_runconfig(Path(file)):
+        from targets.runconfig.io import load_runconfig
+
+        loaded = load_runconfig(file, project_dir=cwd)
+        for line in loaded.warnings:
+            warn(line)
+        config = loaded.config
+        source = Path(source_dir) if source_dir else loaded.source_directory
+        if args:
+            if config.command:
+                raise UsageError("extra arguments after -- only go with a script runconfig")
+            config.arguments = [*config.arguments, *args]
+        origin["runconfig"] = str(loaded.path)
+        origin["format"] = loaded.format
+    else:
+        script = Path(file)
+        source = Path(source_dir) if source_dir else cwd
+        full = (cwd / script).resolve()
+        if not full.is_file():
+            raise UsageError(f"no such script: {file}")
+        try:
+            rel = full.relative_to(source.resolve())
+        except ValueError:
+            raise UsageError(
+                f"the script {file!r} is not inside the source directory {source.resolve()}",
+                hint="run from the project folder, or pass --source-dir",
+            ) from None
+        config = RunConfiguration(script=rel.as_posix(), arguments=list(args))
+    if target:
+        config.target = target
+
+    from targets.runs import submit_run
+
+    progress = Progress(enabled=output == "table")
+    try:
+        run_ = submit_run(ws, config, source_dir=source, experiment=experiment,
+                          display_name=display_name, progress=progress, origin=origin)
+    finally:
+        progress.close()
+    console = err_console()
+    if detach:
+        if output == "json":
+            emit_json(run_.get_details())
+        else:
+            click.echo(run_.id)
+            console.print(f"[dim]follow it with:[/] targets runs logs {run_.id} --follow")
+        return
+    console.print(f"[dim]run[/] [bold]{run_.id}[/] [dim]on[/] {config.target}", highlight=False)
+    sink = sys.stderr.buffer if output == "json" else sys.stdout.buffer
+    try:
+        record = run_.stream(sink, from_start=False)
+    except KeyboardInterrupt:
+        console.print(
+            f"\n[yellow]stopped streaming; the run goes on.[/] Resume with: "
+            f"targets runs logs {run_.id} --follow", highlight=False)
+        sys.exit(130)
+    finally:
+        run_.close()
+    if output == "json":
+        emit_json(run_.get_details())
+    style = {"Completed": "green", "Failed": "red", "Canceled": "yellow"}.get(record.status, "")
+    extra = f" with exit code {record.exit_code}" if record.exit_code not in (None, 0) else ""
+    message = f" ({record.message})" if record.status != "Completed" and record.message else ""
+    console.print(
+        f"[{style}]{record.status}[/]{extra}{message} in {fmt_duration(record.duration)} - "
+        f"outputs and logs in {os.path.relpath(run_.folder)}", highlight=False)
+    sys.exit(0 if record.status == "Completed" else 1)

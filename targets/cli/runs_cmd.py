@@ -1,0 +1,182 @@
+"""``targets runs``: list, show, logs, download, cancel."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+from targets.cli._common import (
+    STATUS_STYLE,
+    emit_json,
+    err_console,
+    fmt_duration,
+    fmt_time,
+    output_option,
+    print_mapping,
+    print_table,
+    workspace_of,
+)
+from targets.errors import UsageError
+
+
+@click.group()
+def runs() -> None:
+    """List, inspect, follow, download and cancel runs."""
+
+
+@runs.command("list")
+@click.option("--experiment", "-e", help="Only runs of this experiment.")
+@click.option("--target", "-t", help="Only runs on this target.")
+@click.option("--status", "-s", help="Only runs with this status (e.g. Failed).")
+@click.option("--parent", help="Only the child runs of this run.")
+@click.option("--limit", "-n", default=20, show_default=True, type=click.IntRange(min=1),
+              help="At most this many runs, newest first.")
+@output_option
+@click.pass_context
+def list_(ctx: click.Context, experiment: str | None, target: str | None, status: str | None,
+          parent: str | None, limit: int, output: str) -> None:
+    """List runs, newest first."""
+    from targets.runs import list_runs
+
+    ws = workspace_of(ctx)
+    if status:
+        status = status.capitalize()
+    records = list_runs(ws, experiment=experiment, target=target, status=status,
+                        parent_id=parent, limit=limit)
+    if output == "json":
+        emit_json([r.to_json() for r in records])
+        return
+    if not records:
+        err_console().print("no runs yet - start one with: targets run SCRIPT.py")
+        return
+    rows = []
+    for r in records:
+        style = STATUS_STYLE.get(r.status, "")
+        rows.append([r.id, r.target, f"[{style}]{r.status}[/]", fmt_time(r.created_at),
+                     fmt_duration(r.duration), r.entry or ""])
+    print_table(["RUN", "TARGET", "STATUS", "CREATED", "DURATION", "ENTRY"], rows)
+
+
+@runs.command()
+@click.argument("run_id", metavar="RUN")
+@output_option
+@click.pass_context
+def show(ctx: click.Context, run_id: str, output: str) -> None:
+    """Show a run: status, timings, what ran, where its files are."""
+    from targets.runs import Run
+
+    run = Run(workspace_of(ctx), run_id)
+    details = run.get_details()
+    details["files"] = list(run._iter_files())
+    if output == "json":
+        emit_json(details)
+        return
+    rc = details.get("runconfig") or {}
+    shown = {
+        "run": details["id"],
+        "experiment": details["experiment"],
+        "target": f"{details['target']} ({details['kind']})",
+        "status": details["status"],
+        "exit code": details["exit_code"],
+        "message": details["message"],
+        "entry": details["entry"],
+        "created": fmt_time(details["created_at"]),
+        "duration": fmt_duration(details["duration_seconds"]),
+        "phases": ", ".join(f"{k} {fmt_duration(v)}" for k, v in details["phases"].items()),
+        "environment": (details.get("environment") or {}).get("hash"),
+        "snapshot": "{files} files, digest {digest}".format(**details["snapshot"])
+        if details.get("snapshot") else None,
+        "git": details.get("git"),
+        "folder": details["folder"],
+        "files": ", ".join(details["files"]) or "-",
+    }
+    if rc.get("max_run_duration_seconds"):
+        shown["max duration"] = f"{rc['max_run_duration_seconds']}s"
+    print_mapping(shown)
+
+
+@runs.command()
+@click.argument("run_id", metavar="RUN")
+@click.option("--follow", "-f", is_flag=True, help="Keep streaming until the run ends.")
+@click.pass_context
+def logs(ctx: click.Context, run_id: str, follow: bool) -> None:
+    """Print a run's output; with --follow, stream it until the run ends."""
+    from targets.runs import Run
+
+    run = Run(workspace_of(ctx), run_id)
+    try:
+        record = run.stream(sys.stdout.buffer, follow=follow, from_start=True)
+    except KeyboardInterrupt:
+        err_console().print(f"\nstopped streaming; resume with: targets runs logs {run.id} -f",
+                            highlight=False)
+        sys.exit(130)
+    finally:
+        run.close()
+    if follow:
+        err_console().print(f"{record.status}", highlight=False)
+        sys.exit(0 if record.status == "Completed" else 1)
+
+
+@runs.command()
+@click.argument("run_id", metavar="RUN")
+@click.option("--dest", type=click.Path(file_okay=False), help="Folder to write to "
+              "(default: ./RUN).")
+@click.option("--prefix", default="", help="Only files whose names start with this "
+              "(e.g. outputs/).")
+@output_option
+@click.pass_context
+def download(ctx: click.Context, run_id: str, dest: str | None, prefix: str, output: str) -> None:
+    """Copy a run's outputs/, logs/ and output logs to a folder."""
+    from targets.runs import Run
+
+    run = Run(workspace_of(ctx), run_id)
+    target_dir = Path(dest or run.id)
+    written = run.download_files(prefix=prefix, output_directory=target_dir)
+    run.close()
+    if output == "json":
+        emit_json({"run": run.id, "dest": str(target_dir), "files": [str(p) for p in written]})
+        return
+    err_console().print(f"{len(written)} files written to {target_dir}", highlight=False)
+
+
+@runs.command()
+@click.argument("run_id", metavar="RUN")
+@output_option
+@click.pass_context
+def cancel(ctx: click.Context, run_id: str, output: str) -> None:
+    """Cancel a run: stops it and its whole process tree."""
+    import time
+
+    from targets.runs import Run
+
+    run = Run(workspace_of(ctx), run_id)
+    record = run.cancel()
+    deadline = time.monotonic() + 30
+    while record.status not in ("Completed", "Failed", "Canceled") and \
+            time.monotonic() < deadline:
+        time.sleep(0.1)
+        record = run.refresh()
+    run.close()
+    if output == "json":
+        emit_json(record.to_json())
+        return
+    err_console().print(f"{run.id}: {record.status}", highlight=False)
+
+
+@runs.command()
+@click.argument("run_id", metavar="RUN")
+@click.pass_context
+def delete(ctx: click.Context, run_id: str) -> None:
+    """Forget a finished run and delete its folder in the workspace."""
+    from targets.runs import Run
+
+    ws = workspace_of(ctx)
+    run = Run(ws, run_id)
+    if run.refresh().status not in ("Completed", "Failed", "Canceled"):
+        raise UsageError(f"run {run.id} has not ended", hint=f"targets runs cancel {run.id}")
+    shutil.rmtree(run.folder, ignore_errors=True)
+    ws.ledger.delete(run.id)
+    err_console().print(f"deleted {run.id}", highlight=False)

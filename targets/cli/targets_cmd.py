@@ -1,0 +1,206 @@
+"""``targets attach | detach | list | show | kinds``.
+
+``attach`` is generic: the options after ``--type KIND`` are validated against that kind's
+options model (a pydantic model with ``extra="forbid"``), so a plugin gets its attach
+options, their validation and their help without writing CLI code. ``--some-option value``
+sets the field ``some_option``; a boolean field takes a bare flag (``--use-agent``); a field
+whose name ends in ``_stdin`` reads its value from standard input (``--password-stdin``).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import click
+
+from targets.cli._common import (
+    emit_json,
+    err_console,
+    fmt_time,
+    output_option,
+    print_mapping,
+    print_table,
+    workspace_of,
+)
+from targets.errors import ConfigError, PluginLoadError, UsageError
+
+
+def _parse_kind_options(fields: dict[str, Any], raw: list[str]) -> dict[str, Any]:
+    """``['--ssh-port', '2222', '--use-agent']`` -> ``{'ssh_port': '2222', 'use_agent': True}``."""
+    values: dict[str, Any] = {}
+    i = 0
+    while i < len(raw):
+        token = raw[i]
+        if not token.startswith("--"):
+            raise UsageError(f"unexpected argument {token!r}",
+                             hint="options look like --name value")
+        key, eq, inline = token[2:].partition("=")
+        field = key.replace("-", "_")
+        if field not in fields:
+            import difflib
+
+            choices = sorted(n.replace("_", "-") for n in fields)
+            close = difflib.get_close_matches(key, choices, n=1)
+            hint = f"did you mean --{close[0]}?" if close else (
+                "options of this kind: " + (", ".join("--" + c for c in choices) or "none"))
+            raise UsageError(f"unknown option --{key} for this target kind", hint=hint)
+        annotation = str(fields[field].annotation)
+        if eq:
+            values[field] = inline
+        elif "bool" in annotation and (i + 1 >= len(raw) or raw[i + 1].startswith("--")):
+            values[field] = True
+        elif i + 1 < len(raw):
+            values[field] = raw[i + 1]
+            i += 1
+        else:
+            raise UsageError(f"option --{key} needs a value")
+        i += 1
+    return values
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("name")
+@click.option("--type", "kind", default=None,
+              help="The target kind (see `targets kinds`); `vm` when --address is given.")
+@click.option("--force", is_flag=True, help="Replace a target of the same name.")
+@output_option
+@click.pass_context
+def attach(ctx: click.Context, name: str, kind: str | None, force: bool, output: str) -> None:
+    """Attach the compute target NAME. Options depend on the kind:
+    `targets kinds --output json` lists them."""
+    from targets.registry import load_kind, resolve_kind_name
+    from targets.workspace import LOCAL, TargetRecord, validate_target_name
+
+    validate_target_name(name)
+    if name == LOCAL:
+        raise UsageError("the name 'local' is reserved for this machine")
+    extra = list(ctx.args)
+    if kind is None:
+        kind = "vm" if any(a.split("=")[0] == "--address" for a in extra) else None
+    if kind is None:
+        raise UsageError("say which kind of target this is with --type KIND",
+                         hint="targets kinds lists the installed kinds")
+    kind = resolve_kind_name(kind)
+    cls = load_kind(kind)
+    ws = workspace_of(ctx)
+    if name in ws.targets() and not force:
+        raise UsageError(f"a target named {name!r} is already attached",
+                         hint=f"targets detach {name}, or attach again with --force")
+    fields = dict(cls.options_model.model_fields)
+    values = _parse_kind_options(fields, extra)
+    for field in list(values):
+        if field.endswith("_stdin") and values[field] is True:
+            values[field] = sys.stdin.read().rstrip("\n")
+    from pydantic import ValidationError
+
+    try:
+        options = cls.options_model.model_validate(values)
+    except ValidationError as exc:
+        lines = []
+        for e in exc.errors():
+            loc = ".".join(str(p) for p in e["loc"])
+            lines.append(f"--{loc.replace('_', '-')}: {e['msg']}" if loc else e["msg"])
+        raise UsageError("invalid options for kind " + repr(kind) + ":\n  " +
+                         "\n  ".join(lines)) from None
+    target = cls(name, options)
+    with target:
+        facts = target.probe()
+    stored = options.model_dump(mode="json", exclude_defaults=True)
+    record = TargetRecord(name=name, kind=kind, options=stored, facts=facts,
+                          attached_at=time.time(),
+                          secrets=tuple(getattr(target, "secret_names", ()) or ()))
+    ws.save_target(record)
+    if output == "json":
+        emit_json({"name": name, **record.to_yaml()})
+    else:
+        err_console().print(f"attached [bold]{name}[/] ({kind})", highlight=False)
+
+
+@click.command()
+@click.argument("name")
+@click.pass_context
+def detach(ctx: click.Context, name: str) -> None:
+    """Detach the compute target NAME (its runs stay in the history)."""
+    ws = workspace_of(ctx)
+    record = ws.remove_target(name)
+    err_console().print(f"detached {record.name} ({record.kind})", highlight=False)
+
+
+@click.command("list")
+@output_option
+@click.pass_context
+def list_targets(ctx: click.Context, output: str) -> None:
+    """List the attached compute targets (`local` is always there)."""
+    ws = workspace_of(ctx)
+    records = ws.targets()
+    if output == "json":
+        emit_json([{"name": r.name, **r.to_yaml()} for r in records.values()])
+        return
+    rows = []
+    for r in records.values():
+        where = r.options.get("address") or r.options.get("host") or (
+            "this machine" if r.kind == "local" else "")
+        rows.append([r.name, r.kind, where, fmt_time(r.attached_at)])
+    print_table(["NAME", "KIND", "WHERE", "ATTACHED"], rows)
+
+
+@click.command()
+@click.argument("name")
+@output_option
+@click.pass_context
+def show(ctx: click.Context, name: str, output: str) -> None:
+    """Show an attached target: its options and what was found when it was attached."""
+    ws = workspace_of(ctx)
+    record = ws.target_record(name)
+    facts = dict(record.facts)
+    if record.kind == "local" and not facts:
+        target = ws.get_target(name)
+        facts = target.probe()
+    data = {"name": record.name, "kind": record.kind, "options": dict(record.options),
+            "facts": facts, "attached_at": record.attached_at,
+            "secrets": list(record.secrets)}
+    if output == "json":
+        emit_json(data)
+        return
+    shown: dict[str, Any] = {"name": record.name, "kind": record.kind}
+    shown.update({k.replace("_", " "): v for k, v in record.options.items()})
+    shown.update({k.replace("_", " "): v for k, v in facts.items()})
+    if record.secrets:
+        shown["secrets"] = ", ".join(f"{s} (in keyring)" for s in record.secrets)
+    print_mapping(shown)
+
+
+@click.command()
+@output_option
+def kinds(output: str) -> None:
+    """List the installed target kinds, their distribution and capabilities."""
+    from targets.registry import available_kinds, load_kind
+
+    rows = []
+    data = []
+    for info in available_kinds():
+        entry: dict[str, Any] = {"name": info.name, "distribution": info.distribution,
+                                 "version": info.version}
+        try:
+            cls = load_kind(info.name)
+        except (PluginLoadError, ConfigError) as exc:
+            entry["error"] = str(exc).splitlines()[0]
+            rows.append([info.name, info.distribution, "-", f"[red]broken:[/] {entry['error']}"])
+            data.append(entry)
+            continue
+        caps = sorted(c.value for c in cls.capabilities)
+        entry.update({
+            "aliases": list(cls.aliases), "description": cls.description,
+            "capabilities": caps,
+            "options": {n: str(f.annotation) for n, f in cls.options_model.model_fields.items()},
+        })
+        data.append(entry)
+        name = info.name + (f" ({', '.join(cls.aliases)})" if cls.aliases else "")
+        rows.append([name, f"{info.distribution} {info.version}", ", ".join(caps),
+                     cls.description])
+    if output == "json":
+        emit_json(data)
+        return
+    print_table(["KIND", "DISTRIBUTION", "CAPABILITIES", "DESCRIPTION"], rows)

@@ -1,0 +1,227 @@
+"""The run ledger: one SQLite database per workspace (``.targets/runs.db``).
+
+WAL journal and a busy timeout make it safe for several processes at once (a detached
+``targets run`` streaming while another shell lists runs). Every write is one short
+transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Ledger", "RunRecord"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id           TEXT PRIMARY KEY,
+    experiment   TEXT NOT NULL,
+    target       TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    parent_id    TEXT,
+    display_name TEXT,
+    entry        TEXT,
+    created_at   REAL NOT NULL,
+    started_at   REAL,
+    ended_at     REAL,
+    exit_code    INTEGER,
+    message      TEXT,
+    handle       TEXT,
+    phases       TEXT NOT NULL DEFAULT '{}',
+    collected    INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at DESC);
+CREATE INDEX IF NOT EXISTS runs_experiment ON runs (experiment, created_at DESC);
+CREATE INDEX IF NOT EXISTS runs_parent ON runs (parent_id);
+CREATE INDEX IF NOT EXISTS runs_open ON runs (status) WHERE status NOT IN
+    ('Completed', 'Failed', 'Canceled');
+"""
+
+_COLUMNS = (
+    "id", "experiment", "target", "kind", "status", "parent_id", "display_name", "entry",
+    "created_at", "started_at", "ended_at", "exit_code", "message", "handle", "phases",
+    "collected",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One row of the ledger."""
+
+    id: str
+    experiment: str
+    target: str
+    kind: str
+    status: str
+    created_at: float
+    parent_id: str | None = None
+    display_name: str | None = None
+    entry: str | None = None
+    """What runs: the script and arguments or the command, for listings."""
+    started_at: float | None = None
+    ended_at: float | None = None
+    exit_code: int | None = None
+    message: str | None = None
+    handle: Mapping[str, Any] | None = None
+    phases: Mapping[str, float] = field(default_factory=dict)
+    collected: bool = False
+    """True once outputs and logs were brought back after the run ended."""
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None:
+            return None
+        return (self.ended_at or time.time()) - self.started_at
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "experiment": self.experiment, "target": self.target,
+            "kind": self.kind, "status": self.status, "parent_id": self.parent_id,
+            "display_name": self.display_name, "entry": self.entry,
+            "created_at": self.created_at, "started_at": self.started_at,
+            "ended_at": self.ended_at, "duration_seconds": self.duration,
+            "exit_code": self.exit_code, "message": self.message,
+            "phases": dict(self.phases), "collected": self.collected,
+        }
+
+
+def _row_to_record(row: sqlite3.Row) -> RunRecord:
+    return RunRecord(
+        id=row["id"], experiment=row["experiment"], target=row["target"], kind=row["kind"],
+        status=row["status"], created_at=row["created_at"], parent_id=row["parent_id"],
+        display_name=row["display_name"], entry=row["entry"], started_at=row["started_at"],
+        ended_at=row["ended_at"], exit_code=row["exit_code"], message=row["message"],
+        handle=json.loads(row["handle"]) if row["handle"] else None,
+        phases=json.loads(row["phases"] or "{}"), collected=bool(row["collected"]),
+    )
+
+
+class Ledger:
+    """Access to ``runs.db``. Opening is lazy; :meth:`close` is idempotent."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(_SCHEMA)
+            self._conn = conn
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        conn = self._connect()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def insert(self, record: RunRecord) -> None:
+        values = _record_values(record)
+        placeholders = ", ".join("?" for _ in _COLUMNS)
+        with self._tx() as conn:
+            conn.execute(f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({placeholders})",
+                         values)
+
+    def insert_many(self, records: Sequence[RunRecord]) -> None:
+        placeholders = ", ".join("?" for _ in _COLUMNS)
+        with self._tx() as conn:
+            conn.executemany(
+                f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({placeholders})",
+                [_record_values(r) for r in records],
+            )
+
+    def update(self, run_id: str, **changes: Any) -> RunRecord:
+        """Change some columns of one run and return the new record."""
+        current = self.get(run_id)
+        if current is None:
+            raise KeyError(run_id)
+        new = replace(current, **changes)
+        values = dict(zip(_COLUMNS, _record_values(new), strict=True))
+        sets = ", ".join(f"{c} = ?" for c in _COLUMNS if c != "id")
+        with self._tx() as conn:
+            conn.execute(f"UPDATE runs SET {sets} WHERE id = ?",
+                         [values[c] for c in _COLUMNS if c != "id"] + [run_id])
+        return new
+
+    def get(self, run_id: str) -> RunRecord | None:
+        row = self._connect().execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return _row_to_record(row) if row else None
+
+    def find(self, prefix: str) -> list[RunRecord]:
+        """Runs whose id starts with ``prefix`` (so users can type a unique prefix)."""
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = self._connect().execute(
+            "SELECT * FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY created_at DESC LIMIT 20",
+            (escaped + "%",),
+        ).fetchall()
+        return [_row_to_record(r) for r in rows]
+
+    def list(
+        self,
+        *,
+        experiment: str | None = None,
+        target: str | None = None,
+        status: str | None = None,
+        parent_id: str | None = None,
+        limit: int | None = 50,
+    ) -> list[RunRecord]:
+        """Runs, newest first, filtered."""
+        where, args = [], []
+        for column, value in (("experiment", experiment), ("target", target),
+                              ("status", status), ("parent_id", parent_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        sql = "SELECT * FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [_row_to_record(r) for r in self._connect().execute(sql, args).fetchall()]
+
+    def open_runs(self) -> list[RunRecord]:
+        """Runs not yet in a terminal status, or ended but not yet collected."""
+        rows = self._connect().execute(
+            "SELECT * FROM runs WHERE status NOT IN ('Completed', 'Failed', 'Canceled') "
+            "OR collected = 0 ORDER BY created_at"
+        ).fetchall()
+        return [_row_to_record(r) for r in rows]
+
+    def delete(self, run_id: str) -> None:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+
+    def count(self) -> int:
+        return int(self._connect().execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+
+
+def _record_values(r: RunRecord) -> list[Any]:
+    return [
+        r.id, r.experiment, r.target, r.kind, r.status, r.parent_id, r.display_name, r.entry,
+        r.created_at, r.started_at, r.ended_at, r.exit_code, r.message,
+        json.dumps(dict(r.handle)) if r.handle is not None else None,
+        json.dumps(dict(r.phases)), int(r.collected),
+    ]

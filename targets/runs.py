@@ -1,0 +1,451 @@
+"""Orchestration of runs: submit, refresh, stream, cancel, collect.
+
+This is the loop around the target kinds' primitives (see
+:mod:`targets.compute.base`): kinds start runs and answer questions about them; this
+module decides when to ask, records answers in the ledger, streams logs into the run's
+folder (whose file sizes are the resume offsets, so a client that went away continues
+where it stopped) and brings outputs back once a run ends. No kind can get this wrong
+because no kind implements it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from targets.compute.base import (
+    TERMINAL_STATUSES,
+    ComputeTarget,
+    LogChunk,
+    Progress,
+    RunHandle,
+    RunState,
+    RunStatus,
+    SubmitRequest,
+)
+from targets.errors import RunFailedError, RunNotFoundError, TargetsError, UsageError
+from targets.ledger import RunRecord
+from targets.workspace import Workspace, new_run_id
+
+if TYPE_CHECKING:
+    from targets.runconfig.model import RunConfiguration
+
+__all__ = ["Run", "list_runs", "submit_run"]
+
+SYSTEM_LOGS = ("prepare.log", "driver.log")
+_TERMINAL_NAMES = {s.value for s in TERMINAL_STATUSES}
+
+
+def _entry_text(config: RunConfiguration) -> str:
+    import shlex
+
+    if config.script:
+        return shlex.join([config.script, *config.arguments])
+    if isinstance(config.command, list):
+        return shlex.join(config.command)
+    return str(config.command or "")
+
+
+def _check_entry(config: RunConfiguration, source_dir: Path) -> None:
+    """The script must be a file inside the source directory."""
+    if not config.script and not config.command:
+        raise UsageError("nothing to run: give a script or a command",
+                         hint="targets run SCRIPT.py, or set `script:` in the runconfig")
+    if config.script:
+        script = Path(config.script)
+        full = (source_dir / script).resolve()
+        if script.is_absolute() or not full.is_relative_to(source_dir.resolve()):
+            raise UsageError(
+                f"the script {config.script!r} is not inside the source directory {source_dir}",
+                hint="move it into the source directory, or set source_directory to a folder "
+                     "that contains it",
+            )
+        if not full.is_file():
+            raise UsageError(f"the script {config.script!r} does not exist in {source_dir}")
+
+
+def submit_run(
+    workspace: Workspace,
+    config: RunConfiguration,
+    *,
+    source_dir: str | Path,
+    experiment: str | None = None,
+    display_name: str | None = None,
+    parent_id: str | None = None,
+    run_id: str | None = None,
+    progress: Progress | None = None,
+    origin: dict[str, Any] | None = None,
+) -> Run:
+    """Validate, snapshot, record and start one run; return without waiting for it.
+
+    Raises a UsageError (exit 2) for bad input before anything is written or sent.
+    """
+    from targets.environments import resolve_environment
+    from targets.snapshot import limits_from_env, take_snapshot
+
+    source = Path(source_dir).resolve()
+    if not source.is_dir():
+        raise UsageError(f"the source directory {str(source)!r} does not exist")
+    _check_entry(config, source)
+    target = workspace.get_target(config.target)
+    environment = resolve_environment(config, source)
+    experiment = experiment or config.experiment_name or workspace.default_experiment()
+    report = progress or (lambda phase, done, total: None)
+
+    snapshot = take_snapshot(
+        source, limits=limits_from_env(),
+        cache_path=workspace.cache_dir / "snapshot-hashes.db",
+        progress=lambda done, total: report("snapshot", done, total),
+    )
+
+    workspace.ensure()
+    run_id = run_id or new_run_id(experiment)
+    run_dir = workspace.run_dir(run_id)
+    run_dir.mkdir(parents=True)
+    record = RunRecord(
+        id=run_id, experiment=experiment, target=target.name, kind=target.kind,
+        status=RunStatus.QUEUED.value, created_at=time.time(), parent_id=parent_id,
+        display_name=display_name, entry=_entry_text(config),
+    )
+    manifest = {
+        "run_id": run_id,
+        "experiment": experiment,
+        "target": target.name,
+        "kind": target.kind,
+        "source_directory": str(source),
+        "origin": origin or {},
+        "runconfig": config.model_dump(mode="json", exclude_defaults=True),
+        "environment": dict(environment.to_json(), hash=environment.hash),
+        "snapshot": snapshot.to_manifest(),
+    }
+    (run_dir / "run.json").write_text(json.dumps(manifest, indent=1))
+    workspace.ledger.insert(record)
+    try:
+        with target:
+            handle = target.submit(
+                SubmitRequest(run_id=run_id, config=config, snapshot=snapshot,
+                              environment=environment),
+                report,
+            )
+    except BaseException as exc:
+        workspace.ledger.update(run_id, status=RunStatus.FAILED.value, ended_at=time.time(),
+                                message=f"submission failed: {exc}", collected=True)
+        raise
+    workspace.ledger.update(run_id, handle=handle.to_json())
+    return Run(workspace, run_id)
+
+
+class Run:
+    """A run in a workspace: status, logs, outputs. The names follow Azure ML v1's ``Run``.
+
+    Every method that asks the target refreshes the ledger as a side effect.
+    """
+
+    def __init__(self, workspace: Workspace, run_id: str) -> None:
+        self.workspace = workspace
+        record = workspace.ledger.get(run_id)
+        if record is None:
+            matches = workspace.ledger.find(run_id)
+            if len(matches) == 1:
+                record = matches[0]
+            elif matches:
+                raise UsageError(
+                    f"run id prefix {run_id!r} is ambiguous: "
+                    + ", ".join(m.id for m in matches[:5]))
+            else:
+                raise RunNotFoundError(f"no run {run_id!r} in the workspace {workspace.root}",
+                                       hint="targets runs list")
+        self.id = record.id
+        self._record = record
+        self._target: ComputeTarget | None = None
+
+    def __repr__(self) -> str:
+        return f"Run(id={self.id!r}, status={self._record.status!r})"
+
+    # -- basics ------------------------------------------------------------------------
+
+    @property
+    def record(self) -> RunRecord:
+        return self._record
+
+    @property
+    def experiment(self) -> str:
+        return self._record.experiment
+
+    @property
+    def folder(self) -> Path:
+        """The run's folder in the workspace (run.json, logs, outputs)."""
+        return self.workspace.run_dir(self.id)
+
+    @property
+    def handle(self) -> RunHandle | None:
+        raw = self._record.handle
+        return RunHandle.from_json(raw) if raw else None
+
+    def _get_target(self) -> ComputeTarget:
+        if self._target is None:
+            self._target = self.workspace.get_target(self._record.target)
+        return self._target
+
+    def close(self) -> None:
+        if self._target is not None:
+            self._target.close()
+            self._target = None
+
+    # -- state -------------------------------------------------------------------------
+
+    def refresh(self) -> RunRecord:
+        """Ask the target for the run's state, record it, and collect logs and outputs
+        once it has ended."""
+        record = self._record
+        if record.status in _TERMINAL_NAMES and record.collected:
+            return record
+        handle = self.handle
+        if handle is None:
+            return record
+        target = self._get_target()
+        state = target.status(handle)
+        record = self._record_state(state)
+        if state.status.terminal and not record.collected:
+            self._pull_logs(target, handle)
+            target.fetch_outputs(handle, self.folder)
+            record = self._record = self.workspace.ledger.update(self.id, collected=True)
+        return record
+
+    def _record_state(self, state: RunState) -> RunRecord:
+        r = self._record
+        changes: dict[str, Any] = {}
+        if state.status.value != r.status:
+            changes["status"] = state.status.value
+        for name in ("exit_code", "message", "started_at", "ended_at"):
+            value = getattr(state, name)
+            if value is not None and value != getattr(r, name):
+                changes[name] = value
+        if state.phases and dict(state.phases) != dict(r.phases):
+            changes["phases"] = dict(state.phases)
+        if changes:
+            self._record = self.workspace.ledger.update(self.id, **changes)
+        return self._record
+
+    def get_status(self) -> str:
+        return self.refresh().status
+
+    def get_details(self) -> dict[str, Any]:
+        record = self.refresh()
+        details = record.to_json()
+        details["folder"] = str(self.folder)
+        manifest = self.folder / "run.json"
+        if manifest.exists():
+            data = json.loads(manifest.read_text())
+            details["runconfig"] = data.get("runconfig")
+            details["environment"] = data.get("environment")
+            details["git"] = (data.get("snapshot") or {}).get("git")
+            details["snapshot"] = {
+                "digest": (data.get("snapshot") or {}).get("digest"),
+                "files": len((data.get("snapshot") or {}).get("files") or []),
+                "total_size": (data.get("snapshot") or {}).get("total_size"),
+            }
+            details["origin"] = data.get("origin")
+        return details
+
+    def cancel(self) -> RunRecord:
+        """Stop the run and its process tree. Idempotent."""
+        record = self.refresh()
+        if record.status in _TERMINAL_NAMES:
+            return record
+        handle = self.handle
+        if handle is None:
+            return self.workspace.ledger.update(self.id, status=RunStatus.CANCELED.value,
+                                                ended_at=time.time(), collected=True)
+        self._get_target().cancel(handle)
+        return self.refresh()
+
+    # -- logs --------------------------------------------------------------------------
+
+    def _local_offsets(self) -> dict[str, int]:
+        offsets = {}
+        for name in SYSTEM_LOGS:
+            path = self.folder / name
+            if path.exists():
+                offsets[name] = path.stat().st_size
+        logs = self.folder / "logs"
+        if logs.is_dir():
+            for path in logs.rglob("*"):
+                if path.is_file():
+                    offsets["logs/" + path.relative_to(logs).as_posix()] = path.stat().st_size
+        return offsets
+
+    def _pull_logs(self, target: ComputeTarget, handle: RunHandle) -> list[LogChunk]:
+        """Append every new log byte to the run folder; return what was new."""
+        got: list[LogChunk] = []
+        while True:
+            chunks = target.read_logs(handle, self._local_offsets())
+            if not chunks:
+                return got
+            for chunk in chunks:
+                parts = chunk.name.split("/")
+                if chunk.name.startswith("/") or ".." in parts:
+                    raise TargetsError(f"target sent a bad log name {chunk.name!r}")
+                path = self.folder.joinpath(*parts)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with open(path, "r+b" if path.exists() else "wb") as fh:
+                    fh.seek(chunk.offset)
+                    fh.write(chunk.data)
+                    fh.truncate()
+            got.extend(chunks)
+
+    def stream(
+        self,
+        out: IO[bytes] | None = None,
+        *,
+        follow: bool = True,
+        from_start: bool = True,
+        on_status: Callable[[str], None] | None = None,
+    ) -> RunRecord:
+        """Write the run's output (environment preparation, then the script's stdout and
+        stderr) to ``out`` and keep the run folder's logs up to date.
+
+        With ``from_start``, what was already collected is written first. With
+        ``follow``, blocks until the run ends (Ctrl-C stops streaming, not the run).
+        """
+        sink = out if out is not None else sys.stdout.buffer
+        if from_start:
+            for name in SYSTEM_LOGS:
+                path = self.folder / name
+                if path.exists():
+                    sink.write(path.read_bytes())
+            sink.flush()
+        handle = self.handle
+        if handle is None:
+            return self.refresh()
+        target = self._get_target()
+        delay = 0.02
+        last_status = self._record.status
+        while True:
+            record = self._record
+            if record.status in _TERMINAL_NAMES and record.collected:
+                return record
+            new = self._pull_logs(target, handle)
+            for chunk in new:
+                if chunk.name in SYSTEM_LOGS:
+                    sink.write(chunk.data)
+            if new:
+                sink.flush()
+            state = target.status(handle)
+            if state.status.terminal:
+                return self.refresh()
+            record = self._record_state(state)
+            if on_status and record.status != last_status:
+                on_status(record.status)
+                last_status = record.status
+            if not follow:
+                return record
+            if new:
+                delay = 0.02
+            else:
+                time.sleep(delay)
+                delay = min(delay * 1.5, 0.5)
+
+    def wait_for_completion(self, show_output: bool = False, wait_post_processing: bool = False,
+                            raise_on_error: bool = True) -> dict[str, Any]:
+        """Block until the run ends; with ``show_output``, stream its output to stdout.
+        Raises RunFailedError when it failed and ``raise_on_error``."""
+        if show_output:
+            record = self.stream(sys.stdout.buffer)
+        else:
+            delay = 0.05
+            record = self.refresh()
+            while record.status not in _TERMINAL_NAMES or not record.collected:
+                time.sleep(delay)
+                delay = min(delay * 1.5, 1.0)
+                record = self.refresh()
+        if raise_on_error and record.status != RunStatus.COMPLETED.value:
+            raise RunFailedError(self.id, record.status, record.exit_code, self.tail(),
+                                 record.message or "")
+        return self.get_details()
+
+    def tail(self, lines: int = 20) -> str:
+        path = self.folder / "driver.log"
+        if not path.exists():
+            path = self.folder / "prepare.log"
+        if not path.exists():
+            return ""
+        with open(path, "rb") as fh:
+            fh.seek(max(0, path.stat().st_size - 16384))
+            text = fh.read().decode("utf-8", "replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    # -- files -------------------------------------------------------------------------
+
+    def _collect(self) -> None:
+        record = self.refresh()
+        if record.status not in _TERMINAL_NAMES and self.handle is not None:
+            target = self._get_target()
+            self._pull_logs(target, self.handle)
+            target.fetch_outputs(self.handle, self.folder)
+
+    def _iter_files(self) -> Iterator[str]:
+        for top in ("outputs", "logs"):
+            base = self.folder / top
+            if base.is_dir():
+                for path in sorted(base.rglob("*")):
+                    if path.is_file():
+                        yield path.relative_to(self.folder).as_posix()
+        for name in SYSTEM_LOGS:
+            if (self.folder / name).exists():
+                yield name
+
+    def get_file_names(self) -> list[str]:
+        self._collect()
+        return list(self._iter_files())
+
+    def download_file(self, name: str, output_file_path: str | Path | None = None) -> Path:
+        """Copy one file of the run (e.g. ``outputs/model.txt``) to ``output_file_path``."""
+        self._collect()
+        parts = Path(name).parts
+        if Path(name).is_absolute() or ".." in parts:
+            raise UsageError(f"bad file name {name!r}")
+        source = self.folder / name
+        if not source.is_file():
+            raise UsageError(f"run {self.id} has no file {name!r}",
+                             hint=f"targets runs show {self.id} lists its files")
+        dest = Path(output_file_path) if output_file_path else Path(Path(name).name)
+        if dest.is_dir():
+            dest = dest / source.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, dest)
+        return dest
+
+    def download_files(self, prefix: str = "", output_directory: str | Path | None = None
+                       ) -> list[Path]:
+        """Copy the run's files whose names start with ``prefix`` under ``output_directory``
+        (default: the current directory), keeping their relative paths."""
+        self._collect()
+        base = Path(output_directory or ".")
+        written = []
+        for name in self._iter_files():
+            if name.startswith(prefix):
+                dest = base / name
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(self.folder / name, dest)
+                written.append(dest)
+        return written
+
+
+def list_runs(workspace: Workspace, *, refresh: bool = True, **filters: Any) -> list[RunRecord]:
+    """Runs newest first; runs still open are refreshed from their targets first."""
+    if refresh:
+        for record in workspace.ledger.open_runs():
+            run = Run(workspace, record.id)
+            try:
+                run.refresh()
+            except TargetsError:
+                pass  # an unreachable target must not break listing
+            finally:
+                run.close()
+    return workspace.ledger.list(**filters)

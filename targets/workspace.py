@@ -1,0 +1,263 @@
+"""The workspace: a project folder holding a ``.targets/`` directory.
+
+``.targets/`` holds:
+
+- ``targets.yml``: the attached targets (kind, options, facts found at attach). Never a
+  secret: secrets live in the OS keyring and are referenced by name only.
+- ``runs.db``: the run ledger (:mod:`targets.ledger`).
+- ``runs/<run-id>/``: one folder per run: ``run.json`` (what was run, where, from which
+  snapshot), ``driver.log`` and ``prepare.log``, and the script's ``logs/`` and ``outputs/``.
+- ``cache/``: the snapshot hash cache.
+
+Finding it: ``--workspace`` / ``TARGETS_WORKSPACE`` when given; otherwise the nearest
+folder upwards from the current directory that has a ``.targets/`` directory (like git);
+otherwise the top of the enclosing git repository; otherwise the current directory. The
+folder is created on first write, so nothing has to be set up before the first run.
+
+The target ``local`` always exists, even in an empty ``targets.yml``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from targets.errors import ConfigError, InvalidNameError, UnknownTargetError, UsageError
+from targets.ledger import Ledger
+
+if TYPE_CHECKING:
+    from targets.compute.base import ComputeTarget
+
+__all__ = ["TargetRecord", "Workspace", "validate_target_name"]
+
+DIRNAME = ".targets"
+LOCAL = "local"
+_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,14}[A-Za-z0-9]$")
+
+
+def validate_target_name(name: str) -> str:
+    """Return ``name`` if it follows Azure ML's compute naming rule, else raise.
+
+    2 to 16 characters, a letter first, then letters, digits and hyphens, not ending
+    with a hyphen.
+    """
+    if not _NAME_RE.match(name):
+        problems = []
+        if not 2 <= len(name) <= 16:
+            problems.append(f"it has {len(name)} characters (2 to 16 allowed)")
+        if not name or not (name[0].isascii() and name[0].isalpha()):
+            problems.append("it must start with a letter")
+        if name.endswith("-"):
+            problems.append("it must not end with a hyphen")
+        bad = sorted({c for c in name if not (c.isascii() and (c.isalnum() or c == "-"))})
+        if bad:
+            problems.append("it contains " + " ".join(repr(c) for c in bad))
+        raise InvalidNameError(
+            f"invalid target name {name!r}: " + "; ".join(problems or ["bad format"]),
+            hint="use 2-16 letters, digits and hyphens, starting with a letter, e.g. 'gpu-box1'",
+        )
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class TargetRecord:
+    """An attached target as stored in ``targets.yml``."""
+
+    name: str
+    kind: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    attached_at: float | None = None
+    secrets: tuple[str, ...] = ()
+    """Names of secrets kept in the keyring for this target (never their values)."""
+
+    def to_yaml(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"type": self.kind}
+        if self.options:
+            data["options"] = dict(self.options)
+        if self.secrets:
+            data["secrets"] = list(self.secrets)
+        if self.facts:
+            data["facts"] = dict(self.facts)
+        if self.attached_at is not None:
+            data["attached_at"] = self.attached_at
+        return data
+
+
+class Workspace:
+    """A project folder with its ``.targets/`` directory. Constructing it does no I/O."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).resolve()
+        self.dir = self.root / DIRNAME
+        self._ledger: Ledger | None = None
+
+    # -- finding ---------------------------------------------------------------------
+
+    @classmethod
+    def find(cls, start: str | Path | None = None, *, explicit: str | Path | None = None
+             ) -> Workspace:
+        """The workspace for ``start`` (default: the current directory). See module doc."""
+        chosen = explicit or os.environ.get("TARGETS_WORKSPACE")
+        if chosen:
+            path = Path(chosen).expanduser()
+            if path.exists() and not path.is_dir():
+                raise UsageError(f"workspace {str(path)!r} is not a directory")
+            return cls(path)
+        here = Path(start or os.getcwd()).resolve()
+        git_top: Path | None = None
+        for folder in (here, *here.parents):
+            if (folder / DIRNAME).is_dir():
+                return cls(folder)
+            if git_top is None and (folder / ".git").exists():
+                git_top = folder
+        return cls(git_top or here)
+
+    @classmethod
+    def from_dir(cls, path: str | Path = ".") -> Workspace:
+        """Azure ML v1's name: the workspace for the folder ``path`` (searching upwards)."""
+        return cls.find(path)
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.root)!r})"
+
+    # -- storage ---------------------------------------------------------------------
+
+    @property
+    def ledger(self) -> Ledger:
+        if self._ledger is None:
+            self._ledger = Ledger(self.dir / "runs.db")
+        return self._ledger
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.dir / "runs" / run_id
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.dir / "cache"
+
+    def ensure(self) -> None:
+        """Create ``.targets/`` (idempotent)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        gitignore = self.dir / ".gitignore"
+        if not gitignore.exists():
+            gitignore.write_text("# created by targets: run history stays out of git\n*\n")
+
+    def close(self) -> None:
+        if self._ledger is not None:
+            self._ledger.close()
+
+    # -- attached targets ------------------------------------------------------------
+
+    @property
+    def _targets_file(self) -> Path:
+        return self.dir / "targets.yml"
+
+    def _read_targets_file(self) -> dict[str, Any]:
+        path = self._targets_file
+        if not path.exists():
+            return {}
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            line = getattr(getattr(exc, "problem_mark", None), "line", None)
+            raise ConfigError(f"invalid YAML: {exc}", path=str(path),
+                              line=line + 1 if line is not None else None) from exc
+        if not isinstance(data, dict):
+            raise ConfigError("expected a mapping at the top level", path=str(path))
+        return data
+
+    def targets(self) -> dict[str, TargetRecord]:
+        """Every attached target by name, ``local`` included."""
+        data = self._read_targets_file().get("targets") or {}
+        records = {LOCAL: TargetRecord(name=LOCAL, kind="local")}
+        for name, raw in data.items():
+            if not isinstance(raw, dict) or "type" not in raw:
+                raise ConfigError("each target needs a 'type'", path=str(self._targets_file),
+                                  key_path=f"targets.{name}")
+            records[str(name)] = TargetRecord(
+                name=str(name), kind=str(raw["type"]), options=raw.get("options") or {},
+                facts=raw.get("facts") or {}, attached_at=raw.get("attached_at"),
+                secrets=tuple(raw.get("secrets") or ()),
+            )
+        return records
+
+    def target_record(self, name: str) -> TargetRecord:
+        records = self.targets()
+        if name not in records:
+            raise UnknownTargetError(name, sorted(records))
+        return records[name]
+
+    def save_target(self, record: TargetRecord) -> None:
+        """Add or replace an attached target in ``targets.yml`` (atomically)."""
+        validate_target_name(record.name)
+        if record.name == LOCAL:
+            raise InvalidNameError("the name 'local' is reserved for this machine")
+        data = self._read_targets_file()
+        targets = data.setdefault("targets", {}) or {}
+        targets[record.name] = record.to_yaml()
+        data["targets"] = targets
+        self._write_targets_file(data)
+
+    def remove_target(self, name: str) -> TargetRecord:
+        record = self.target_record(name)
+        if name == LOCAL:
+            raise UsageError("the target 'local' cannot be detached")
+        data = self._read_targets_file()
+        del data["targets"][name]
+        self._write_targets_file(data)
+        return record
+
+    def _write_targets_file(self, data: dict[str, Any]) -> None:
+        self.ensure()
+        text = ("# Attached compute targets. Written by `targets attach`; secrets are never "
+                "stored here.\n" + yaml.safe_dump(data, sort_keys=False))
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".targets.yml.")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, self._targets_file)
+
+    def get_target(self, name: str) -> ComputeTarget:
+        """An instance of the attached target ``name`` (imports only its kind)."""
+        from targets.registry import load_kind
+
+        record = self.target_record(name)
+        cls = load_kind(record.kind)
+        try:
+            options = cls.options_model.model_validate(dict(record.options))
+        except Exception as exc:
+            raise ConfigError(f"stored options are invalid: {exc}",
+                              path=str(self._targets_file), key_path=f"targets.{name}") from exc
+        target = cls(name, options)
+        target.workspace = self  # type: ignore[attr-defined]
+        target.record = record  # type: ignore[attr-defined]
+        return target
+
+    # -- names -----------------------------------------------------------------------
+
+    def default_experiment(self) -> str:
+        return sanitize_experiment(self.root.name) or "default"
+
+
+def sanitize_experiment(name: str) -> str:
+    """An experiment name made of letters, digits, ``-`` and ``_`` (max 64)."""
+    cleaned = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-_")
+    return cleaned[:64]
+
+
+def new_run_id(experiment: str) -> str:
+    """Unique, readable, sortable: ``<experiment>_<UTC time>_<6 random chars>``."""
+    import secrets
+
+    stamp = time.strftime("%Y%m%d_%H%M%S", time.gmtime())
+    alphabet = "abcdefghijkmnpqrstuvwxyz23456789"
+    suffix = "".join(secrets.choice(alphabet) for _ in range(6))
+    return f"{sanitize_experiment(experiment) or 'run'}_{stamp}_{suffix}"
