@@ -308,6 +308,15 @@ def test_symlink_escaping_lexically_but_resolving_inside_is_rewritten(tmp_path: 
     assert {f.path: f.link for f in snap.files}["link.txt"] == "data/x.txt"
 
 
+def test_root_reached_through_a_symlink_keeps_inside_links(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    write(real, "data/x.txt")
+    (tmp_path / "alias").symlink_to(real)
+    (real / "abs.txt").symlink_to(tmp_path / "alias" / "data" / "x.txt")
+    snap = take_snapshot(tmp_path / "alias")
+    assert {f.path: f.link for f in snap.files} == {"abs.txt": "data/x.txt", "data/x.txt": None}
+
+
 # --------------------------------------------------------------------------- files
 
 
