@@ -275,15 +275,16 @@ def ensure_environment(
             python = build(spec, env_dir, log, default_python)
             if not _runs(python):
                 raise EnvError(f"the environment was built but {python} does not run")
+            created = time.time()
             record = {
                 "hash": env_hash,
                 "spec": spec,
                 "builder": builder,
                 "python": python,
-                "created": time.time(),
+                "created": created,
                 "describe": describe_spec(spec),
             }
-            _touch(os.path.join(env_dir, LAST_USED))
+            _touch(os.path.join(env_dir, LAST_USED), created)
             _write_marker(env_dir, record)
         except BaseException:
             _remove(env_dir)
@@ -694,10 +695,10 @@ def _write_marker(env_dir: str, record: dict[str, Any]) -> None:
     os.replace(tmp, os.path.join(env_dir, MARKER))
 
 
-def _touch(path: str) -> None:
+def _touch(path: str, when: float | None = None) -> None:
     with open(path, "a"):
         pass
-    os.utime(path, None)
+    os.utime(path, None if when is None else (when, when))
 
 
 def _mtime(path: str) -> float | None:
