@@ -1,0 +1,57 @@
+"""Run configurations: the model, its readers and writers, and its JSON Schema.
+
+Importing this package is cheap: the readers (PyYAML) load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from targets.runconfig.model import RunConfiguration
+
+if TYPE_CHECKING:
+    from targets.runconfig.azureml_v1 import convert_runconfig
+    from targets.runconfig.conda import CondaDependencies
+    from targets.runconfig.io import (
+        LoadedRunConfig,
+        dump_runconfig,
+        load_runconfig,
+        save_runconfig,
+    )
+    from targets.runconfig.schema import runconfig_json_schema
+
+__all__ = [
+    "CondaDependencies",
+    "LoadedRunConfig",
+    "RunConfiguration",
+    "convert_runconfig",
+    "dump_runconfig",
+    "load_runconfig",
+    "runconfig_json_schema",
+    "save_runconfig",
+]
+
+_LAZY = {
+    "CondaDependencies": "targets.runconfig.conda",
+    "LoadedRunConfig": "targets.runconfig.io",
+    "convert_runconfig": "targets.runconfig.azureml_v1",
+    "dump_runconfig": "targets.runconfig.io",
+    "load_runconfig": "targets.runconfig.io",
+    "runconfig_json_schema": "targets.runconfig.schema",
+    "save_runconfig": "targets.runconfig.io",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'targets.runconfig' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -11,11 +11,14 @@ assignment is still validated.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
+    "SCHEMA_URL",
     "AmlComputeSection",
     "CondaSpec",
     "DatabricksSection",
@@ -25,8 +28,8 @@ __all__ = [
     "HistorySection",
     "MpiSection",
     "PipBlock",
-    "PythonSection",
     "PyTorchSection",
+    "PythonSection",
     "RegistrySection",
     "RunConfiguration",
     "SparkConfigSection",
@@ -63,9 +66,12 @@ class CondaSpec(_Section):
     @classmethod
     def _coerce_scalars(cls, value: Any) -> Any:
         # YAML turns `- 3.10` style items into numbers; conda specs are strings.
-        if isinstance(value, list):
-            return [str(v) if isinstance(v, int | float) else v for v in value]
-        return value
+        return _stringify_items(value)
+
+    @field_validator("variables", mode="before")
+    @classmethod
+    def _variables_str(cls, value: Any) -> Any:
+        return _stringify_values(value)
 
 
 class PythonSection(_Section):
@@ -96,6 +102,8 @@ class RegistrySection(_Section):
 
 
 class DockerSection(_Section):
+    """How the run is containerised. ``enabled`` false: the run uses the target's host."""
+
     enabled: bool = False
     base_image: str | None = None
     base_dockerfile: str | None = None
@@ -106,11 +114,27 @@ class DockerSection(_Section):
     shared_volumes: bool = True
     platform: dict[str, str] | None = None
 
+    @field_validator("arguments", mode="before")
+    @classmethod
+    def _arguments_str(cls, value: Any) -> Any:
+        return _stringify_items(value)
+
+    @field_validator("platform", mode="before")
+    @classmethod
+    def _platform_str(cls, value: Any) -> Any:
+        return _stringify_values(value)
+
+    @field_validator("shm_size", mode="before")
+    @classmethod
+    def _shm_size_str(cls, value: Any) -> Any:
+        # `shm_size: 1024` is a YAML int; docker reads it as bytes.
+        return (
+            _scalar_str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        )
+
     @field_validator("shm_size")
     @classmethod
     def _shm_size(cls, value: str | None) -> str | None:
-        import re
-
         if value is not None and not re.fullmatch(r"\d+[bkmgBKMG]?", str(value)):
             raise ValueError(f"shm_size {value!r} is not a size like '2g', '512m' or '1024k'")
         return value
@@ -124,7 +148,7 @@ class SparkPackage(_Section):
     @field_validator("version", mode="before")
     @classmethod
     def _version_str(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, int | float) else value
+        return _scalar_str(value)
 
     @property
     def coordinate(self) -> str:
@@ -160,7 +184,7 @@ class EnvironmentSection(_Section):
     @field_validator("version", mode="before")
     @classmethod
     def _version_str(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, int | float) else value
+        return _scalar_str(value)
 
     @field_validator("environment_variables", mode="before")
     @classmethod
@@ -277,9 +301,12 @@ class RunConfiguration(_Section):
     @classmethod
     def _arguments_str(cls, value: Any) -> Any:
         # `- 0.5` in YAML is a float; scripts receive strings, exactly as written.
-        if isinstance(value, list):
-            return [_scalar_str(v) for v in value]
-        return value
+        return _stringify_items(value)
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _command_str(cls, value: Any) -> Any:
+        return _stringify_items(value)
 
     @field_validator("environment_variables", mode="before")
     @classmethod
@@ -302,14 +329,14 @@ class RunConfiguration(_Section):
     def effective_node_count(self) -> int:
         return self.node_count
 
-    def save(self, path: str) -> None:
+    def save(self, path: str | Path) -> None:
         """Write this configuration as our YAML format (with the schema comment line)."""
         from targets.runconfig.io import save_runconfig
 
         save_runconfig(self, path)
 
     @classmethod
-    def load(cls, path: str, name: str | None = None) -> RunConfiguration:
+    def load(cls, path: str | Path, name: str | None = None) -> RunConfiguration:
         """Load a runconfig: our YAML, an Azure ML v1 ``.runconfig`` or ``.azureml/<name>``.
 
         ``load(dir, name)`` searches ``dir/.azureml/name``, ``dir/aml_config/name`` (with and
@@ -321,10 +348,24 @@ class RunConfiguration(_Section):
 
 
 def _scalar_str(value: Any) -> Any:
+    """A YAML scalar where a string is expected, as the user wrote it.
+
+    The YAML reader in ``io.py`` tags plain numbers with their source text
+    (``yaml_source``), so ``- 1.10`` stays ``"1.10"`` rather than becoming ``"1.1"``.
+    """
+    source = getattr(value, "yaml_source", None)
+    if isinstance(source, str):
+        return source
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return str(value)
+    return value
+
+
+def _stringify_items(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_scalar_str(v) for v in value]
     return value
 
 
