@@ -30,11 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import ValidationError
-
 from targets.agent.envs import describe_spec
 from targets.errors import ConfigError
+from targets.runconfig.conda import load_conda_file
 from targets.runconfig.model import CondaSpec, PipBlock, RunConfiguration
 
 __all__ = ["EnvironmentSpec", "resolve_environment"]
@@ -172,7 +170,14 @@ def resolve_environment(config: RunConfiguration, source_dir: Path) -> Environme
         path = Path(python.conda_dependencies_file)
         if not path.is_absolute():
             path = Path(source_dir) / path
-        return _managed(_load_conda_file(path), path.parent, str(path))
+        if not path.is_file():
+            raise ConfigError(
+                "the conda dependencies file does not exist",
+                path=str(path),
+                key_path="environment.python.conda_dependencies_file",
+                hint=f"the path is relative to the source directory {source_dir}",
+            )
+        return _managed(load_conda_file(path), path.parent, str(path))
     if python.conda_dependencies is not None:
         return _managed(
             python.conda_dependencies,
@@ -294,64 +299,6 @@ def _split_pip(
                 hint=f"supported options: {supported}",
             )
     return packages, options
-
-
-# TODO: switch to targets.runconfig.conda.load_conda_file once it lands; this private
-# reader exists only because that module was being written at the same time.
-def _load_conda_file(path: Path) -> CondaSpec:
-    where = str(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError as exc:
-        raise ConfigError(
-            "the conda dependencies file does not exist",
-            path=where,
-            hint="fix environment.python.conda_dependencies_file (it is relative to the "
-            "source directory)",
-        ) from exc
-    except OSError as exc:
-        raise ConfigError(f"cannot read the conda file: {exc.strerror}", path=where) from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"invalid YAML: {problem}", path=where, line=line) from exc
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError("a conda file must be a mapping with a dependencies list", path=where)
-    try:
-        return CondaSpec.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key_path = ""
-        for part in first["loc"]:
-            if isinstance(part, int):
-                key_path += f"[{part}]"
-            elif not _is_union_member(part):
-                key_path += f".{part}" if key_path else str(part)
-        raise ConfigError(
-            _conda_error_message(first),
-            path=where,
-            key_path=key_path or None,
-        ) from exc
-
-
-def _is_union_member(part: Any) -> bool:
-    # pydantic puts the union member it tried ("str", "PipBlock") into the error location.
-    return isinstance(part, str) and part in {"str", "PipBlock"}
-
-
-def _conda_error_message(error: Any) -> str:
-    loc = error["loc"]
-    if loc and loc[0] == "dependencies" and len(loc) >= 2 and isinstance(loc[1], int):
-        return (
-            "each dependency must be a conda spec string or a `pip:` list, got "
-            f"{error.get('input')!r}"
-        )
-    return str(error["msg"])
 
 
 def _conda_name(spec: str) -> str:

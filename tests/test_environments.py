@@ -216,12 +216,12 @@ dependencies:
     ("text", "fragment"),
     [
         ("dependencies: [numpy==]\n", "'numpy==' is not a valid conda package spec"),
-        ("dependencies:\n  - {foo: bar}\n", "conda spec string or a `pip:` list"),
-        ("dependencies:\n  - [a, b]\n", "conda spec string or a `pip:` list"),
+        ("dependencies:\n  - {foo: bar}\n", "dependencies[0]"),
+        ("dependencies:\n  - [a, b]\n", "expected a string or a mapping {pip: [...]}"),
         ("dependencies: [numpy\n", "invalid YAML"),
         ("dependencies: [{pip: [requests==]}]\n", "'requests==' is not a valid pip requirement"),
         ("dependencies: [{pip: [-e .]}]\n", "pip option '-e .' is not supported"),
-        ("- just a list\n", "must be a mapping"),
+        ("- just a list\n", "expected a conda environment mapping"),
     ],
 )
 def test_bad_conda_file_is_a_config_error(tmp_path: Path, text: str, fragment: str) -> None:
@@ -236,7 +236,11 @@ def test_missing_conda_file_is_a_config_error(tmp_path: Path) -> None:
     config = RunConfiguration.model_validate(
         {"environment": {"python": {"conda_dependencies_file": "nope.yml"}}}
     )
-    with pytest.raises(ConfigError, match=r"nope\.yml: the conda dependencies file does not"):
+    with pytest.raises(
+        ConfigError,
+        match=r"nope\.yml: environment\.python\.conda_dependencies_file: the conda "
+        r"dependencies file does not exist\n  hint: the path is relative",
+    ):
         resolve_environment(config, tmp_path)
 
 
