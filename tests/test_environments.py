@@ -516,3 +516,22 @@ def test_prune_by_age_uses_last_use(tmp_path: Path, wheels: Path) -> None:
     old = time.time() - 7200
     os.utime(Path(result["env_dir"]) / ".targets-last-used", (old, old))
     assert prune_environments(root, older_than_seconds=3600) == [spec["hash"]]
+
+
+CORPUS = Path(__file__).parent / "data" / "azureml-corpus"
+
+
+@pytest.mark.parametrize(
+    "conda_file",
+    sorted(CORPUS.rglob("conda_dependencies.yml")),
+    ids=lambda p: str(p.relative_to(CORPUS)),
+)
+def test_corpus_conda_files_resolve(conda_file: Path) -> None:
+    config = RunConfiguration.model_validate(
+        {"environment": {"python": {"conda_dependencies_file": conda_file.name}}}
+    )
+    spec = resolve_environment(config, conda_file.parent)
+    assert spec.managed
+    assert spec.python_version is not None
+    assert spec.pip_packages
+    assert spec.hash == EnvironmentSpec.from_json(spec.to_json()).hash
