@@ -99,6 +99,8 @@ _V1_ONLY_TOP_KEYS = frozenset(
         "auto_cluster_compute_specification",
     }
 )
+_CONDA_KEYS = frozenset({"name", "channels", "dependencies", "prefix", "variables"})
+_SPARK_DEPENDENCY_KEYS = frozenset({"configuration", "repositories", "packages"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,18 +408,19 @@ def _model_at(model: type[BaseModel], key_path: KeyPath) -> type[BaseModel] | No
     return current
 
 
-def _data_path(loc: tuple[str | int, ...], data: Any) -> tuple[KeyPath, list[str]]:
+def _data_path(loc: tuple[str | int, ...], data: Any, kind: str) -> tuple[KeyPath, list[str]]:
     """Split a pydantic ``loc`` into the part that indexes the input and union tags."""
     path: list[str | int] = []
     tags: list[str] = []
     current = data
-    for part in loc:
+    last = len(loc) - 1
+    for position, part in enumerate(loc):
         indexes_dict = isinstance(current, dict) and part in current
         indexes_list = isinstance(current, list) and isinstance(part, int)
         if indexes_dict or (indexes_list and 0 <= int(part) < len(current)):
             path.append(part)
             current = current[part]
-        elif isinstance(current, dict) and isinstance(part, str) and not tags:
+        elif position == last and kind in ("missing", "extra_forbidden"):
             # A missing or extra key: the path still names it.
             path.append(part)
             current = None
@@ -442,7 +445,7 @@ def validation_problems(
     """
     grouped: dict[KeyPath, list[tuple[Any, list[str]]]] = {}
     for error in exc.errors():
-        key_path, tags = _data_path(error["loc"], data)
+        key_path, tags = _data_path(error["loc"], data, error["type"])
         grouped.setdefault(key_path, []).append((error, tags))
     problems: list[Problem] = []
     for key_path, errors in grouped.items():
@@ -497,6 +500,18 @@ def detect_format(path: Path, data: Any) -> RunConfigFormat:
         )
     if isinstance(data, dict) and data:
         keys = [str(k) for k in data]
+        if "dependencies" in keys and set(keys) <= _CONDA_KEYS:
+            raise ConfigError(
+                "this is a conda environment file, not a run configuration",
+                path=str(path),
+                hint="name it in a runconfig: environment.python.conda_dependencies_file",
+            )
+        if set(keys) <= _SPARK_DEPENDENCY_KEYS:
+            raise ConfigError(
+                "this is a Workbench Spark dependencies file, not a run configuration",
+                path=str(path),
+                hint="it is read through the SparkDependenciesFile key of a .runconfig",
+            )
         if all(k[:1].isupper() for k in keys) and WORKBENCH_KEYS.intersection(keys):
             return "azureml-workbench"
     if path.suffix == ".runconfig":
