@@ -330,19 +330,23 @@ class Run:
             record = self._record
             if record.status in _TERMINAL_NAMES and record.collected:
                 return record
+            # Status first: whatever is printed next happened while the run was in it.
+            state = target.status(handle)
+            if not state.status.terminal:
+                record = self._record_state(state)
+                if on_status and record.status != last_status:
+                    on_status(record.status)
+                    last_status = record.status
             new = self._pull_logs(target, handle)
             for chunk in new:
                 if chunk.name in SYSTEM_LOGS:
                     sink.write(chunk.data)
             if new:
                 sink.flush()
-            state = target.status(handle)
             if state.status.terminal:
+                # The target reports an end only after its logs are complete, so the pull
+                # above got the last bytes; refresh() records the end and collects outputs.
                 return self.refresh()
-            record = self._record_state(state)
-            if on_status and record.status != last_status:
-                on_status(record.status)
-                last_status = record.status
             if not follow:
                 return record
             if new:

@@ -191,10 +191,9 @@ def supervise(root: str, run_id: str) -> int:
                             ended_at=time.time(), phases=phases)
         return 0
 
+    # outputs/ and logs/ are not created in advance: scripts that call mkdir() without
+    # exist_ok (common) would fail.
     wd = os.path.join(run_dir, "wd")
-    for sub in ("outputs", "logs"):
-        os.makedirs(os.path.join(wd, sub), exist_ok=True)
-
     t0 = time.time()
     with open(os.path.join(run_dir, "prepare.log"), "ab", buffering=0) as log:
         try:

@@ -7,7 +7,6 @@ Subcommands are imported only when invoked, so ``targets --help`` and ``targets
 from __future__ import annotations
 
 import importlib
-import sys
 from typing import Any
 
 import click
@@ -43,6 +42,12 @@ class _LazyGroup(click.Group):
         command: click.Command = getattr(module, spec[1])
         return command
 
+    def invoke(self, ctx: click.Context) -> Any:
+        from targets.cli._common import handle_errors
+
+        with handle_errors():
+            return super().invoke(ctx)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, _COMMANDS[name][2]) for name in sorted(_COMMANDS)]
         with formatter.section("Commands"):
@@ -60,9 +65,6 @@ def cli(ctx: click.Context, workspace: str | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> Any:
-    """Console-script entry point: maps TargetsError to its exit code, never a traceback."""
-    from targets.cli._common import handle_errors
-
-    with handle_errors():
-        return cli.main(args=argv, prog_name="targets", standalone_mode=True)
-    sys.exit(1)  # pragma: no cover - handle_errors exits
+    """Console-script entry point. Errors become a message and an exit code (see
+    ``_common.handle_errors``), never a traceback."""
+    return cli.main(args=argv, prog_name="targets")

@@ -29,7 +29,7 @@ def err_console() -> Console:
     if _stderr is None:
         from rich.console import Console
 
-        _stderr = Console(stderr=True, highlight=False)
+        _stderr = Console(stderr=True, highlight=False, soft_wrap=True)
     return _stderr
 
 
@@ -107,9 +107,15 @@ STATUS_STYLE = {
 }
 
 
+def _stdout_console() -> Console:
+    from rich.console import Console
+
+    # Piped output is read by scripts and people alike: don't fold it at 80 columns.
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 250)
+
+
 def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
                 title: str | None = None) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title, box=None, header_style="bold", pad_edge=False)
@@ -117,11 +123,10 @@ def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
         table.add_column(col, overflow="fold")
     for row in rows:
         table.add_row(*(str(c) if c is not None else "-" for c in row))
-    Console(highlight=False, soft_wrap=False).print(table)
+    _stdout_console().print(table)
 
 
 def print_mapping(data: dict[str, Any], *, title: str | None = None) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title, box=None, show_header=False, pad_edge=False)
@@ -131,7 +136,7 @@ def print_mapping(data: dict[str, Any], *, title: str | None = None) -> None:
         if isinstance(value, dict | list):
             value = json.dumps(value, default=str)
         table.add_row(key, "-" if value is None else str(value))
-    Console(highlight=False).print(table)
+    _stdout_console().print(table)
 
 
 class Progress:

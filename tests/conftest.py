@@ -1,0 +1,108 @@
+"""Fixtures shared by the suite: an isolated HOME, agent root and project per test, and a
+helper that runs the real `targets` command in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+                  ) -> Path:
+    """Every test gets its own HOME and agent root: nothing touches the developer's."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("TARGETS_HOME", str(home / ".targets"))
+    monkeypatch.delenv("TARGETS_WORKSPACE", raising=False)
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")
+    return home
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty project folder (a git-less workspace root) as the current directory."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / ".targets").mkdir()
+    monkeypatch.chdir(root)
+    return root
+
+
+class CLIResult:
+    def __init__(self, proc: subprocess.CompletedProcess[str]) -> None:
+        self.code = proc.returncode
+        self.out = proc.stdout
+        self.err = proc.stderr
+
+    def json(self) -> object:
+        return json.loads(self.out)
+
+    def __repr__(self) -> str:
+        return f"<exit {self.code}\nstdout: {self.out}\nstderr: {self.err}>"
+
+
+TARGETS = [sys.executable, "-m", "targets"]
+
+
+@pytest.fixture
+def cli() -> Callable[..., CLIResult]:
+    """Run `targets ARGS...` as a user would; returns exit code, stdout and stderr."""
+
+    def run(*args: str, input: str | None = None, timeout: float = 120,
+            env: dict[str, str] | None = None, cwd: Path | None = None) -> CLIResult:
+        proc = subprocess.run(
+            [*TARGETS, *args], input=input, capture_output=True, text=True, timeout=timeout,
+            env={**os.environ, **(env or {})}, cwd=cwd,
+        )
+        return CLIResult(proc)
+
+    return run
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 30, what: str = "condition"
+               ) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture
+def write() -> Callable[[Path, str], Path]:
+    def _write(path: Path, text: str) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+    return _write
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture
+def in_ci() -> bool:
+    return bool(os.environ.get("CI"))
+
+
+def iter_lines(stream: object) -> Iterator[str]:
+    for line in stream:  # type: ignore[attr-defined]
+        yield line
