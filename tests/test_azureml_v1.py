@@ -91,7 +91,7 @@ def test_every_corpus_conda_file_loads(path: Path) -> None:
     deps = CondaDependencies(path)
     assert deps.get_python_version()
     assert deps.as_spec().dependencies
-    assert deps.serialize_to_string() == path.read_text(encoding="utf-8-sig")
+    assert deps.serialize_to_string() == path.read_bytes().decode("utf-8-sig")
 
 
 def test_notebooks_sdk_1_0_file(tmp_path: Path) -> None:

@@ -199,7 +199,9 @@ class YamlDocument:
 def read_text(path: Path, what: str = "runconfig") -> str:
     """The file's text; a missing or unreadable file is a ConfigError naming it."""
     try:
-        return path.read_text(encoding="utf-8-sig")
+        # Bytes, then decode: keep line ends as they are (CondaDependencies writes an
+        # unchanged file back byte for byte).
+        return path.read_bytes().decode("utf-8-sig")
     except FileNotFoundError as exc:
         raise ConfigError(f"{what} file not found", path=str(path)) from exc
     except IsADirectoryError as exc:
