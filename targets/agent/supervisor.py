@@ -159,6 +159,10 @@ def _environ(spec: Dict[str, Any], python: str, run_dir: str) -> Dict[str, str]:
         env["PYTHONPATH"] = user_pythonpath
     bin_dir = os.path.dirname(python)
     env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+    # conda `variables:` first, so the runconfig's own variables win.
+    for pair in (spec.get("environment") or {}).get("variables") or ():
+        key, value = (pair if isinstance(pair, (list, tuple)) else (pair, ""))[:2]
+        env[str(key)] = str(value)
     env.update({str(k): str(v) for k, v in (spec.get("environment_variables") or {}).items()})
     run_id = spec["run_id"]
     env["TARGETS_RUN_ID"] = run_id

@@ -157,7 +157,23 @@ class LocalTarget(ComputeTarget):
         return envs.list_environments(str(self.root))
 
     def prune_environments(self, *, older_than_seconds: float | None = None) -> list[str]:
-        return envs.prune_environments(str(self.root), older_than_seconds=older_than_seconds)
+        return envs.prune_environments(str(self.root), keep_hashes=self._hashes_in_use(),
+                                       older_than_seconds=older_than_seconds)
+
+    def _hashes_in_use(self) -> set[str]:
+        """Environment hashes of runs that have not ended: pruning must spare them."""
+        in_use = set()
+        runs = self.root / "runs"
+        for run_dir in runs.iterdir() if runs.is_dir() else ():
+            state = rundir.read_status(str(self.root), run_dir.name)
+            if state.get("status") in rundir.TERMINAL:
+                continue
+            try:
+                spec = json.loads((run_dir / "spec.json").read_text())
+            except (OSError, ValueError):
+                continue
+            in_use.add(str(spec.get("environment", {}).get("hash")))
+        return in_use
 
 
 def _sync_tree(src: Path, dest: Path) -> None:

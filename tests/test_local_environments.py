@@ -1,0 +1,90 @@
+"""System-managed environments on the local target, end to end through `targets run`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from targets.workspace import Workspace
+from tests.test_environments import make_wheel
+
+
+@pytest.fixture(autouse=True)
+def _isolated_uv(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+                 ) -> None:
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path_factory.mktemp("uv-cache")))
+    monkeypatch.setenv("UV_LINK_MODE", "copy")
+
+
+@pytest.fixture
+def wheels(tmp_path: Path) -> Path:
+    folder = tmp_path / "wheels"
+    make_wheel(folder, "tinypkg", "1.0")
+    return folder
+
+
+def conda_file(wheels: Path, *pip: str) -> str:
+    lines = ["name: project_environment", "dependencies:", "- pip:",
+             "  - --no-index", f"  - --find-links {wheels}"]
+    lines += [f"  - {p}" for p in pip]
+    return "\n".join(lines) + "\n"
+
+
+def last(project: Path) -> dict:
+    return Workspace(project).ledger.list(limit=1)[0].to_json()
+
+
+def test_conda_dependencies_are_prepared_once_and_reused(project, cli, write, wheels):
+    write(project / "conda_dependencies.yml", conda_file(wheels, "tinypkg==1.0"))
+    write(project / "use.py", "import sys, tinypkg\nprint('tinypkg', tinypkg.VERSION)\n"
+          "print(sys.prefix)\n")
+    write(project / "rc.yml", "script: use.py\nenvironment:\n  python:\n"
+          "    conda_dependencies_file: conda_dependencies.yml\n")
+    first = cli("run", "rc.yml")
+    assert first.code == 0, first
+    assert "tinypkg 1.0" in first.out
+    assert "# preparing environment" in first.out  # preparation streams live
+    run1 = last(project)
+    assert "preparing" in run1["phases"]
+    folder1 = project / ".targets" / "runs" / run1["id"]
+    assert "preparing environment" in (folder1 / "prepare.log").read_text()
+
+    second = cli("run", "rc.yml")
+    assert second.code == 0, second
+    assert "# reusing environment" in second.out
+    # both runs ran in the same cached environment (the printed sys.prefix)
+    assert first.out.strip().splitlines()[-1] == second.out.strip().splitlines()[-1]
+
+    envs = cli("envs", "list", "-o", "json").json()
+    assert len(envs) == 1 and envs[0]["ready"]
+    pruned = cli("envs", "prune", "-o", "json").json()
+    assert pruned["removed"] == [envs[0]["hash"]]
+    assert cli("envs", "list", "-o", "json").json() == []
+
+
+def test_a_package_that_cannot_be_had_fails_preparation_and_names_it(project, cli, write,
+                                                                      wheels):
+    write(project / "env.yml", conda_file(wheels, "no-such-package-xyz==9.9"))
+    write(project / "t.py", "print('never')\n")
+    write(project / "rc.yml", "script: t.py\nenvironment:\n  python:\n"
+          "    conda_dependencies_file: env.yml\n")
+    result = cli("run", "rc.yml")
+    assert result.code == 1, result
+    assert "no-such-package-xyz" in result.err
+    run = last(project)
+    assert run["status"] == "Failed"
+    assert "environment preparation failed" in run["message"]
+    assert "never" not in result.out
+    assert cli("envs", "list", "-o", "json").json() == []  # nothing left marked ready
+
+
+def test_a_malformed_conda_file_is_refused_before_anything_runs(project, cli, write):
+    write(project / "env.yml", "dependencies:\n- numpy==\n")
+    write(project / "t.py", "print(1)\n")
+    write(project / "rc.yml", "script: t.py\nenvironment:\n  python:\n"
+          "    conda_dependencies_file: env.yml\n")
+    result = cli("run", "rc.yml")
+    assert result.code == 2, result
+    assert "env.yml" in result.err
+    assert Workspace(project).ledger.count() == 0
