@@ -44,23 +44,34 @@ COMMUNICATORS = ("None", "ParameterServer", "OpenMpi", "IntelMpi", "Gloo", "Nccl
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        validate_assignment=True,
+        populate_by_name=True,
+        use_attribute_docstrings=True,
+    )
 
 
 class PipBlock(_Section):
     """The ``- pip: [...]`` item of a conda ``dependencies`` list."""
 
     pip: list[str] = Field(default_factory=list)
+    """pip requirements; items starting with `-` are pip options (`--index-url URL`)."""
 
 
 class CondaSpec(_Section):
     """An inline conda environment (the content of a ``conda_dependencies.yml``)."""
 
     name: str | None = None
+    """Environment name (informational; environments are keyed by their content hash)."""
     channels: list[str] = Field(default_factory=list)
+    """Conda channels, in priority order."""
     dependencies: list[str | PipBlock] = Field(default_factory=list)
+    """Conda specs (`python=3.11`, `numpy>=1.26`) and at most one `pip:` block."""
     variables: dict[str, str] = Field(default_factory=dict)
+    """Environment variables set when the environment is active."""
     prefix: str | None = None
+    """Ignored (conda's install prefix); kept so conda files load unchanged."""
 
     @field_validator("dependencies", mode="before")
     @classmethod
@@ -79,10 +90,14 @@ class PythonSection(_Section):
     """True: run with ``interpreter_path`` (or the current interpreter) as it is.
     False: build an isolated environment from the conda dependencies."""
     interpreter_path: str | None = None
+    """Interpreter for user-managed runs (a path or a name on PATH).
+    Default: the target's default Python."""
     conda_dependencies_file: str | None = None
     """Path of a ``conda_dependencies.yml``, relative to the source directory."""
     conda_dependencies: CondaSpec | None = None
+    """An inline conda environment (instead of conda_dependencies_file)."""
     base_conda_environment: str | None = None
+    """Azure ML v1: a conda environment to clone as the base. Kept for compatibility."""
 
     @model_validator(mode="after")
     def _one_conda_source(self) -> PythonSection:
@@ -98,21 +113,32 @@ class RegistrySection(_Section):
     keyring (see ``targets secrets``)."""
 
     address: str | None = None
+    """Registry host, e.g. `myregistry.azurecr.io`."""
     username: str | None = None
+    """Registry user; the password is looked up in the keyring."""
 
 
 class DockerSection(_Section):
     """How the run is containerised. ``enabled`` false: the run uses the target's host."""
 
     enabled: bool = False
+    """Run inside a Docker container."""
     base_image: str | None = None
+    """Image to run in (or to build the environment on)."""
     base_dockerfile: str | None = None
+    """Dockerfile text to build the base image from (instead of base_image)."""
     base_image_registry: RegistrySection | None = None
+    """A private registry for base_image."""
     shm_size: str | None = "2g"
+    """Size of /dev/shm: a number with an optional unit b, k, m or g (`2g`)."""
     arguments: list[str] = Field(default_factory=list)
+    """Extra arguments for `docker run`."""
     gpu: bool = False
+    """Give the container the host's GPUs."""
     shared_volumes: bool = True
+    """Mount the run folder from the host (false: copy it in)."""
     platform: dict[str, str] | None = None
+    """Image platform, e.g. `{os: Linux, architecture: arm64}`."""
 
     @field_validator("arguments", mode="before")
     @classmethod
@@ -157,8 +183,11 @@ class SparkPackage(_Section):
 
 class SparkEnvSection(_Section):
     repositories: list[str] = Field(default_factory=list)
+    """Extra Maven repositories for `spark-submit --repositories`."""
     packages: list[SparkPackage] = Field(default_factory=list)
+    """Maven packages for `spark-submit --packages`."""
     precache_packages: bool = True
+    """Resolve the packages while preparing the environment."""
 
 
 class DatabricksSection(_Section):
@@ -174,12 +203,19 @@ class DatabricksSection(_Section):
 
 class EnvironmentSection(_Section):
     name: str | None = None
+    """Environment name (informational)."""
     version: str | None = None
+    """Environment version (informational)."""
     environment_variables: dict[str, str] = Field(default_factory=dict)
+    """Variables set in the run's environment (Azure ML v1's older place for them)."""
     python: PythonSection = Field(default_factory=PythonSection)
+    """The Python environment."""
     docker: DockerSection = Field(default_factory=DockerSection)
+    """The container, if any."""
     spark: SparkEnvSection = Field(default_factory=SparkEnvSection)
+    """Spark packages, for framework pyspark."""
     databricks: DatabricksSection | None = None
+    """Databricks libraries and cluster, for Databricks targets."""
 
     @field_validator("version", mode="before")
     @classmethod
@@ -194,12 +230,16 @@ class EnvironmentSection(_Section):
 
 class HistorySection(_Section):
     output_collection: bool = True
+    """Bring ./outputs back when the run ends."""
     snapshot_project: bool = True
+    """Record the source snapshot with the run."""
     directories_to_watch: list[str] = Field(default_factory=lambda: ["logs"])
+    """Folders whose files are streamed while the run goes."""
 
 
 class SparkConfigSection(_Section):
     configuration: dict[str, str] = Field(default_factory=dict)
+    """Spark properties passed as `--conf key=value`."""
 
     @field_validator("configuration", mode="before")
     @classmethod
@@ -209,6 +249,7 @@ class SparkConfigSection(_Section):
 
 class HdiSection(_Section):
     yarn_deploy_mode: Literal["cluster", "client"] = "cluster"
+    """YARN deploy mode for spark-submit."""
 
     @field_validator("yarn_deploy_mode", mode="before")
     @classmethod
@@ -218,13 +259,18 @@ class HdiSection(_Section):
 
 class MpiSection(_Section):
     process_count_per_node: int = Field(default=1, ge=1)
+    """Processes started on each node."""
     node_count: int | None = Field(default=None, ge=1)
+    """Nodes (default: the run's node_count)."""
 
 
 class PyTorchSection(_Section):
     communication_backend: Literal["nccl", "gloo"] = "nccl"
+    """torch.distributed backend."""
     process_count: int | None = Field(default=None, ge=1)
+    """Total processes (default: one per node)."""
     node_count: int | None = Field(default=None, ge=1)
+    """Nodes (default: the run's node_count)."""
 
     @field_validator("communication_backend", mode="before")
     @classmethod
@@ -234,15 +280,22 @@ class PyTorchSection(_Section):
 
 class TensorFlowSection(_Section):
     worker_count: int = Field(default=1, ge=0)
+    """TensorFlow workers (communicator ParameterServer)."""
     parameter_server_count: int = Field(default=1, ge=0)
+    """TensorFlow parameter servers."""
 
 
 class AmlComputeSection(_Section):
     vm_size: str | None = None
+    """VM size for clusters created per run."""
     vm_priority: Literal["dedicated", "lowpriority"] | None = None
+    """VM priority for clusters created per run."""
     cluster_max_node_count: int | None = Field(default=None, ge=1)
+    """Largest cluster size."""
     retain_cluster: bool = False
+    """Keep the cluster after the run."""
     name: str | None = None
+    """Cluster name."""
 
 
 class RunConfiguration(_Section):
@@ -257,29 +310,50 @@ class RunConfiguration(_Section):
         extra="forbid",
         validate_assignment=True,
         populate_by_name=True,
+        use_attribute_docstrings=True,
         json_schema_extra={"$id": SCHEMA_URL, "title": "targets RunConfiguration"},
     )
 
     script: str | None = None
+    """The Python script to run, relative to the source directory."""
     command: str | list[str] | None = None
+    """A command to run instead of a script (a string for the shell, or a list of arguments)."""
     arguments: list[str] = Field(default_factory=list)
+    """Arguments for the script, passed verbatim (no shell)."""
     source_directory: str | None = None
+    """The folder to snapshot, relative to this file's folder. Default: the project folder."""
     target: str = "local"
+    """Name of the attached compute target."""
     experiment_name: str | None = None
+    """Groups runs in the ledger."""
     framework: Literal["python", "pyspark"] = "python"
+    """python, or pyspark (run with spark-submit)."""
     communicator: str = "None"
+    """Distribution: None, ParameterServer, OpenMpi, IntelMpi, Gloo or Nccl."""
     node_count: int = Field(default=1, ge=1)
+    """Nodes for a multi-node run."""
     max_run_duration_seconds: int | None = Field(default=None, gt=0)
+    """The run is cancelled after this many seconds."""
     priority: int | None = None
+    """Scheduling priority, for targets that queue runs."""
     environment_variables: dict[str, str] = Field(default_factory=dict)
+    """Variables set for the run."""
     environment: EnvironmentSection = Field(default_factory=EnvironmentSection)
+    """The environment the run executes in."""
     history: HistorySection = Field(default_factory=HistorySection)
+    """What is recorded and brought back."""
     spark: SparkConfigSection = Field(default_factory=SparkConfigSection)
+    """Spark configuration."""
     hdi: HdiSection = Field(default_factory=HdiSection)
+    """HDInsight / YARN settings."""
     mpi: MpiSection = Field(default_factory=MpiSection)
+    """MPI settings (communicator OpenMpi or IntelMpi)."""
     pytorch: PyTorchSection = Field(default_factory=PyTorchSection)
+    """torch.distributed settings."""
     tensorflow: TensorFlowSection = Field(default_factory=TensorFlowSection)
+    """TensorFlow parameter-server settings."""
     amlcompute: AmlComputeSection = Field(default_factory=AmlComputeSection)
+    """Azure ML v1 per-run cluster settings (kept for compatibility)."""
 
     @field_validator("framework", mode="before")
     @classmethod
