@@ -70,8 +70,9 @@ class ScriptRunConfig:
         node_count: int | None = None,
     ) -> None:
         self.source_directory = str(source_directory)
-        self.run_config = (run_config.model_copy(deep=True) if run_config is not None
-                           else RunConfiguration())
+        self.run_config = (
+            run_config.model_copy(deep=True) if run_config is not None else RunConfiguration()
+        )
         rc = self.run_config
         if script is not None:
             rc.script = script
@@ -80,8 +81,11 @@ class ScriptRunConfig:
         if command is not None:
             rc.command = command
         if compute_target is not None:
-            rc.target = (compute_target.name if isinstance(compute_target, ComputeTarget)
-                         else str(compute_target))
+            rc.target = (
+                compute_target.name
+                if isinstance(compute_target, ComputeTarget)
+                else str(compute_target)
+            )
         if environment is not None:
             rc.environment = environment
         if max_run_duration_seconds is not None:
@@ -106,24 +110,33 @@ class Experiment:
         if not cleaned or cleaned != name:
             raise UsageError(
                 f"invalid experiment name {name!r}: use letters, digits, '-' and '_' "
-                "(at most 64 characters)")
+                "(at most 64 characters)"
+            )
         self.workspace = workspace
         self.name = name
 
     def __repr__(self) -> str:
         return f"Experiment({self.name!r})"
 
-    def submit(self, config: ScriptRunConfig | RunConfiguration, tags: dict[str, str] | None = None,
-               **kwargs: Any) -> Run:
+    def submit(
+        self,
+        config: ScriptRunConfig | RunConfiguration,
+        tags: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Run:
         """Start a run (detached) and return it without waiting."""
         if isinstance(config, RunConfiguration):
             config = ScriptRunConfig(run_config=config)
         source = Path(config.source_directory)
         if not source.is_absolute():
             source = Path.cwd() / source
-        return submit_run(self.workspace, config.run_config, source_dir=source,
-                          experiment=self.name, origin={"api": "Experiment.submit",
-                                                        "tags": dict(tags or {})})
+        return submit_run(
+            self.workspace,
+            config.run_config,
+            source_dir=source,
+            experiment=self.name,
+            origin={"api": "Experiment.submit", "tags": dict(tags or {})},
+        )
 
     def get_runs(self) -> list[Run]:
         """This experiment's runs, newest first."""

@@ -18,6 +18,8 @@ from typing import Any
 
 __all__ = ["Ledger", "RunRecord"]
 
+_List = list  # `Ledger.list` shadows the builtin inside the class body
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id           TEXT PRIMARY KEY,
@@ -45,8 +47,21 @@ CREATE INDEX IF NOT EXISTS runs_open ON runs (status) WHERE status NOT IN
 """
 
 _COLUMNS = (
-    "id", "experiment", "target", "kind", "status", "parent_id", "display_name", "entry",
-    "created_at", "started_at", "ended_at", "exit_code", "message", "handle", "phases",
+    "id",
+    "experiment",
+    "target",
+    "kind",
+    "status",
+    "parent_id",
+    "display_name",
+    "entry",
+    "created_at",
+    "started_at",
+    "ended_at",
+    "exit_code",
+    "message",
+    "handle",
+    "phases",
     "collected",
 )
 
@@ -82,24 +97,43 @@ class RunRecord:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "id": self.id, "experiment": self.experiment, "target": self.target,
-            "kind": self.kind, "status": self.status, "parent_id": self.parent_id,
-            "display_name": self.display_name, "entry": self.entry,
-            "created_at": self.created_at, "started_at": self.started_at,
-            "ended_at": self.ended_at, "duration_seconds": self.duration,
-            "exit_code": self.exit_code, "message": self.message,
-            "phases": dict(self.phases), "collected": self.collected,
+            "id": self.id,
+            "experiment": self.experiment,
+            "target": self.target,
+            "kind": self.kind,
+            "status": self.status,
+            "parent_id": self.parent_id,
+            "display_name": self.display_name,
+            "entry": self.entry,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "duration_seconds": self.duration,
+            "exit_code": self.exit_code,
+            "message": self.message,
+            "phases": dict(self.phases),
+            "collected": self.collected,
         }
 
 
 def _row_to_record(row: sqlite3.Row) -> RunRecord:
     return RunRecord(
-        id=row["id"], experiment=row["experiment"], target=row["target"], kind=row["kind"],
-        status=row["status"], created_at=row["created_at"], parent_id=row["parent_id"],
-        display_name=row["display_name"], entry=row["entry"], started_at=row["started_at"],
-        ended_at=row["ended_at"], exit_code=row["exit_code"], message=row["message"],
+        id=row["id"],
+        experiment=row["experiment"],
+        target=row["target"],
+        kind=row["kind"],
+        status=row["status"],
+        created_at=row["created_at"],
+        parent_id=row["parent_id"],
+        display_name=row["display_name"],
+        entry=row["entry"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        exit_code=row["exit_code"],
+        message=row["message"],
         handle=json.loads(row["handle"]) if row["handle"] else None,
-        phases=json.loads(row["phases"] or "{}"), collected=bool(row["collected"]),
+        phases=json.loads(row["phases"] or "{}"),
+        collected=bool(row["collected"]),
     )
 
 
@@ -141,8 +175,9 @@ class Ledger:
         values = _record_values(record)
         placeholders = ", ".join("?" for _ in _COLUMNS)
         with self._tx() as conn:
-            conn.execute(f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({placeholders})",
-                         values)
+            conn.execute(
+                f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({placeholders})", values
+            )
 
     def insert_many(self, records: Sequence[RunRecord]) -> None:
         placeholders = ", ".join("?" for _ in _COLUMNS)
@@ -161,8 +196,10 @@ class Ledger:
         values = dict(zip(_COLUMNS, _record_values(new), strict=True))
         sets = ", ".join(f"{c} = ?" for c in _COLUMNS if c != "id")
         with self._tx() as conn:
-            conn.execute(f"UPDATE runs SET {sets} WHERE id = ?",
-                         [values[c] for c in _COLUMNS if c != "id"] + [run_id])
+            conn.execute(
+                f"UPDATE runs SET {sets} WHERE id = ?",
+                [values[c] for c in _COLUMNS if c != "id"] + [run_id],
+            )
         return new
 
     def get(self, run_id: str) -> RunRecord | None:
@@ -172,10 +209,14 @@ class Ledger:
     def find(self, prefix: str) -> list[RunRecord]:
         """Runs whose id starts with ``prefix`` (so users can type a unique prefix)."""
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        rows = self._connect().execute(
-            "SELECT * FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY created_at DESC LIMIT 20",
-            (escaped + "%",),
-        ).fetchall()
+        rows = (
+            self._connect()
+            .execute(
+                "SELECT * FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY created_at DESC LIMIT 20",
+                (escaped + "%",),
+            )
+            .fetchall()
+        )
         return [_row_to_record(r) for r in rows]
 
     def list(
@@ -189,8 +230,12 @@ class Ledger:
     ) -> list[RunRecord]:
         """Runs, newest first, filtered."""
         where, args = [], []
-        for column, value in (("experiment", experiment), ("target", target),
-                              ("status", status), ("parent_id", parent_id)):
+        for column, value in (
+            ("experiment", experiment),
+            ("target", target),
+            ("status", status),
+            ("parent_id", parent_id),
+        ):
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
@@ -202,12 +247,16 @@ class Ledger:
             sql += f" LIMIT {int(limit)}"
         return [_row_to_record(r) for r in self._connect().execute(sql, args).fetchall()]
 
-    def open_runs(self) -> list[RunRecord]:
+    def open_runs(self) -> _List[RunRecord]:
         """Runs not yet in a terminal status, or ended but not yet collected."""
-        rows = self._connect().execute(
-            "SELECT * FROM runs WHERE status NOT IN ('Completed', 'Failed', 'Canceled') "
-            "OR collected = 0 ORDER BY created_at"
-        ).fetchall()
+        rows = (
+            self._connect()
+            .execute(
+                "SELECT * FROM runs WHERE status NOT IN ('Completed', 'Failed', 'Canceled') "
+                "OR collected = 0 ORDER BY created_at"
+            )
+            .fetchall()
+        )
         return [_row_to_record(r) for r in rows]
 
     def delete(self, run_id: str) -> None:
@@ -220,8 +269,20 @@ class Ledger:
 
 def _record_values(r: RunRecord) -> list[Any]:
     return [
-        r.id, r.experiment, r.target, r.kind, r.status, r.parent_id, r.display_name, r.entry,
-        r.created_at, r.started_at, r.ended_at, r.exit_code, r.message,
+        r.id,
+        r.experiment,
+        r.target,
+        r.kind,
+        r.status,
+        r.parent_id,
+        r.display_name,
+        r.entry,
+        r.created_at,
+        r.started_at,
+        r.ended_at,
+        r.exit_code,
+        r.message,
         json.dumps(dict(r.handle)) if r.handle is not None else None,
-        json.dumps(dict(r.phases)), int(r.collected),
+        json.dumps(dict(r.phases)),
+        int(r.collected),
     ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib.metadata import EntryPoint, entry_points
 
 from targets.compute.base import ComputeTarget
@@ -80,7 +80,7 @@ def resolve_kind_name(kind: str) -> str:
     raise UnknownKindError(kind, sorted(eps))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_kind(kind: str) -> type[ComputeTarget]:
     """Import and return the class of ``kind``.
 

@@ -54,8 +54,10 @@ def _entry_text(config: RunConfiguration) -> str:
 def _check_entry(config: RunConfiguration, source_dir: Path) -> None:
     """The script must be a file inside the source directory."""
     if not config.script and not config.command:
-        raise UsageError("nothing to run: give a script or a command",
-                         hint="targets run SCRIPT.py, or set `script:` in the runconfig")
+        raise UsageError(
+            "nothing to run: give a script or a command",
+            hint="targets run SCRIPT.py, or set `script:` in the runconfig",
+        )
     if config.script:
         script = Path(config.script)
         full = (source_dir / script).resolve()
@@ -63,7 +65,7 @@ def _check_entry(config: RunConfiguration, source_dir: Path) -> None:
             raise UsageError(
                 f"the script {config.script!r} is not inside the source directory {source_dir}",
                 hint="move it into the source directory, or set source_directory to a folder "
-                     "that contains it",
+                "that contains it",
             )
         if not full.is_file():
             raise UsageError(f"the script {config.script!r} does not exist in {source_dir}")
@@ -98,7 +100,8 @@ def submit_run(
     report = progress or (lambda phase, done, total: None)
 
     snapshot = take_snapshot(
-        source, limits=limits_from_env(),
+        source,
+        limits=limits_from_env(),
         cache_path=workspace.cache_dir / "snapshot-hashes.db",
         progress=lambda done, total: report("snapshot", done, total),
     )
@@ -108,9 +111,15 @@ def submit_run(
     run_dir = workspace.run_dir(run_id)
     run_dir.mkdir(parents=True)
     record = RunRecord(
-        id=run_id, experiment=experiment, target=target.name, kind=target.kind,
-        status=RunStatus.QUEUED.value, created_at=time.time(), parent_id=parent_id,
-        display_name=display_name, entry=_entry_text(config),
+        id=run_id,
+        experiment=experiment,
+        target=target.name,
+        kind=target.kind,
+        status=RunStatus.QUEUED.value,
+        created_at=time.time(),
+        parent_id=parent_id,
+        display_name=display_name,
+        entry=_entry_text(config),
     )
     manifest = {
         "run_id": run_id,
@@ -128,13 +137,19 @@ def submit_run(
     try:
         with target:
             handle = target.submit(
-                SubmitRequest(run_id=run_id, config=config, snapshot=snapshot,
-                              environment=environment),
+                SubmitRequest(
+                    run_id=run_id, config=config, snapshot=snapshot, environment=environment
+                ),
                 report,
             )
     except BaseException as exc:
-        workspace.ledger.update(run_id, status=RunStatus.FAILED.value, ended_at=time.time(),
-                                message=f"submission failed: {exc}", collected=True)
+        workspace.ledger.update(
+            run_id,
+            status=RunStatus.FAILED.value,
+            ended_at=time.time(),
+            message=f"submission failed: {exc}",
+            collected=True,
+        )
         raise
     workspace.ledger.update(run_id, handle=handle.to_json())
     return Run(workspace, run_id)
@@ -156,10 +171,12 @@ class Run:
             elif matches:
                 raise UsageError(
                     f"run id prefix {run_id!r} is ambiguous: "
-                    + ", ".join(m.id for m in matches[:5]))
+                    + ", ".join(m.id for m in matches[:5])
+                )
             else:
-                raise RunNotFoundError(f"no run {run_id!r} in the workspace {workspace.root}",
-                                       hint="targets runs list")
+                raise RunNotFoundError(
+                    f"no run {run_id!r} in the workspace {workspace.root}", hint="targets runs list"
+                )
         self.id = record.id
         self._record = record
         self._target: ComputeTarget | None = None
@@ -260,8 +277,9 @@ class Run:
             return record
         handle = self.handle
         if handle is None:
-            return self.workspace.ledger.update(self.id, status=RunStatus.CANCELED.value,
-                                                ended_at=time.time(), collected=True)
+            return self.workspace.ledger.update(
+                self.id, status=RunStatus.CANCELED.value, ended_at=time.time(), collected=True
+            )
         self._get_target().cancel(handle)
         return self.refresh()
 
@@ -355,8 +373,12 @@ class Run:
                 time.sleep(delay)
                 delay = min(delay * 1.5, 0.5)
 
-    def wait_for_completion(self, show_output: bool = False, wait_post_processing: bool = False,
-                            raise_on_error: bool = True) -> dict[str, Any]:
+    def wait_for_completion(
+        self,
+        show_output: bool = False,
+        wait_post_processing: bool = False,
+        raise_on_error: bool = True,
+    ) -> dict[str, Any]:
         """Block until the run ends; with ``show_output``, stream its output to stdout.
         Raises RunFailedError when it failed and ``raise_on_error``."""
         if show_output:
@@ -369,8 +391,9 @@ class Run:
                 delay = min(delay * 1.5, 1.0)
                 record = self.refresh()
         if raise_on_error and record.status != RunStatus.COMPLETED.value:
-            raise RunFailedError(self.id, record.status, record.exit_code, self.tail(),
-                                 record.message or "")
+            raise RunFailedError(
+                self.id, record.status, record.exit_code, self.tail(), record.message or ""
+            )
         return self.get_details()
 
     def tail(self, lines: int = 20) -> str:
@@ -416,8 +439,10 @@ class Run:
             raise UsageError(f"bad file name {name!r}")
         source = self.folder / name
         if not source.is_file():
-            raise UsageError(f"run {self.id} has no file {name!r}",
-                             hint=f"targets runs show {self.id} lists its files")
+            raise UsageError(
+                f"run {self.id} has no file {name!r}",
+                hint=f"targets runs show {self.id} lists its files",
+            )
         dest = Path(output_file_path) if output_file_path else Path(Path(name).name)
         if dest.is_dir():
             dest = dest / source.name
@@ -425,8 +450,9 @@ class Run:
         shutil.copyfile(source, dest)
         return dest
 
-    def download_files(self, prefix: str = "", output_directory: str | Path | None = None
-                       ) -> list[Path]:
+    def download_files(
+        self, prefix: str = "", output_directory: str | Path | None = None
+    ) -> list[Path]:
         """Copy the run's files whose names start with ``prefix`` under ``output_directory``
         (default: the current directory), keeping their relative paths."""
         self._collect()

@@ -103,8 +103,9 @@ class Workspace:
     # -- finding ---------------------------------------------------------------------
 
     @classmethod
-    def find(cls, start: str | Path | None = None, *, explicit: str | Path | None = None
-             ) -> Workspace:
+    def find(
+        cls, start: str | Path | None = None, *, explicit: str | Path | None = None
+    ) -> Workspace:
         """The workspace for ``start`` (default: the current directory). See module doc."""
         chosen = explicit or os.environ.get("TARGETS_WORKSPACE")
         if chosen:
@@ -169,8 +170,9 @@ class Workspace:
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
             line = getattr(getattr(exc, "problem_mark", None), "line", None)
-            raise ConfigError(f"invalid YAML: {exc}", path=str(path),
-                              line=line + 1 if line is not None else None) from exc
+            raise ConfigError(
+                f"invalid YAML: {exc}", path=str(path), line=line + 1 if line is not None else None
+            ) from exc
         if not isinstance(data, dict):
             raise ConfigError("expected a mapping at the top level", path=str(path))
         return data
@@ -181,11 +183,17 @@ class Workspace:
         records = {LOCAL: TargetRecord(name=LOCAL, kind="local")}
         for name, raw in data.items():
             if not isinstance(raw, dict) or "type" not in raw:
-                raise ConfigError("each target needs a 'type'", path=str(self._targets_file),
-                                  key_path=f"targets.{name}")
+                raise ConfigError(
+                    "each target needs a 'type'",
+                    path=str(self._targets_file),
+                    key_path=f"targets.{name}",
+                )
             records[str(name)] = TargetRecord(
-                name=str(name), kind=str(raw["type"]), options=raw.get("options") or {},
-                facts=raw.get("facts") or {}, attached_at=raw.get("attached_at"),
+                name=str(name),
+                kind=str(raw["type"]),
+                options=raw.get("options") or {},
+                facts=raw.get("facts") or {},
+                attached_at=raw.get("attached_at"),
                 secrets=tuple(raw.get("secrets") or ()),
             )
         return records
@@ -218,8 +226,10 @@ class Workspace:
 
     def _write_targets_file(self, data: dict[str, Any]) -> None:
         self.ensure()
-        text = ("# Attached compute targets. Written by `targets attach`; secrets are never "
-                "stored here.\n" + yaml.safe_dump(data, sort_keys=False))
+        text = (
+            "# Attached compute targets. Written by `targets attach`; secrets are never "
+            "stored here.\n" + yaml.safe_dump(data, sort_keys=False)
+        )
         fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".targets.yml.")
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
@@ -234,8 +244,11 @@ class Workspace:
         try:
             options = cls.options_model.model_validate(dict(record.options))
         except Exception as exc:
-            raise ConfigError(f"stored options are invalid: {exc}",
-                              path=str(self._targets_file), key_path=f"targets.{name}") from exc
+            raise ConfigError(
+                f"stored options are invalid: {exc}",
+                path=str(self._targets_file),
+                key_path=f"targets.{name}",
+            ) from exc
         target = cls(name, options)
         target.workspace = self  # type: ignore[attr-defined]
         target.record = record  # type: ignore[attr-defined]

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,8 +17,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-                  ) -> Path:
+def isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     """Every test gets its own HOME and agent root: nothing touches the developer's."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
@@ -58,19 +59,30 @@ TARGETS = [sys.executable, "-m", "targets"]
 def cli() -> Callable[..., CLIResult]:
     """Run `targets ARGS...` as a user would; returns exit code, stdout and stderr."""
 
-    def run(*args: str, input: str | None = None, timeout: float = 120,
-            env: dict[str, str] | None = None, cwd: Path | None = None) -> CLIResult:
+    def run(
+        *args: str,
+        input: str | None = None,
+        timeout: float = 120,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> CLIResult:
         proc = subprocess.run(
-            [*TARGETS, *args], input=input, capture_output=True, text=True, timeout=timeout,
-            env={**os.environ, **(env or {})}, cwd=cwd,
+            [*TARGETS, *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
         )
         return CLIResult(proc)
 
     return run
 
 
-def wait_until(predicate: Callable[[], object], timeout: float = 30, what: str = "condition"
-               ) -> None:
+def wait_until(
+    predicate: Callable[[], object], timeout: float = 30, what: str = "condition"
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -101,8 +113,3 @@ def pid_alive(pid: int) -> bool:
 @pytest.fixture
 def in_ci() -> bool:
     return bool(os.environ.get("CI"))
-
-
-def iter_lines(stream: object) -> Iterator[str]:
-    for line in stream:  # type: ignore[attr-defined]
-        yield line

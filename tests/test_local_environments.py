@@ -11,8 +11,7 @@ from tests.test_environments import make_wheel
 
 
 @pytest.fixture(autouse=True)
-def _isolated_uv(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-                 ) -> None:
+def _isolated_uv(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path_factory.mktemp("uv-cache")))
     monkeypatch.setenv("UV_LINK_MODE", "copy")
 
@@ -25,8 +24,13 @@ def wheels(tmp_path: Path) -> Path:
 
 
 def conda_file(wheels: Path, *pip: str) -> str:
-    lines = ["name: project_environment", "dependencies:", "- pip:",
-             "  - --no-index", f"  - --find-links {wheels}"]
+    lines = [
+        "name: project_environment",
+        "dependencies:",
+        "- pip:",
+        "  - --no-index",
+        f"  - --find-links {wheels}",
+    ]
     lines += [f"  - {p}" for p in pip]
     return "\n".join(lines) + "\n"
 
@@ -37,10 +41,15 @@ def last(project: Path) -> dict:
 
 def test_conda_dependencies_are_prepared_once_and_reused(project, cli, write, wheels):
     write(project / "conda_dependencies.yml", conda_file(wheels, "tinypkg==1.0"))
-    write(project / "use.py", "import sys, tinypkg\nprint('tinypkg', tinypkg.VERSION)\n"
-          "print(sys.prefix)\n")
-    write(project / "rc.yml", "script: use.py\nenvironment:\n  python:\n"
-          "    conda_dependencies_file: conda_dependencies.yml\n")
+    write(
+        project / "use.py",
+        "import sys, tinypkg\nprint('tinypkg', tinypkg.VERSION)\nprint(sys.prefix)\n",
+    )
+    write(
+        project / "rc.yml",
+        "script: use.py\nenvironment:\n  python:\n"
+        "    conda_dependencies_file: conda_dependencies.yml\n",
+    )
     first = cli("run", "rc.yml")
     assert first.code == 0, first
     assert "tinypkg 1.0" in first.out
@@ -63,12 +72,13 @@ def test_conda_dependencies_are_prepared_once_and_reused(project, cli, write, wh
     assert cli("envs", "list", "-o", "json").json() == []
 
 
-def test_a_package_that_cannot_be_had_fails_preparation_and_names_it(project, cli, write,
-                                                                      wheels):
+def test_a_package_that_cannot_be_had_fails_preparation_and_names_it(project, cli, write, wheels):
     write(project / "env.yml", conda_file(wheels, "no-such-package-xyz==9.9"))
     write(project / "t.py", "print('never')\n")
-    write(project / "rc.yml", "script: t.py\nenvironment:\n  python:\n"
-          "    conda_dependencies_file: env.yml\n")
+    write(
+        project / "rc.yml",
+        "script: t.py\nenvironment:\n  python:\n    conda_dependencies_file: env.yml\n",
+    )
     result = cli("run", "rc.yml")
     assert result.code == 1, result
     assert "no-such-package-xyz" in result.err
@@ -82,8 +92,10 @@ def test_a_package_that_cannot_be_had_fails_preparation_and_names_it(project, cl
 def test_a_malformed_conda_file_is_refused_before_anything_runs(project, cli, write):
     write(project / "env.yml", "dependencies:\n- numpy==\n")
     write(project / "t.py", "print(1)\n")
-    write(project / "rc.yml", "script: t.py\nenvironment:\n  python:\n"
-          "    conda_dependencies_file: env.yml\n")
+    write(
+        project / "rc.yml",
+        "script: t.py\nenvironment:\n  python:\n    conda_dependencies_file: env.yml\n",
+    )
     result = cli("run", "rc.yml")
     assert result.code == 2, result
     assert "env.yml" in result.err

@@ -15,8 +15,19 @@ import pytest
 from targets.workspace import Workspace
 from tests.conftest import TARGETS, pid_alive, wait_until
 
-NASTY_ARGS = ["--alpha", "0.5", "a b", 'say "hi"', "it's", "x;rm -rf /tmp/nope", "$(whoami)",
-              "`id`", "*", "", "--flag=$HOME"]
+NASTY_ARGS = [
+    "--alpha",
+    "0.5",
+    "a b",
+    'say "hi"',
+    "it's",
+    "x;rm -rf /tmp/nope",
+    "$(whoami)",
+    "`id`",
+    "*",
+    "",
+    "--flag=$HOME",
+]
 
 
 def latest_run(project: Path) -> dict:
@@ -27,13 +38,16 @@ def latest_run(project: Path) -> dict:
 
 
 def test_quick_form_passes_arguments_verbatim_and_collects_outputs(project, cli, write):
-    write(project / "train.py", """
+    write(
+        project / "train.py",
+        """
 import json, sys, pathlib
 pathlib.Path("outputs").mkdir(exist_ok=True)
 pathlib.Path("outputs/args.json").write_text(json.dumps(sys.argv[1:]))
 print("training with", len(sys.argv) - 1, "arguments")
 print("to stderr", file=sys.stderr)
-""")
+""",
+    )
     result = cli("run", "train.py", "--target", "local", "--", *NASTY_ARGS)
     assert result.code == 0, result
     assert f"training with {len(NASTY_ARGS)} arguments" in result.out
@@ -47,7 +61,9 @@ print("to stderr", file=sys.stderr)
 
 
 def test_failed_run_exits_1_shows_the_code_and_still_collects_outputs(project, cli, write):
-    write(project / "fail.py", """
+    write(
+        project / "fail.py",
+        """
 import pathlib, sys
 pathlib.Path("outputs").mkdir(exist_ok=True)
 pathlib.Path("outputs/partial.txt").write_text("half done")
@@ -55,7 +71,8 @@ pathlib.Path("logs").mkdir(exist_ok=True)
 pathlib.Path("logs/trace.log").write_text("step 1\\n")
 print("about to fail")
 sys.exit(3)
-""")
+""",
+    )
     result = cli("run", "fail.py")
     assert result.code == 1, result
     assert "Failed with exit code 3" in result.err
@@ -68,7 +85,9 @@ sys.exit(3)
 
 def test_output_streams_live_and_logs_folder_is_kept_live(project, write):
     marker = project.parent / "go-on"
-    write(project / "slow.py", f"""
+    write(
+        project / "slow.py",
+        f"""
 import pathlib, time
 print("first line", flush=True)
 pathlib.Path("logs").mkdir(exist_ok=True)
@@ -76,9 +95,11 @@ pathlib.Path("logs/progress.log").write_text("epoch 1\\n")
 while not pathlib.Path({str(marker)!r}).exists():
     time.sleep(0.05)
 print("second line")
-""")
-    proc = subprocess.Popen([*TARGETS, "run", "slow.py"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+""",
+    )
+    proc = subprocess.Popen(
+        [*TARGETS, "run", "slow.py"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -98,13 +119,16 @@ print("second line")
 
 def test_detached_run_survives_its_client_and_logs_resume(project, cli, write):
     marker = project.parent / "release"
-    write(project / "job.py", f"""
+    write(
+        project / "job.py",
+        f"""
 import pathlib, time
 print("started", flush=True)
 while not pathlib.Path({str(marker)!r}).exists():
     time.sleep(0.05)
 print("finished")
-""")
+""",
+    )
     # A streaming client killed outright: the run must not notice.
     proc = subprocess.Popen([*TARGETS, "run", "job.py"], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
@@ -130,10 +154,13 @@ def test_detach_flag_returns_the_run_id_at_once(project, cli, write):
 
 
 def test_ctrl_c_stops_streaming_and_says_how_to_resume(project, write):
-    write(project / "long.py", "import time\nprint('tick', flush=True)\ntime.sleep(3)\n"
-          "print('tock')\n")
-    proc = subprocess.Popen([*TARGETS, "run", "long.py"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    write(
+        project / "long.py",
+        "import time\nprint('tick', flush=True)\ntime.sleep(3)\nprint('tock')\n",
+    )
+    proc = subprocess.Popen(
+        [*TARGETS, "run", "long.py"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "tick"
     proc.send_signal(signal.SIGINT)
@@ -151,14 +178,17 @@ def test_ctrl_c_stops_streaming_and_says_how_to_resume(project, write):
 
 def test_cancel_ends_the_whole_process_tree(project, cli, write):
     pids = project.parent / "pids.txt"
-    write(project / "tree.py", f"""
+    write(
+        project / "tree.py",
+        f"""
 import os, subprocess, sys, time
 child = subprocess.Popen(["sleep", "300"])
 escaped = subprocess.Popen(["sleep", "301"], start_new_session=True)
 open({str(pids)!r}, "w").write(f"{{os.getpid()}} {{child.pid}} {{escaped.pid}}")
 print("waiting", flush=True)
 time.sleep(300)
-""")
+""",
+    )
     started = cli("run", "tree.py", "--detach")
     assert started.code == 0, started
     run_id = started.out.strip()
@@ -168,14 +198,20 @@ time.sleep(300)
     result = cli("runs", "cancel", run_id)
     assert result.code == 0, result
     assert latest_run(project)["status"] == "Canceled"
-    wait_until(lambda: not any(pid_alive(p) for p in ids), timeout=15,
-               what="every process of the run to end")
+    wait_until(
+        lambda: not any(pid_alive(p) for p in ids),
+        timeout=15,
+        what="every process of the run to end",
+    )
 
 
 def test_max_run_duration_is_enforced(project, cli, write):
     write(project / "sleepy.py", "import time\nprint('sleeping', flush=True)\ntime.sleep(120)\n")
-    write(project / "rc.yml", "script: sleepy.py\nmax_run_duration_seconds: 1\n"
-          "environment: {python: {user_managed_dependencies: true}}\n")
+    write(
+        project / "rc.yml",
+        "script: sleepy.py\nmax_run_duration_seconds: 1\n"
+        "environment: {python: {user_managed_dependencies: true}}\n",
+    )
     t0 = time.monotonic()
     result = cli("run", "rc.yml")
     assert result.code == 1, result
@@ -188,12 +224,15 @@ def test_max_run_duration_is_enforced(project, cli, write):
 def test_run_uses_its_own_copy_while_the_user_keeps_editing(project, cli, write):
     marker = project.parent / "edited"
     write(project / "data.txt", "original\n")
-    write(project / "reader.py", f"""
+    write(
+        project / "reader.py",
+        f"""
 import pathlib, time
 while not pathlib.Path({str(marker)!r}).exists():
     time.sleep(0.05)
 print("data:", open("data.txt").read().strip())
-""")
+""",
+    )
     started = cli("run", "reader.py", "--detach")
     assert started.code == 0, started
     (project / "data.txt").write_text("edited after submit\n")
@@ -203,8 +242,11 @@ print("data:", open("data.txt").read().strip())
 
 
 def test_runs_list_show_download_and_json(project, cli, write, tmp_path):
-    write(project / "hello.py", "import pathlib\npathlib.Path('outputs').mkdir()\n"
-          "pathlib.Path('outputs/model.txt').write_text('weights')\nprint('hi')\n")
+    write(
+        project / "hello.py",
+        "import pathlib\npathlib.Path('outputs').mkdir()\n"
+        "pathlib.Path('outputs/model.txt').write_text('weights')\nprint('hi')\n",
+    )
     assert cli("run", "hello.py", "-e", "exp1").code == 0
     listed = cli("runs", "list", "--output", "json")
     assert listed.code == 0, listed
@@ -235,13 +277,16 @@ def test_unknown_run_is_a_usage_error(project, cli):
 
 
 def test_python_api_as_in_azure_ml_v1(project, write, capsys, tmp_path):
-    write(project / "train.py", """
+    write(
+        project / "train.py",
+        """
 import argparse, pathlib
 p = argparse.ArgumentParser(); p.add_argument("--alpha", type=float); a = p.parse_args()
 pathlib.Path("outputs").mkdir(exist_ok=True)
 pathlib.Path("outputs/model.txt").write_text(f"alpha={a.alpha}")
 print("trained", a.alpha)
-""")
+""",
+    )
     from targets import (
         CondaDependencies,  # noqa: F401 - part of the documented import line
         Environment,  # noqa: F401
@@ -254,8 +299,11 @@ print("trained", a.alpha)
     ws = Workspace.from_dir(".")
     rc = RunConfiguration()
     rc.environment.python.user_managed_dependencies = True
-    run = Experiment(ws, "demo").submit(ScriptRunConfig(
-        source_directory=".", script="train.py", arguments=["--alpha", "0.5"], run_config=rc))
+    run = Experiment(ws, "demo").submit(
+        ScriptRunConfig(
+            source_directory=".", script="train.py", arguments=["--alpha", "0.5"], run_config=rc
+        )
+    )
     run.wait_for_completion(show_output=True)
     assert run.get_status() == "Completed"
     target = tmp_path / "model.txt"
@@ -271,7 +319,8 @@ def test_python_api_failed_run_raises_with_the_output_tail(project, write):
     from targets.errors import RunFailedError
 
     run = Experiment(Workspace.from_dir("."), "demo").submit(
-        ScriptRunConfig(source_directory=".", script="bad.py"))
+        ScriptRunConfig(source_directory=".", script="bad.py")
+    )
     with pytest.raises(RunFailedError) as info:
         run.wait_for_completion()
     assert info.value.returncode == 7
@@ -285,10 +334,16 @@ def test_command_runs_in_a_shell(project, cli):
 
 
 def test_environment_variables_reach_the_run(project, cli, write):
-    write(project / "env.py", "import os\nprint(os.environ['GREETING'], "
-          "os.environ['TARGETS_RUN_ID'] == os.environ['AZUREML_RUN_ID'])\n")
-    write(project / "rc.yml", "script: env.py\nenvironment_variables: {GREETING: bonjour}\n"
-          "environment: {python: {user_managed_dependencies: true}}\n")
+    write(
+        project / "env.py",
+        "import os\nprint(os.environ['GREETING'], "
+        "os.environ['TARGETS_RUN_ID'] == os.environ['AZUREML_RUN_ID'])\n",
+    )
+    write(
+        project / "rc.yml",
+        "script: env.py\nenvironment_variables: {GREETING: bonjour}\n"
+        "environment: {python: {user_managed_dependencies: true}}\n",
+    )
     result = cli("run", "rc.yml")
     assert result.code == 0, result
     assert "bonjour True" in result.out
@@ -296,8 +351,11 @@ def test_environment_variables_reach_the_run(project, cli, write):
 
 def test_user_managed_interpreter_path_is_used(project, cli, write):
     write(project / "which.py", "import sys\nprint(sys.executable)\n")
-    write(project / "rc.yml", f"script: which.py\nenvironment:\n  python:\n"
-          f"    user_managed_dependencies: true\n    interpreter_path: {sys.executable}\n")
+    write(
+        project / "rc.yml",
+        f"script: which.py\nenvironment:\n  python:\n"
+        f"    user_managed_dependencies: true\n    interpreter_path: {sys.executable}\n",
+    )
     result = cli("run", "rc.yml")
     assert result.code == 0, result
     assert result.out.strip() == sys.executable
@@ -318,10 +376,16 @@ def test_two_runs_at_once_both_complete(project, cli, write):
         (None, ["run", "missing.py"], "no such script"),
         (None, ["run", "missing.yml"], "missing.yml"),
         ({"bad.yml": "script: [unclosed\n"}, ["run", "bad.yml"], "bad.yml:"),
-        ({"t.py": "print(1)\n"}, ["run", "t.py", "--target", "nowhere"],
-         "unknown target 'nowhere'; attached targets: local"),
-        ({"rc.yml": "script: ../outside.py\n"}, ["run", "rc.yml"],
-         "is not inside the source directory"),
+        (
+            {"t.py": "print(1)\n"},
+            ["run", "t.py", "--target", "nowhere"],
+            "unknown target 'nowhere'; attached targets: local",
+        ),
+        (
+            {"rc.yml": "script: ../outside.py\n"},
+            ["run", "rc.yml"],
+            "is not inside the source directory",
+        ),
         ({"rc.yml": "scirpt: x.py\n"}, ["run", "rc.yml"], "did you mean 'script'"),
         ({"rc.yml": "script: t.py\nnode_count: many\n"}, ["run", "rc.yml"], "node_count"),
     ],
@@ -379,7 +443,8 @@ def test_help_and_import_load_no_heavy_sdk():
         " 'mlflow', 'keyring') if m in sys.modules]\n"
         "print('HEAVY:' + ','.join(heavy))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert "Commands" in out
     assert "HEAVY:\n" in out, f"imported by --help: {out.split('HEAVY:')[-1]}"

@@ -27,8 +27,7 @@ def run_with(site: Path, *args: str) -> subprocess.CompletedProcess[str]:
     import os
 
     env = {**os.environ, "PYTHONPATH": str(site)}
-    return subprocess.run([*TARGETS, *args], capture_output=True, text=True, env=env,
-                          timeout=60)
+    return subprocess.run([*TARGETS, *args], capture_output=True, text=True, env=env, timeout=60)
 
 
 GOOD_PLUGIN = """
@@ -58,8 +57,13 @@ def test_kinds_lists_builtin_and_third_party_kinds(tmp_path, project):
 
 
 def test_a_broken_plugin_is_named_and_the_others_keep_working(tmp_path, project, write):
-    make_plugin(tmp_path / "site", "targets-broken", "broken", "broken_plugin:Nope",
-                "raise ImportError('needs libfoo')\n")
+    make_plugin(
+        tmp_path / "site",
+        "targets-broken",
+        "broken",
+        "broken_plugin:Nope",
+        "raise ImportError('needs libfoo')\n",
+    )
     listed = run_with(tmp_path / "site", "kinds")
     assert listed.returncode == 0, listed.stderr
     assert "broken" in listed.stdout and "targets-broken" in listed.stdout
@@ -83,29 +87,40 @@ def test_unknown_kind_lists_the_installed_ones(project, cli):
 
 def test_listing_kinds_imports_no_plugin(tmp_path):
     make_plugin(tmp_path / "site", "targets-toy", "toy", "toy_plugin:Toy", GOOD_PLUGIN)
-    code = ("import sys\nfrom targets.registry import available_kinds\n"
-            "names = [k.name for k in available_kinds()]\n"
-            "print(names, 'toy_plugin' in sys.modules, 'targets.compute.local' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"},
-                         check=True).stdout
+    code = (
+        "import sys\nfrom targets.registry import available_kinds\n"
+        "names = [k.name for k in available_kinds()]\n"
+        "print(names, 'toy_plugin' in sys.modules, 'targets.compute.local' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"},
+        check=True,
+    ).stdout
     assert "'toy'" in out and "'local'" in out
     assert out.strip().endswith("False False")
 
 
 def test_loading_a_kind_imports_only_that_kind(tmp_path):
     make_plugin(tmp_path / "site", "targets-toy", "toy", "toy_plugin:Toy", GOOD_PLUGIN)
-    code = ("import sys\nfrom targets.registry import load_kind\nload_kind('local')\n"
-            "print('toy_plugin' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"},
-                         check=True).stdout
+    code = (
+        "import sys\nfrom targets.registry import load_kind\nload_kind('local')\n"
+        "print('toy_plugin' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"},
+        check=True,
+    ).stdout
     assert out.strip() == "False"
 
 
 def test_a_class_that_is_not_a_target_is_rejected_with_its_name(tmp_path, project):
-    make_plugin(tmp_path / "site", "targets-odd", "odd", "odd_plugin:Thing",
-                "class Thing: pass\n")
+    make_plugin(tmp_path / "site", "targets-odd", "odd", "odd_plugin:Thing", "class Thing: pass\n")
     result = run_with(tmp_path / "site", "attach", "ox", "--type", "odd")
     assert result.returncode == 1
     assert "odd_plugin:Thing is not a subclass of ComputeTarget" in result.stderr

@@ -19,10 +19,18 @@ def test_valid_target_names(name):
     assert validate_target_name(name) == name
 
 
-@pytest.mark.parametrize(("name", "why"), [
-    ("a", "1 characters"), ("a" * 17, "17 characters"), ("1box", "start with a letter"),
-    ("box-", "end with a hyphen"), ("my_box", "'_'"), ("bad name", "' '"), ("", "0 characters"),
-])
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("a", "1 characters"),
+        ("a" * 17, "17 characters"),
+        ("1box", "start with a letter"),
+        ("box-", "end with a hyphen"),
+        ("my_box", "'_'"),
+        ("bad name", "' '"),
+        ("", "0 characters"),
+    ],
+)
 def test_invalid_target_names_say_what_is_wrong(name, why):
     with pytest.raises(InvalidNameError) as info:
         validate_target_name(name)
@@ -30,7 +38,9 @@ def test_invalid_target_names_say_what_is_wrong(name, why):
     assert info.value.exit_code == 2
 
 
-@pytest.mark.parametrize("name", ["x", "9lives", "trailing-", "has_underscore", "seventeen-chars-x"])
+@pytest.mark.parametrize(
+    "name", ["x", "9lives", "trailing-", "has_underscore", "seventeen-chars-x"]
+)
 def test_attach_refuses_a_bad_name_and_writes_nothing(project, cli, name):
     result = cli("attach", name, "--type", "local")
     assert result.code == 2, result
@@ -93,8 +103,16 @@ def test_run_ids_are_unique_and_readable():
 def _insert_many(path: str, worker: int) -> None:
     ledger = Ledger(Path(path))
     for i in range(50):
-        ledger.insert(RunRecord(id=f"w{worker}-{i}", experiment="e", target="local",
-                                kind="local", status="Queued", created_at=time.time()))
+        ledger.insert(
+            RunRecord(
+                id=f"w{worker}-{i}",
+                experiment="e",
+                target="local",
+                kind="local",
+                status="Queued",
+                created_at=time.time(),
+            )
+        )
         ledger.update(f"w{worker}-{i}", status="Completed")
     ledger.close()
 
@@ -116,8 +134,16 @@ def test_ledger_is_safe_for_concurrent_processes(tmp_path):
 def test_ledger_filters_and_orders_newest_first(tmp_path):
     ledger = Ledger(tmp_path / "runs.db")
     for i in range(5):
-        ledger.insert(RunRecord(id=f"r{i}", experiment="a" if i % 2 else "b", target="local",
-                                kind="local", status="Completed", created_at=1000.0 + i))
+        ledger.insert(
+            RunRecord(
+                id=f"r{i}",
+                experiment="a" if i % 2 else "b",
+                target="local",
+                kind="local",
+                status="Completed",
+                created_at=1000.0 + i,
+            )
+        )
     assert [r.id for r in ledger.list()] == ["r4", "r3", "r2", "r1", "r0"]
     assert [r.id for r in ledger.list(experiment="a")] == ["r3", "r1"]
     assert [r.id for r in ledger.find("r")][:2] == ["r4", "r3"]

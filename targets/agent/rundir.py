@@ -12,12 +12,13 @@ Stdlib only, Python >= 3.8. ``<root>/runs/<run_id>/`` holds:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import tempfile
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 __all__ = [
     "cancel_run",
@@ -38,14 +39,14 @@ def run_path(root: str, run_id: str) -> str:
     return os.path.join(root, "runs", run_id)
 
 
-def write_json_atomic(path: str, data: Dict[str, Any]) -> None:
+def write_json_atomic(path: str, data: dict[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
     with os.fdopen(fd, "w") as fh:
         json.dump(data, fh)
     os.replace(tmp, path)
 
 
-def write_status(run_dir: str, **fields: Any) -> Dict[str, Any]:
+def write_status(run_dir: str, **fields: Any) -> dict[str, Any]:
     """Merge ``fields`` into ``status.json`` (only the supervisor writes it)."""
     current = _load(os.path.join(run_dir, "status.json")) or {}
     current.update(fields)
@@ -54,7 +55,7 @@ def write_status(run_dir: str, **fields: Any) -> Dict[str, Any]:
     return current
 
 
-def _load(path: str) -> Optional[Dict[str, Any]]:
+def _load(path: str) -> dict[str, Any] | None:
     try:
         with open(path) as fh:
             data = json.load(fh)
@@ -63,24 +64,24 @@ def _load(path: str) -> Optional[Dict[str, Any]]:
         return None
 
 
-def _proc_start_time(pid: int) -> Optional[str]:
+def _proc_start_time(pid: int) -> str | None:
     """The kernel's start time of ``pid`` (to tell a live process from a reused pid)."""
     try:
         with open("/proc/%d/stat" % pid) as fh:
             stat = fh.read()
     except OSError:
         return None
-    fields = stat[stat.rfind(")") + 2:].split()
+    fields = stat[stat.rfind(")") + 2 :].split()
     if fields and fields[0] == "Z":  # a zombie has finished
         return None
     return fields[19] if len(fields) > 19 else None
 
 
-def process_identity(pid: int) -> Optional[str]:
+def process_identity(pid: int) -> str | None:
     return _proc_start_time(pid)
 
 
-def is_alive(pid: Optional[int], identity: Optional[str]) -> bool:
+def is_alive(pid: int | None, identity: str | None) -> bool:
     if not pid:
         return False
     if os.path.isdir("/proc"):
@@ -95,7 +96,7 @@ def is_alive(pid: Optional[int], identity: Optional[str]) -> bool:
     return True
 
 
-def read_status(root: str, run_id: str) -> Dict[str, Any]:
+def read_status(root: str, run_id: str) -> dict[str, Any]:
     """The run's status. A run whose supervisor died without finishing is reported as
     Failed (the machine restarted or the process was killed)."""
     run_dir = run_path(root, run_id)
@@ -116,7 +117,7 @@ def read_status(root: str, run_id: str) -> Dict[str, Any]:
     return status
 
 
-def _log_files(run_dir: str) -> List[str]:
+def _log_files(run_dir: str) -> list[str]:
     names = [n for n in SYSTEM_LOGS if os.path.exists(os.path.join(run_dir, n))]
     logs_dir = os.path.join(run_dir, "wd", "logs")
     for dirpath, dirnames, filenames in os.walk(logs_dir):
@@ -133,8 +134,9 @@ def _log_source(run_dir: str, name: str) -> str:
     return os.path.join(run_dir, name)
 
 
-def read_logs(root: str, run_id: str, offsets: Dict[str, int],
-              max_bytes: int = MAX_CHUNK) -> List[Dict[str, Any]]:
+def read_logs(
+    root: str, run_id: str, offsets: dict[str, int], max_bytes: int = MAX_CHUNK
+) -> list[dict[str, Any]]:
     """New bytes of every log file since ``offsets``: ``[{name, offset, data}]``."""
     run_dir = run_path(root, run_id)
     chunks = []
@@ -158,7 +160,7 @@ def read_logs(root: str, run_id: str, offsets: Dict[str, int],
     return chunks
 
 
-def cancel_run(root: str, run_id: str) -> Dict[str, Any]:
+def cancel_run(root: str, run_id: str) -> dict[str, Any]:
     """Ask the run to stop. Idempotent: a finished run is left as it is."""
     run_dir = run_path(root, run_id)
     status = read_status(root, run_id)
@@ -168,8 +170,6 @@ def cancel_run(root: str, run_id: str) -> Dict[str, Any]:
         fh.write(str(time.time()))
     pid = status.get("supervisor_pid")
     if pid and is_alive(pid, status.get("supervisor_identity")):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
     return status

@@ -14,11 +14,13 @@ costs one link per file however large the project is.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import tempfile
-from typing import Iterable, List, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 __all__ = ["materialise", "missing_objects", "object_path", "put_bytes", "put_file"]
 
@@ -38,7 +40,7 @@ def _intact(path: str, size: int) -> bool:
     return st.st_size == size and int(st.st_mtime) == 0
 
 
-def missing_objects(root: str, entries: Iterable[Sequence[object]]) -> List[str]:
+def missing_objects(root: str, entries: Iterable[Sequence[Any]]) -> list[str]:
     """Digests (with ``.x`` for executables) of manifest entries not intact in the store.
 
     ``entries`` are manifest rows ``[path, size, mode, digest, link]``.
@@ -52,7 +54,7 @@ def missing_objects(root: str, entries: Iterable[Sequence[object]]) -> List[str]
         if key in seen:
             continue
         seen.add(key)
-        if not _intact(object_path(root, str(digest), int(mode)), int(size)):  # type: ignore[call-overload]
+        if not _intact(object_path(root, str(digest), int(mode)), int(size)):
             missing.append(str(digest) + (".x" if key[1] else ""))
     return missing
 
@@ -105,7 +107,7 @@ def put_bytes(root: str, key: str, data: bytes) -> None:
         raise
 
 
-def materialise(root: str, entries: Iterable[Sequence[object]], dest: str) -> int:
+def materialise(root: str, entries: Iterable[Sequence[Any]], dest: str) -> int:
     """Create the snapshot's tree under ``dest`` from the store (hard links; a copy where
     links are impossible). Returns the number of files placed."""
     count = 0
@@ -122,18 +124,16 @@ def materialise(root: str, entries: Iterable[Sequence[object]], dest: str) -> in
         if link is not None:
             os.symlink(str(link), target)
             continue
-        src = object_path(root, str(digest), int(mode))  # type: ignore[call-overload]
+        src = object_path(root, str(digest), int(mode))
         try:
             os.link(src, target)
         except OSError:
             shutil.copyfile(src, target)
-            os.chmod(target, 0o755 if int(mode) & 0o111 else 0o644)  # type: ignore[call-overload]
+            os.chmod(target, 0o755 if int(mode) & 0o111 else 0o644)
         count += 1
     return count
 
 
 def _remove(path: str) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.unlink(path)
-    except OSError:
-        pass

@@ -15,13 +15,14 @@ the client that started it and a Ctrl-C in the client's terminal never reaches i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from . import envs, rundir
 
@@ -31,23 +32,29 @@ GRACE_SECONDS = 10.0
 POLL_SECONDS = 0.05
 
 
-def launch(root: str, run_id: str, python: Optional[str] = None, timeout: float = 30.0) -> Dict[str, Any]:
+def launch(
+    root: str, run_id: str, python: str | None = None, timeout: float = 30.0
+) -> dict[str, Any]:
     """Start the supervisor of a prepared run folder, detached, and return once it has
     recorded itself in ``status.json``. Raises RuntimeError when it fails to start."""
     run_dir = rundir.run_path(root, run_id)
     agent_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ)
     env["TARGETS_USER_PYTHONPATH"] = env.get("PYTHONPATH", "")
-    env["PYTHONPATH"] = agent_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    err = open(os.path.join(run_dir, "supervisor.log"), "ab")
-    try:
+    env["PYTHONPATH"] = agent_parent + (
+        os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
+    )
+    with open(os.path.join(run_dir, "supervisor.log"), "ab") as err:
         proc = subprocess.Popen(
             [python or sys.executable, "-m", _package(), "supervise", root, run_id],
-            stdin=subprocess.DEVNULL, stdout=err, stderr=err, close_fds=True,
-            start_new_session=True, env=env, cwd=run_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=err,
+            stderr=err,
+            close_fds=True,
+            start_new_session=True,
+            env=env,
+            cwd=run_dir,
         )
-    finally:
-        err.close()
     deadline = time.monotonic() + timeout
     delay = 0.002
     status_file = os.path.join(run_dir, "status.json")
@@ -69,7 +76,7 @@ def launch(root: str, run_id: str, python: Optional[str] = None, timeout: float 
 
 # Popen objects of supervisors this process started; polled by reap() so that a long-lived
 # client (a notebook, the test suite) does not collect zombies.
-_LAUNCHED: List["subprocess.Popen[bytes]"] = []
+_LAUNCHED: list[subprocess.Popen[bytes]] = []
 
 
 def reap() -> None:
@@ -92,9 +99,9 @@ def _on_signal(signum: int, frame: Any) -> None:
     _Stop.requested = True
 
 
-def _descendants(pid: int) -> List[int]:
+def _descendants(pid: int) -> list[int]:
     """Every process whose parent chain leads to ``pid`` (Linux /proc)."""
-    children: Dict[int, List[int]] = {}
+    children: dict[int, list[int]] = {}
     try:
         names = os.listdir("/proc")
     except OSError:
@@ -107,9 +114,9 @@ def _descendants(pid: int) -> List[int]:
                 stat = fh.read()
         except OSError:
             continue
-        ppid = int(stat[stat.rfind(")") + 2:].split()[1])
+        ppid = int(stat[stat.rfind(")") + 2 :].split()[1])
         children.setdefault(ppid, []).append(int(name))
-    found: List[int] = []
+    found: list[int] = []
     stack = [pid]
     while stack:
         for child in children.get(stack.pop(), []):
@@ -118,20 +125,16 @@ def _descendants(pid: int) -> List[int]:
     return found
 
 
-def _signal_tree(proc: "subprocess.Popen[bytes]", sig: int) -> None:
+def _signal_tree(proc: subprocess.Popen[bytes], sig: int) -> None:
     pids = _descendants(proc.pid)
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
     for pid in pids:  # processes that left the group (setsid) but are still ours
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
-def _stop_tree(proc: "subprocess.Popen[bytes]") -> None:
+def _stop_tree(proc: subprocess.Popen[bytes]) -> None:
     _signal_tree(proc, signal.SIGTERM)
     deadline = time.monotonic() + GRACE_SECONDS
     while time.monotonic() < deadline and proc.poll() is None:
@@ -140,17 +143,17 @@ def _stop_tree(proc: "subprocess.Popen[bytes]") -> None:
     proc.wait()
 
 
-def _argv(spec: Dict[str, Any], python: str) -> List[str]:
+def _argv(spec: dict[str, Any], python: str) -> list[str]:
     entry = spec["entry"]
     if entry.get("script"):
-        return [python, entry["script"]] + list(entry.get("arguments") or [])
+        return [python, entry["script"], *list(entry.get("arguments") or [])]
     command = entry.get("command")
     if isinstance(command, list):
         return [str(c) for c in command]
     return ["/bin/sh", "-c", str(command)]
 
 
-def _environ(spec: Dict[str, Any], python: str, run_dir: str) -> Dict[str, str]:
+def _environ(spec: dict[str, Any], python: str, run_dir: str) -> dict[str, str]:
     env = dict(os.environ)
     user_pythonpath = env.pop("TARGETS_USER_PYTHONPATH", "")
     for key in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
@@ -180,19 +183,28 @@ def supervise(root: str, run_id: str) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     started = time.time()
-    phases: Dict[str, float] = {}
+    phases: dict[str, float] = {}
     rundir.write_status(
-        run_dir, status="Preparing", supervisor_pid=os.getpid(),
-        supervisor_identity=rundir.process_identity(os.getpid()), started_at=started,
+        run_dir,
+        status="Preparing",
+        supervisor_pid=os.getpid(),
+        supervisor_identity=rundir.process_identity(os.getpid()),
+        started_at=started,
     )
     cancel_file = os.path.join(run_dir, "cancel")
 
     def cancelled() -> bool:
         return _Stop.requested or os.path.exists(cancel_file)
 
-    def finish(status: str, exit_code: Optional[int] = None, message: Optional[str] = None) -> int:
-        rundir.write_status(run_dir, status=status, exit_code=exit_code, message=message,
-                            ended_at=time.time(), phases=phases)
+    def finish(status: str, exit_code: int | None = None, message: str | None = None) -> int:
+        rundir.write_status(
+            run_dir,
+            status=status,
+            exit_code=exit_code,
+            message=message,
+            ended_at=time.time(),
+            phases=phases,
+        )
         return 0
 
     # outputs/ and logs/ are not created in advance: scripts that call mkdir() without
@@ -202,7 +214,10 @@ def supervise(root: str, run_id: str) -> int:
     with open(os.path.join(run_dir, "prepare.log"), "ab", buffering=0) as log:
         try:
             env_result = envs.ensure_environment(
-                spec["environment"], root, log, uv=spec.get("uv"),
+                spec["environment"],
+                root,
+                log,
+                uv=spec.get("uv"),
                 default_python=spec.get("default_python"),
             )
         except envs.EnvError as exc:
@@ -223,15 +238,24 @@ def supervise(root: str, run_id: str) -> int:
     with open(os.path.join(run_dir, "driver.log"), "ab", buffering=0) as out:
         try:
             proc = subprocess.Popen(
-                _argv(spec, python), cwd=wd, stdin=subprocess.DEVNULL, stdout=out,
-                stderr=subprocess.STDOUT, env=_environ(spec, python, run_dir),
+                _argv(spec, python),
+                cwd=wd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=_environ(spec, python, run_dir),
                 start_new_session=True,
             )
         except OSError as exc:
             out.write(("could not start the run: %s\n" % exc).encode())
             return finish("Failed", message="could not start: %s" % exc)
-    rundir.write_status(run_dir, status="Running", pid=proc.pid, running_at=t1,
-                        phases=dict(phases, preparing=phases["preparing"]))
+    rundir.write_status(
+        run_dir,
+        status="Running",
+        pid=proc.pid,
+        running_at=t1,
+        phases=dict(phases, preparing=phases["preparing"]),
+    )
     reason = None
     while True:
         try:
@@ -251,17 +275,21 @@ def supervise(root: str, run_id: str) -> int:
     if reason == "canceled":
         return finish("Canceled", exit_code=code, message="canceled")
     if reason == "timeout":
-        with open(os.path.join(run_dir, "driver.log"), "ab") as out:
-            out.write(("\n[targets] stopped: the run exceeded max_run_duration_seconds=%s\n"
-                       % limit).encode())
-        return finish("Failed", exit_code=code,
-                      message="exceeded max_run_duration_seconds=%s" % limit)
+        with open(os.path.join(run_dir, "driver.log"), "ab") as tail:
+            tail.write(
+                (
+                    "\n[targets] stopped: the run exceeded max_run_duration_seconds=%s\n" % limit
+                ).encode()
+            )
+        return finish(
+            "Failed", exit_code=code, message="exceeded max_run_duration_seconds=%s" % limit
+        )
     if code == 0:
         return finish("Completed", exit_code=0)
     return finish("Failed", exit_code=code, message="the script exited with code %d" % code)
 
 
-def main(argv: List[str]) -> int:
+def main(argv: list[str]) -> int:
     if len(argv) == 3 and argv[0] == "supervise":
         return supervise(argv[1], argv[2])
     sys.stderr.write("usage: supervise ROOT RUN_ID\n")

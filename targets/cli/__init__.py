@@ -17,7 +17,11 @@ __all__ = ["cli", "main"]
 
 # name -> (module, attribute, short help). Modules are imported on first use.
 _COMMANDS: dict[str, tuple[str, str, str]] = {
-    "run": ("targets.cli.run_cmd", "run", "Run a script, a runconfig or an Azure ML run configuration."),
+    "run": (
+        "targets.cli.run_cmd",
+        "run",
+        "Run a script, a runconfig or an Azure ML run configuration.",
+    ),
     "runs": ("targets.cli.runs_cmd", "runs", "List, inspect, follow, download and cancel runs."),
     "attach": ("targets.cli.targets_cmd", "attach", "Attach a compute target to the workspace."),
     "detach": ("targets.cli.targets_cmd", "detach", "Detach a compute target."),
@@ -25,7 +29,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "show": ("targets.cli.targets_cmd", "show", "Show one attached compute target."),
     "kinds": ("targets.cli.targets_cmd", "kinds", "List the installed target kinds."),
     "envs": ("targets.cli.envs_cmd", "envs", "List and prune prepared environments."),
-    "runconfig": ("targets.cli.runconfig_cmd", "runconfig", "Validate and convert run configurations."),
+    "runconfig": (
+        "targets.cli.runconfig_cmd",
+        "runconfig",
+        "Validate and convert run configurations.",
+    ),
     "schema": ("targets.cli.runconfig_cmd", "schema", "Print the JSON Schema of a file format."),
 }
 
@@ -56,8 +64,14 @@ class _LazyGroup(click.Group):
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", "-V", prog_name="targets")
-@click.option("--workspace", "-w", "workspace", envvar="TARGETS_WORKSPACE", metavar="DIR",
-              help="The project folder holding .targets/ (default: found upwards from here).")
+@click.option(
+    "--workspace",
+    "-w",
+    "workspace",
+    envvar="TARGETS_WORKSPACE",
+    metavar="DIR",
+    help="The project folder holding .targets/ (default: found upwards from here).",
+)
 @click.pass_context
 def cli(ctx: click.Context, workspace: str | None) -> None:
     """Attach compute targets and run your Azure ML-style projects on them."""

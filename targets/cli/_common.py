@@ -60,8 +60,13 @@ def workspace_of(ctx: click.Context) -> Workspace:
 
 def output_option(func: F) -> F:
     return click.option(
-        "--output", "-o", "output", type=click.Choice(["table", "json"]), default="table",
-        show_default=True, help="Output format.",
+        "--output",
+        "-o",
+        "output",
+        type=click.Choice(["table", "json"]),
+        default="table",
+        show_default=True,
+        help="Output format.",
     )(func)
 
 
@@ -102,8 +107,13 @@ def fmt_size(n: float | None) -> str:
 
 
 STATUS_STYLE = {
-    "Completed": "green", "Failed": "red", "Canceled": "yellow", "Running": "cyan",
-    "Preparing": "blue", "Queued": "white", "Finalizing": "cyan",
+    "Completed": "green",
+    "Failed": "red",
+    "Canceled": "yellow",
+    "Running": "cyan",
+    "Preparing": "blue",
+    "Queued": "white",
+    "Finalizing": "cyan",
 }
 
 
@@ -114,8 +124,9 @@ def _stdout_console() -> Console:
     return Console(highlight=False, width=None if sys.stdout.isatty() else 250)
 
 
-def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *,
-                title: str | None = None) -> None:
+def print_table(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None
+) -> None:
     from rich.table import Table
 
     table = Table(title=title, box=None, header_style="bold", pad_edge=False)
@@ -155,8 +166,11 @@ class Progress:
             from rich.progress import Progress as RichProgress
 
             self._progress = RichProgress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                console=err_console(), transient=True,
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                console=err_console(),
+                transient=True,
             )
             self._progress.start()
         if phase not in self._tasks:

@@ -34,15 +34,29 @@ def list_(ctx: click.Context, target: str, output: str) -> None:
     if not items:
         err_console().print(f"no environments prepared on {target} yet")
         return
-    rows = [[e.get("hash"), e.get("builder"), e.get("describe"), fmt_size(e.get("size_bytes")),
-             fmt_time(e.get("last_used")), "yes" if e.get("ready") else "no"] for e in items]
+    rows = [
+        [
+            e.get("hash"),
+            e.get("builder"),
+            e.get("describe"),
+            fmt_size(e.get("size_bytes")),
+            fmt_time(e.get("last_used")),
+            "yes" if e.get("ready") else "no",
+        ]
+        for e in items
+    ]
     print_table(["HASH", "BUILDER", "SPEC", "SIZE", "LAST USED", "READY"], rows)
 
 
 @envs.command()
 @click.option("--target", "-t", default="local", show_default=True)
-@click.option("--older-than", "older_than_days", type=click.FloatRange(min=0), default=None,
-              help="Only environments unused for this many days (default: all).")
+@click.option(
+    "--older-than",
+    "older_than_days",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Only environments unused for this many days (default: all).",
+)
 @output_option
 @click.pass_context
 def prune(ctx: click.Context, target: str, older_than_days: float | None, output: str) -> None:

@@ -35,14 +35,26 @@ def _is_runconfig(path: Path) -> bool:
 @click.option("--experiment", "-e", help="Experiment name (default: the project folder's name).")
 @click.option("--name", "display_name", help="A display name for the run.")
 @click.option("--command", "-c", "command", help="Run a shell command instead of a script.")
-@click.option("--source-dir", type=click.Path(file_okay=False),
-              help="The folder to snapshot (default: the current directory for a script).")
+@click.option(
+    "--source-dir",
+    type=click.Path(file_okay=False),
+    help="The folder to snapshot (default: the current directory for a script).",
+)
 @click.option("--detach", "-d", is_flag=True, help="Return once the run started; don't stream.")
 @output_option
 @click.pass_context
-def run(ctx: click.Context, file: str | None, args: tuple[str, ...], target: str | None,
-        experiment: str | None, display_name: str | None, command: str | None,
-        source_dir: str | None, detach: bool, output: str) -> None:
+def run(
+    ctx: click.Context,
+    file: str | None,
+    args: tuple[str, ...],
+    target: str | None,
+    experiment: str | None,
+    display_name: str | None,
+    command: str | None,
+    source_dir: str | None,
+    detach: bool,
+    output: str,
+) -> None:
     """Run FILE on a compute target and stream its output.
 
     FILE is a Python script (arguments for it follow `--`), a runconfig YAML, or an
@@ -102,8 +114,15 @@ def run(ctx: click.Context, file: str | None, args: tuple[str, ...], target: str
 
     progress = Progress(enabled=output == "table")
     try:
-        run_ = submit_run(ws, config, source_dir=source, experiment=experiment,
-                          display_name=display_name, progress=progress, origin=origin)
+        run_ = submit_run(
+            ws,
+            config,
+            source_dir=source,
+            experiment=experiment,
+            display_name=display_name,
+            progress=progress,
+            origin=origin,
+        )
     finally:
         progress.close()
     console = err_console()
@@ -121,7 +140,9 @@ def run(ctx: click.Context, file: str | None, args: tuple[str, ...], target: str
     except KeyboardInterrupt:
         console.print(
             f"\n[yellow]stopped streaming; the run goes on.[/] Resume with: "
-            f"targets runs logs {run_.id} --follow", highlight=False)
+            f"targets runs logs {run_.id} --follow",
+            highlight=False,
+        )
         sys.exit(130)
     finally:
         run_.close()
@@ -132,5 +153,7 @@ def run(ctx: click.Context, file: str | None, args: tuple[str, ...], target: str
     message = f" ({record.message})" if record.status != "Completed" and record.message else ""
     console.print(
         f"[{style}]{record.status}[/]{extra}{message} in {fmt_duration(record.duration)} - "
-        f"outputs and logs in {os.path.relpath(run_.folder)}", highlight=False)
+        f"outputs and logs in {os.path.relpath(run_.folder)}",
+        highlight=False,
+    )
     sys.exit(0 if record.status == "Completed" else 1)

@@ -23,17 +23,22 @@ def validate(file: str, output: str) -> None:
 
     loaded = load_runconfig(file, project_dir=Path.cwd())
     if output == "json":
-        emit_json({
-            "path": str(loaded.path), "format": loaded.format,
-            "source_directory": str(loaded.source_directory),
-            "warnings": list(loaded.warnings),
-            "runconfig": loaded.config.model_dump(mode="json", exclude_defaults=True),
-        })
+        emit_json(
+            {
+                "path": str(loaded.path),
+                "format": loaded.format,
+                "source_directory": str(loaded.source_directory),
+                "warnings": list(loaded.warnings),
+                "runconfig": loaded.config.model_dump(mode="json", exclude_defaults=True),
+            }
+        )
         return
     for line in loaded.warnings:
         warn(line)
-    err_console().print(f"{loaded.path}: valid ({loaded.format}); source directory "
-                        f"{loaded.source_directory}", highlight=False)
+    err_console().print(
+        f"{loaded.path}: valid ({loaded.format}); source directory {loaded.source_directory}",
+        highlight=False,
+    )
     click.echo(dump_runconfig(loaded.config), nl=False)
 
 

@@ -32,20 +32,34 @@ def runs() -> None:
 @click.option("--target", "-t", help="Only runs on this target.")
 @click.option("--status", "-s", help="Only runs with this status (e.g. Failed).")
 @click.option("--parent", help="Only the child runs of this run.")
-@click.option("--limit", "-n", default=20, show_default=True, type=click.IntRange(min=1),
-              help="At most this many runs, newest first.")
+@click.option(
+    "--limit",
+    "-n",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="At most this many runs, newest first.",
+)
 @output_option
 @click.pass_context
-def list_(ctx: click.Context, experiment: str | None, target: str | None, status: str | None,
-          parent: str | None, limit: int, output: str) -> None:
+def list_(
+    ctx: click.Context,
+    experiment: str | None,
+    target: str | None,
+    status: str | None,
+    parent: str | None,
+    limit: int,
+    output: str,
+) -> None:
     """List runs, newest first."""
     from targets.runs import list_runs
 
     ws = workspace_of(ctx)
     if status:
         status = status.capitalize()
-    records = list_runs(ws, experiment=experiment, target=target, status=status,
-                        parent_id=parent, limit=limit)
+    records = list_runs(
+        ws, experiment=experiment, target=target, status=status, parent_id=parent, limit=limit
+    )
     if output == "json":
         emit_json([r.to_json() for r in records])
         return
@@ -55,8 +69,16 @@ def list_(ctx: click.Context, experiment: str | None, target: str | None, status
     rows = []
     for r in records:
         style = STATUS_STYLE.get(r.status, "")
-        rows.append([r.id, r.target, f"[{style}]{r.status}[/]", fmt_time(r.created_at),
-                     fmt_duration(r.duration), r.entry or ""])
+        rows.append(
+            [
+                r.id,
+                r.target,
+                f"[{style}]{r.status}[/]",
+                fmt_time(r.created_at),
+                fmt_duration(r.duration),
+                r.entry or "",
+            ]
+        )
     print_table(["RUN", "TARGET", "STATUS", "CREATED", "DURATION", "ENTRY"], rows)
 
 
@@ -88,7 +110,8 @@ def show(ctx: click.Context, run_id: str, output: str) -> None:
         "phases": ", ".join(f"{k} {fmt_duration(v)}" for k, v in details["phases"].items()),
         "environment": (details.get("environment") or {}).get("hash"),
         "snapshot": "{files} files, digest {digest}".format(**details["snapshot"])
-        if details.get("snapshot") else None,
+        if details.get("snapshot")
+        else None,
         "git": details.get("git"),
         "folder": details["folder"],
         "files": ", ".join(details["files"]) or "-",
@@ -110,8 +133,9 @@ def logs(ctx: click.Context, run_id: str, follow: bool) -> None:
     try:
         record = run.stream(sys.stdout.buffer, follow=follow, from_start=True)
     except KeyboardInterrupt:
-        err_console().print(f"\nstopped streaming; resume with: targets runs logs {run.id} -f",
-                            highlight=False)
+        err_console().print(
+            f"\nstopped streaming; resume with: targets runs logs {run.id} -f", highlight=False
+        )
         sys.exit(130)
     finally:
         run.close()
@@ -122,10 +146,12 @@ def logs(ctx: click.Context, run_id: str, follow: bool) -> None:
 
 @runs.command()
 @click.argument("run_id", metavar="RUN")
-@click.option("--dest", type=click.Path(file_okay=False), help="Folder to write to "
-              "(default: ./RUN).")
-@click.option("--prefix", default="", help="Only files whose names start with this "
-              "(e.g. outputs/).")
+@click.option(
+    "--dest", type=click.Path(file_okay=False), help="Folder to write to (default: ./RUN)."
+)
+@click.option(
+    "--prefix", default="", help="Only files whose names start with this (e.g. outputs/)."
+)
 @output_option
 @click.pass_context
 def download(ctx: click.Context, run_id: str, dest: str | None, prefix: str, output: str) -> None:
@@ -155,8 +181,7 @@ def cancel(ctx: click.Context, run_id: str, output: str) -> None:
     run = Run(workspace_of(ctx), run_id)
     record = run.cancel()
     deadline = time.monotonic() + 30
-    while record.status not in ("Completed", "Failed", "Canceled") and \
-            time.monotonic() < deadline:
+    while record.status not in ("Completed", "Failed", "Canceled") and time.monotonic() < deadline:
         time.sleep(0.1)
         record = run.refresh()
     run.close()

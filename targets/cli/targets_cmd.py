@@ -34,8 +34,9 @@ def _parse_kind_options(fields: dict[str, Any], raw: list[str]) -> dict[str, Any
     while i < len(raw):
         token = raw[i]
         if not token.startswith("--"):
-            raise UsageError(f"unexpected argument {token!r}",
-                             hint="options look like --name value")
+            raise UsageError(
+                f"unexpected argument {token!r}", hint="options look like --name value"
+            )
         key, eq, inline = token[2:].partition("=")
         field = key.replace("-", "_")
         if field not in fields:
@@ -43,8 +44,11 @@ def _parse_kind_options(fields: dict[str, Any], raw: list[str]) -> dict[str, Any
 
             choices = sorted(n.replace("_", "-") for n in fields)
             close = difflib.get_close_matches(key, choices, n=1)
-            hint = f"did you mean --{close[0]}?" if close else (
-                "options of this kind: " + (", ".join("--" + c for c in choices) or "none"))
+            hint = (
+                f"did you mean --{close[0]}?"
+                if close
+                else ("options of this kind: " + (", ".join("--" + c for c in choices) or "none"))
+            )
             raise UsageError(f"unknown option --{key} for this target kind", hint=hint)
         annotation = str(fields[field].annotation)
         if eq:
@@ -62,8 +66,12 @@ def _parse_kind_options(fields: dict[str, Any], raw: list[str]) -> dict[str, Any
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("name")
-@click.option("--type", "kind", default=None,
-              help="The target kind (see `targets kinds`); `vm` when --address is given.")
+@click.option(
+    "--type",
+    "kind",
+    default=None,
+    help="The target kind (see `targets kinds`); `vm` when --address is given.",
+)
 @click.option("--force", is_flag=True, help="Replace a target of the same name.")
 @output_option
 @click.pass_context
@@ -80,14 +88,18 @@ def attach(ctx: click.Context, name: str, kind: str | None, force: bool, output:
     if kind is None:
         kind = "vm" if any(a.split("=")[0] == "--address" for a in extra) else None
     if kind is None:
-        raise UsageError("say which kind of target this is with --type KIND",
-                         hint="targets kinds lists the installed kinds")
+        raise UsageError(
+            "say which kind of target this is with --type KIND",
+            hint="targets kinds lists the installed kinds",
+        )
     kind = resolve_kind_name(kind)
     cls = load_kind(kind)
     ws = workspace_of(ctx)
     if name in ws.targets() and not force:
-        raise UsageError(f"a target named {name!r} is already attached",
-                         hint=f"targets detach {name}, or attach again with --force")
+        raise UsageError(
+            f"a target named {name!r} is already attached",
+            hint=f"targets detach {name}, or attach again with --force",
+        )
     fields = dict(cls.options_model.model_fields)
     values = _parse_kind_options(fields, extra)
     for field in list(values):
@@ -102,15 +114,21 @@ def attach(ctx: click.Context, name: str, kind: str | None, force: bool, output:
         for e in exc.errors():
             loc = ".".join(str(p) for p in e["loc"])
             lines.append(f"--{loc.replace('_', '-')}: {e['msg']}" if loc else e["msg"])
-        raise UsageError("invalid options for kind " + repr(kind) + ":\n  " +
-                         "\n  ".join(lines)) from None
+        raise UsageError(
+            "invalid options for kind " + repr(kind) + ":\n  " + "\n  ".join(lines)
+        ) from None
     target = cls(name, options)
     with target:
         facts = target.probe()
     stored = options.model_dump(mode="json", exclude_defaults=True)
-    record = TargetRecord(name=name, kind=kind, options=stored, facts=facts,
-                          attached_at=time.time(),
-                          secrets=tuple(getattr(target, "secret_names", ()) or ()))
+    record = TargetRecord(
+        name=name,
+        kind=kind,
+        options=stored,
+        facts=facts,
+        attached_at=time.time(),
+        secrets=tuple(getattr(target, "secret_names", ()) or ()),
+    )
     ws.save_target(record)
     if output == "json":
         emit_json({"name": name, **record.to_yaml()})
@@ -140,8 +158,11 @@ def list_targets(ctx: click.Context, output: str) -> None:
         return
     rows = []
     for r in records.values():
-        where = r.options.get("address") or r.options.get("host") or (
-            "this machine" if r.kind == "local" else "")
+        where = (
+            r.options.get("address")
+            or r.options.get("host")
+            or ("this machine" if r.kind == "local" else "")
+        )
         rows.append([r.name, r.kind, where, fmt_time(r.attached_at)])
     print_table(["NAME", "KIND", "WHERE", "ATTACHED"], rows)
 
@@ -158,9 +179,14 @@ def show(ctx: click.Context, name: str, output: str) -> None:
     if record.kind == "local" and not facts:
         target = ws.get_target(name)
         facts = target.probe()
-    data = {"name": record.name, "kind": record.kind, "options": dict(record.options),
-            "facts": facts, "attached_at": record.attached_at,
-            "secrets": list(record.secrets)}
+    data = {
+        "name": record.name,
+        "kind": record.kind,
+        "options": dict(record.options),
+        "facts": facts,
+        "attached_at": record.attached_at,
+        "secrets": list(record.secrets),
+    }
     if output == "json":
         emit_json(data)
         return
@@ -181,8 +207,11 @@ def kinds(output: str) -> None:
     rows = []
     data = []
     for info in available_kinds():
-        entry: dict[str, Any] = {"name": info.name, "distribution": info.distribution,
-                                 "version": info.version}
+        entry: dict[str, Any] = {
+            "name": info.name,
+            "distribution": info.distribution,
+            "version": info.version,
+        }
         try:
             cls = load_kind(info.name)
         except (PluginLoadError, ConfigError) as exc:
@@ -191,15 +220,19 @@ def kinds(output: str) -> None:
             data.append(entry)
             continue
         caps = sorted(c.value for c in cls.capabilities)
-        entry.update({
-            "aliases": list(cls.aliases), "description": cls.description,
-            "capabilities": caps,
-            "options": {n: str(f.annotation) for n, f in cls.options_model.model_fields.items()},
-        })
+        entry.update(
+            {
+                "aliases": list(cls.aliases),
+                "description": cls.description,
+                "capabilities": caps,
+                "options": {
+                    n: str(f.annotation) for n, f in cls.options_model.model_fields.items()
+                },
+            }
+        )
         data.append(entry)
         name = info.name + (f" ({', '.join(cls.aliases)})" if cls.aliases else "")
-        rows.append([name, f"{info.distribution} {info.version}", ", ".join(caps),
-                     cls.description])
+        rows.append([name, f"{info.distribution} {info.version}", ", ".join(caps), cls.description])
     if output == "json":
         emit_json(data)
         return

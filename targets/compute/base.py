@@ -104,13 +104,21 @@ class RunHandle:
     data: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "target": self.target, "run_id": self.run_id,
-                "data": dict(self.data)}
+        return {
+            "kind": self.kind,
+            "target": self.target,
+            "run_id": self.run_id,
+            "data": dict(self.data),
+        }
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> RunHandle:
-        return cls(kind=raw["kind"], target=raw["target"], run_id=raw["run_id"],
-                   data=dict(raw.get("data") or {}))
+        return cls(
+            kind=raw["kind"],
+            target=raw["target"],
+            run_id=raw["run_id"],
+            data=dict(raw.get("data") or {}),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,8 +48,9 @@ def _uv_bin() -> str | None:
         return shutil.which("uv")
 
 
-def run_spec(request: SubmitRequest, *, default_python: str | None, uv: str | None
-             ) -> dict[str, Any]:
+def run_spec(
+    request: SubmitRequest, *, default_python: str | None, uv: str | None
+) -> dict[str, Any]:
     """The ``spec.json`` the supervisor reads: what to run, in which environment."""
     config = request.config
     entry: dict[str, Any]
@@ -78,8 +79,11 @@ def state_from_status(raw: Mapping[str, Any]) -> RunState:
     except ValueError:
         status = RunStatus.FAILED
     return RunState(
-        status=status, exit_code=raw.get("exit_code"), message=raw.get("message"),
-        phases=dict(raw.get("phases") or {}), started_at=raw.get("running_at"),
+        status=status,
+        exit_code=raw.get("exit_code"),
+        message=raw.get("message"),
+        phases=dict(raw.get("phases") or {}),
+        started_at=raw.get("running_at"),
         ended_at=raw.get("ended_at"),
     )
 
@@ -111,7 +115,7 @@ class LocalTarget(ComputeTarget):
         snapshot = request.snapshot
         rows = snapshot.to_manifest()["files"]
         missing = set(store.missing_objects(root, rows))
-        by_key = {}
+        by_key: dict[str, str] = {}
         for path, _size, mode, digest, link in rows:
             if link is None:
                 by_key.setdefault(digest + (".x" if mode & 0o111 else ""), path)
@@ -131,8 +135,12 @@ class LocalTarget(ComputeTarget):
             supervisor.launch(root, request.run_id)
         except RuntimeError as exc:
             raise TargetsError(str(exc)) from exc
-        return RunHandle(kind=self.kind, target=self.name, run_id=request.run_id,
-                         data={"root": root, "uploaded": len(todo)})
+        return RunHandle(
+            kind=self.kind,
+            target=self.name,
+            run_id=request.run_id,
+            data={"root": root, "uploaded": len(todo)},
+        )
 
     def _root_of(self, handle: RunHandle) -> str:
         return str(handle.data.get("root") or self.root)
@@ -157,8 +165,9 @@ class LocalTarget(ComputeTarget):
         return envs.list_environments(str(self.root))
 
     def prune_environments(self, *, older_than_seconds: float | None = None) -> list[str]:
-        return envs.prune_environments(str(self.root), keep_hashes=self._hashes_in_use(),
-                                       older_than_seconds=older_than_seconds)
+        return envs.prune_environments(
+            str(self.root), keep_hashes=self._hashes_in_use(), older_than_seconds=older_than_seconds
+        )
 
     def _hashes_in_use(self) -> set[str]:
         """Environment hashes of runs that have not ended: pruning must spare them."""

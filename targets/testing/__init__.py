@@ -65,7 +65,9 @@ def make_request(
         config.max_run_duration_seconds = max_run_duration_seconds
     run_id = f"contract_{time.strftime('%Y%m%d_%H%M%S')}_{secrets.token_hex(3)}"
     return SubmitRequest(
-        run_id=run_id, config=config, snapshot=take_snapshot(source_dir),
+        run_id=run_id,
+        config=config,
+        snapshot=take_snapshot(source_dir),
         environment=resolve_environment(config, source_dir),
     )
 
@@ -114,8 +116,9 @@ class ComputeTargetContract:
         src.mkdir()
         return src
 
-    def _run(self, target: ComputeTarget, source: Path, code: str, **kwargs: object
-             ) -> tuple[RunHandle, RunState]:
+    def _run(
+        self, target: ComputeTarget, source: Path, code: str, **kwargs: object
+    ) -> tuple[RunHandle, RunState]:
         (source / "main.py").write_text(code)
         request = make_request(source, **kwargs)  # type: ignore[arg-type]
         handle = target.submit(request)
@@ -129,34 +132,39 @@ class ComputeTargetContract:
         assert all(isinstance(c, Capability) for c in cls.capabilities)
         assert issubclass(cls.options_model, BaseModel)
         assert cls.options_model.model_config.get("extra") == "forbid", (
-            "an options model must forbid unknown keys so typos are errors")
+            "an options model must forbid unknown keys so typos are errors"
+        )
         with pytest.raises(ValidationError):
             cls.options_model.model_validate({"surely_not_an_option": 1})
 
     # -- runs --------------------------------------------------------------------------
 
     def test_completed_run_reports_exit_code_zero_and_its_output(
-            self, target: ComputeTarget, source: Path) -> None:
+        self, target: ComputeTarget, source: Path
+    ) -> None:
         handle, state = self._run(target, source, "print('contract says hello')\n")
         assert state.status is RunStatus.COMPLETED, state
         assert state.exit_code == 0
         logs = collect_logs(target, handle)
         assert b"contract says hello" in b"".join(logs.values())
 
-    def test_failed_run_reports_its_exit_code(self, target: ComputeTarget, source: Path
-                                              ) -> None:
+    def test_failed_run_reports_its_exit_code(self, target: ComputeTarget, source: Path) -> None:
         _, state = self._run(target, source, "import sys\nsys.exit(5)\n")
         assert state.status is RunStatus.FAILED
         assert state.exit_code == 5
 
-    def test_arguments_and_variables_arrive_verbatim(self, target: ComputeTarget,
-                                                     source: Path, tmp_path: Path) -> None:
+    def test_arguments_and_variables_arrive_verbatim(
+        self, target: ComputeTarget, source: Path, tmp_path: Path
+    ) -> None:
         args = ["a b", "it's", 'say "x"', "$(id)", ";", "*", "--k=v"]
-        code = ("import json, os, sys\n"
-                "print('ARGS=' + json.dumps(sys.argv[1:]))\n"
-                "print('VAR=' + os.environ.get('CONTRACT_VAR', ''))\n")
-        handle, state = self._run(target, source, code, arguments=args,
-                                  environment_variables={"CONTRACT_VAR": "v a l"})
+        code = (
+            "import json, os, sys\n"
+            "print('ARGS=' + json.dumps(sys.argv[1:]))\n"
+            "print('VAR=' + os.environ.get('CONTRACT_VAR', ''))\n"
+        )
+        handle, state = self._run(
+            target, source, code, arguments=args, environment_variables={"CONTRACT_VAR": "v a l"}
+        )
         assert state.status is RunStatus.COMPLETED, state
         text = b"".join(collect_logs(target, handle).values()).decode()
         line = next(x for x in text.splitlines() if x.startswith("ARGS="))
@@ -174,11 +182,14 @@ class ComputeTargetContract:
         assert b"".join(c.data for c in mine) == full[name][start:]
 
     def test_outputs_and_logs_come_back_also_after_a_failure(
-            self, target: ComputeTarget, source: Path, tmp_path: Path) -> None:
-        code = ("import os, sys\nos.makedirs('outputs/sub', exist_ok=True)\n"
-                "open('outputs/sub/result.txt', 'w').write('42')\n"
-                "os.makedirs('logs', exist_ok=True)\nopen('logs/mine.log', 'w').write('log')\n"
-                "sys.exit(1)\n")
+        self, target: ComputeTarget, source: Path, tmp_path: Path
+    ) -> None:
+        code = (
+            "import os, sys\nos.makedirs('outputs/sub', exist_ok=True)\n"
+            "open('outputs/sub/result.txt', 'w').write('42')\n"
+            "os.makedirs('logs', exist_ok=True)\nopen('logs/mine.log', 'w').write('log')\n"
+            "sys.exit(1)\n"
+        )
         handle, state = self._run(target, source, code)
         assert state.status is RunStatus.FAILED
         dest = tmp_path / "fetched"
@@ -187,8 +198,9 @@ class ComputeTargetContract:
         assert (dest / "outputs" / "sub" / "result.txt").read_text() == "42"
         assert (dest / "logs" / "mine.log").read_text() == "log"
 
-    def test_a_handle_works_after_a_json_round_trip(self, target: ComputeTarget,
-                                                    source: Path) -> None:
+    def test_a_handle_works_after_a_json_round_trip(
+        self, target: ComputeTarget, source: Path
+    ) -> None:
         handle, state = self._run(target, source, "print('x')\n")
         again = RunHandle.from_json(json.loads(json.dumps(handle.to_json())))
         fresh = type(target)(target.name, target.options)
@@ -199,13 +211,12 @@ class ComputeTargetContract:
 
     def test_max_run_duration_is_enforced(self, target: ComputeTarget, source: Path) -> None:
         code = "import time\nprint('sleeping', flush=True)\ntime.sleep(300)\n"
-        handle, state = self._run(target, source, code, max_run_duration_seconds=2)
+        _handle, state = self._run(target, source, code, max_run_duration_seconds=2)
         assert state.status is RunStatus.FAILED
         assert "max_run_duration" in (state.message or "")
 
     def test_cancel(self, target: ComputeTarget, source: Path) -> None:
-        (source / "main.py").write_text("import time\nprint('up', flush=True)\n"
-                                        "time.sleep(300)\n")
+        (source / "main.py").write_text("import time\nprint('up', flush=True)\ntime.sleep(300)\n")
         handle = target.submit(make_request(source))
         if Capability.CANCEL not in target.capabilities:
             with pytest.raises(UnsupportedOperation):
