@@ -799,7 +799,9 @@ def test_convert_refuses_to_overwrite_unless_asked(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="already exists"):
         convert_runconfig(project / "aml_config" / "local.runconfig", dst)
     assert dst.read_text() == "# mine\n"
-    convert_runconfig(project / "aml_config" / "local.runconfig", dst, overwrite=True)
+    from targets.runconfig.io import convert_runconfig as convert_via_io  # the CLI's import
+
+    convert_via_io(project / "aml_config" / "local.runconfig", dst, overwrite=True)
     rc = load_runconfig(dst).config
     assert rc.script == "train.py"
     assert rc.source_directory == "."

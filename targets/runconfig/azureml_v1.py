@@ -645,7 +645,7 @@ def convert_runconfig(
     if target.exists() and not overwrite:
         raise UsageError(
             f"{target} already exists",
-            hint="choose another file name, or pass --overwrite to replace it",
+            hint="choose another file name, or replace it (`targets runconfig convert --force`)",
         )
     loaded = load_runconfig(src, name, project_dir=project_dir)
     config = loaded.config.model_copy(deep=True)

@@ -55,6 +55,7 @@ from targets.runconfig.model import SCHEMA_URL, RunConfiguration
 __all__ = [
     "LoadedRunConfig",
     "RunConfigFormat",
+    "convert_runconfig",
     "detect_format",
     "dump_runconfig",
     "find_runconfig",
@@ -772,3 +773,20 @@ def write_text_atomically(target: Path, text: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def convert_runconfig(
+    src: str | Path,
+    dst: str | Path,
+    *,
+    name: str | None = None,
+    project_dir: Path | None = None,
+    overwrite: bool = False,
+    schema: str | None = None,
+) -> LoadedRunConfig:
+    """Write ``src`` (any readable format) to ``dst`` in our format; see
+    :func:`targets.runconfig.azureml_v1.convert_runconfig`. Raises UsageError when ``dst``
+    exists and ``overwrite`` is false, ConfigError when ``src`` is invalid."""
+    from targets.runconfig.azureml_v1 import convert_runconfig as convert
+
+    return convert(src, dst, name=name, project_dir=project_dir, overwrite=overwrite, schema=schema)
