@@ -36,6 +36,13 @@ def _is_runconfig(path: Path) -> bool:
 @click.option("--name", "display_name", help="A display name for the run.")
 @click.option("--command", "-c", "command", help="Run a shell command instead of a script.")
 @click.option(
+    "--runconfig",
+    "-r",
+    "runconfig_file",
+    type=click.Path(dir_okay=False),
+    help="Take the environment and settings from this runconfig; FILE is the script.",
+)
+@click.option(
     "--source-dir",
     type=click.Path(file_okay=False),
     help="The folder to snapshot (default: the current directory for a script).",
@@ -51,6 +58,7 @@ def run(
     experiment: str | None,
     display_name: str | None,
     command: str | None,
+    runconfig_file: str | None,
     source_dir: str | None,
     detach: bool,
     output: str,
@@ -66,12 +74,15 @@ def run(
       targets run runconfigs/train.yml
       targets run .azureml/local.runconfig
       targets run -c "python -m pip list"
+      targets run train.py -r aml_config/local.runconfig   # a Workbench "$file" runconfig
     """
     from targets.runconfig.model import RunConfiguration
 
     ws = workspace_of(ctx)
     cwd = Path.cwd()
     origin: dict[str, Any] = {"argv": sys.argv[1:]}
+    if runconfig_file and (command is not None or (file and _is_runconfig(Path(file)))):
+        raise UsageError("--runconfig goes with a script: targets run SCRIPT.py -r RUNCONFIG")
     if command is not None:
         if file is not None:
             raise UsageError("give either FILE or --command, not both")
@@ -96,6 +107,17 @@ def run(
     else:
         script = Path(file)
         source = Path(source_dir) if source_dir else cwd
+        base = RunConfiguration()
+        if runconfig_file:
+            from targets.runconfig.io import load_runconfig
+
+            loaded = load_runconfig(runconfig_file, project_dir=cwd)
+            for line in loaded.warnings:
+                warn(line)
+            base = loaded.config
+            source = Path(source_dir) if source_dir else loaded.source_directory
+            origin["runconfig"] = str(loaded.path)
+            origin["format"] = loaded.format
         full = (cwd / script).resolve()
         if not full.is_file():
             raise UsageError(f"no such script: {file}")
@@ -106,7 +128,9 @@ def run(
                 f"the script {file!r} is not inside the source directory {source.resolve()}",
                 hint="run from the project folder, or pass --source-dir",
             ) from None
-        config = RunConfiguration(script=rel.as_posix(), arguments=list(args))
+        config = base.model_copy(update={"command": None})
+        config.script = rel.as_posix()
+        config.arguments = list(args) if args or not runconfig_file else config.arguments
     if target:
         config.target = target
 
