@@ -44,3 +44,22 @@ def test_every_example_points_at_the_schema_and_loads(path: Path) -> None:
     script = loaded.config.script
     assert script is not None
     assert (loaded.source_directory / script).is_file()
+
+
+def test_saved_runconfigs_reference_a_schema_file_that_exists(tmp_path, monkeypatch):
+    import json as _json
+
+    from targets.runconfig.io import load_runconfig, save_runconfig
+    from targets.runconfig.model import RunConfiguration
+
+    (tmp_path / ".targets").mkdir()
+    target = tmp_path / "runconfigs" / "train.yml"
+    save_runconfig(RunConfiguration(script="train.py"), target)
+    first = target.read_text().splitlines()[0]
+    assert first.startswith("# yaml-language-server: $schema=")
+    reference = first.split("$schema=", 1)[1]
+    schema_file = (target.parent / reference).resolve()
+    assert schema_file == (tmp_path / ".targets" / "schemas" / "runconfig.schema.json")
+    assert _json.loads(schema_file.read_text())["title"] == "targets RunConfiguration"
+    (tmp_path / "train.py").write_text("")
+    assert load_runconfig(target, project_dir=tmp_path).config.script == "train.py"

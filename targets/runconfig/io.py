@@ -753,11 +753,16 @@ def save_runconfig(
 ) -> None:
     """Write ``config`` to ``path`` in our format, atomically (parents are created).
 
-    ``schema`` is the ``$schema`` reference written on the first line (default: the
-    published URL). Overwrites an existing file.
+    ``schema`` is the ``$schema`` reference written on the first line (default: a
+    relative path to the schema kept in the workspace's ``.targets/schemas/``, so editors
+    validate the file offline). Overwrites an existing file.
     """
     target = Path(path)
-    text = dump_runconfig(config, schema=schema or SCHEMA_URL)
+    if schema is None:
+        from targets.runconfig.schema import workspace_schema_reference
+
+        schema = workspace_schema_reference(target)
+    text = dump_runconfig(config, schema=schema)
     write_text_atomically(target, text)
 
 
