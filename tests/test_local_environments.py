@@ -100,3 +100,19 @@ def test_a_malformed_conda_file_is_refused_before_anything_runs(project, cli, wr
     assert result.code == 2, result
     assert "env.yml" in result.err
     assert Workspace(project).ledger.count() == 0
+
+
+def test_python_api_with_conda_dependencies_object(project, write, wheels):
+    from targets import CondaDependencies, Environment, Experiment, ScriptRunConfig, Workspace
+
+    write(project / "use.py", "import tinypkg\nprint('api sees tinypkg', tinypkg.VERSION)\n")
+    env = Environment("tiny")
+    deps = CondaDependencies.create(pip_packages=["tinypkg==1.0"])
+    deps.set_pip_option("--no-index")
+    deps.set_pip_option(f"--find-links {wheels}")
+    env.python.conda_dependencies = deps
+    run = Experiment(Workspace.from_dir("."), "api").submit(
+        ScriptRunConfig(source_directory=".", script="use.py", environment=env)
+    )
+    run.wait_for_completion()
+    assert "api sees tinypkg 1.0" in (run.folder / "driver.log").read_text()

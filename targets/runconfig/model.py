@@ -99,6 +99,13 @@ class PythonSection(_Section):
     base_conda_environment: str | None = None
     """Azure ML v1: a conda environment to clone as the base. Kept for compatibility."""
 
+    @field_validator("conda_dependencies", mode="before")
+    @classmethod
+    def _from_conda_dependencies(cls, value: Any) -> Any:
+        # Azure ML v1 code assigns a CondaDependencies object here.
+        as_spec = getattr(value, "as_spec", None)
+        return as_spec() if callable(as_spec) else value
+
     @model_validator(mode="after")
     def _one_conda_source(self) -> PythonSection:
         if self.conda_dependencies_file and self.conda_dependencies is not None:
