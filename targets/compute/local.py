@@ -186,7 +186,10 @@ class LocalTarget(ComputeTarget):
 
 
 def _sync_tree(src: Path, dest: Path) -> None:
-    """Copy new or changed files of ``src`` into ``dest`` (by size and mtime)."""
+    """Bring new or changed files of ``src`` into ``dest`` (by size and mtime).
+
+    Design choice: files are hard-linked where possible, so a large model written to
+    ``./outputs`` does not take its disk space twice on this machine."""
     if not src.is_dir():
         return
     for dirpath, _dirnames, filenames in os.walk(src):
@@ -201,6 +204,11 @@ def _sync_tree(src: Path, dest: Path) -> None:
                     if dt.st_size == st.st_size and int(dt.st_mtime) == int(st.st_mtime):
                         continue
                 d.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(s, d)
+                tmp = d.with_name(f".{d.name}.tmp")
+                try:
+                    os.link(s, tmp)
+                except OSError:
+                    shutil.copy2(s, tmp)
+                os.replace(tmp, d)
             except FileNotFoundError:
                 continue  # removed by the script meanwhile
