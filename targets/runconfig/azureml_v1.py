@@ -38,6 +38,7 @@ from pydantic import ValidationError
 from targets.errors import UsageError
 from targets.runconfig.io import (
     CONFIG_DIRS,
+    WORKBENCH_KEYS,
     KeyPath,
     LoadedRunConfig,
     Problem,
@@ -494,8 +495,8 @@ class _Mapper:
         doc = self.doc
         data: dict[str, Any] = {str(k): v for k, v in doc.data.items()}
         for key in data:
-            if key not in _WORKBENCH_HANDLED:
-                known = sorted(_WORKBENCH_HANDLED)
+            if key not in WORKBENCH_KEYS:
+                known = sorted(WORKBENCH_KEYS)
                 self.warn(doc, (key,), f"unknown Workbench key, ignored{suggest(key, known)}")
         vector = data.get("ArgumentVector")
         if vector is not None:
@@ -577,23 +578,6 @@ class _Mapper:
             else:
                 known = list(_SPARK_DEPENDENCIES.fields)
                 self.warn(spark_doc, (key,), f"unknown key, ignored{suggest(key, known)}")
-
-
-_WORKBENCH_HANDLED = frozenset(
-    {
-        "ArgumentVector",
-        "Target",
-        "Framework",
-        "EnvironmentVariables",
-        "CondaDependenciesFile",
-        "CondaFile",
-        "SparkDependenciesFile",
-        "PrepareEnvironment",
-        "TrackedRun",
-        "ManagedEnvironment",
-        "Description",
-    }
-)
 
 
 def load_v1_document(doc: YamlDocument, fmt: RunConfigFormat, project: Path) -> LoadedRunConfig:
