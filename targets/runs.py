@@ -35,7 +35,7 @@ from targets.workspace import Workspace, new_run_id
 if TYPE_CHECKING:
     from targets.runconfig.model import RunConfiguration
 
-__all__ = ["Run", "list_runs", "submit_run"]
+__all__ = ["Run", "list_runs", "refresh_open_runs", "submit_run"]
 
 SYSTEM_LOGS = ("prepare.log", "driver.log")
 _TERMINAL_NAMES = {s.value for s in TERMINAL_STATUSES}
@@ -467,15 +467,20 @@ class Run:
         return written
 
 
+def refresh_open_runs(workspace: Workspace) -> None:
+    """Ask the targets of runs that have not ended (or not been collected) for news."""
+    for record in workspace.ledger.open_runs():
+        run = Run(workspace, record.id)
+        try:
+            run.refresh()
+        except TargetsError:
+            pass  # an unreachable target must not break listing
+        finally:
+            run.close()
+
+
 def list_runs(workspace: Workspace, *, refresh: bool = True, **filters: Any) -> list[RunRecord]:
     """Runs newest first; runs still open are refreshed from their targets first."""
     if refresh:
-        for record in workspace.ledger.open_runs():
-            run = Run(workspace, record.id)
-            try:
-                run.refresh()
-            except TargetsError:
-                pass  # an unreachable target must not break listing
-            finally:
-                run.close()
+        refresh_open_runs(workspace)
     return workspace.ledger.list(**filters)

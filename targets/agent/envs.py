@@ -381,7 +381,8 @@ def resolve_interpreter(interpreter: str | None, default_python: str | None = No
                 "no python3 on the target's PATH; install Python 3 on the target or set "
                 "interpreter_path in the run configuration"
             )
-    if not _runs(path):
+    # The interpreter running this code needs no proof that it runs (saves one start-up).
+    if os.path.abspath(sys.executable) != path and not _runs(path):
         raise EnvError(
             f"the Python interpreter {path} does not run on the target; fix interpreter_path "
             "or reinstall that Python"

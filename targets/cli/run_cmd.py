@@ -10,11 +10,12 @@ from typing import Any
 import click
 
 from targets.cli._common import (
+    STATUS_STYLE,
     Progress,
     emit_json,
-    err_console,
     fmt_duration,
     output_option,
+    say,
     warn,
     workspace_of,
 )
@@ -149,35 +150,33 @@ def run(
         )
     finally:
         progress.close()
-    console = err_console()
     if detach:
         if output == "json":
             emit_json(run_.get_details())
         else:
             click.echo(run_.id)
-            console.print(f"[dim]follow it with:[/] targets runs logs {run_.id} --follow")
+            say(f"follow it with: targets runs logs {run_.id} --follow", dim=True)
         return
-    console.print(f"[dim]run[/] [bold]{run_.id}[/] [dim]on[/] {config.target}", highlight=False)
+    say(f"run {run_.id} on {config.target}", dim=True)
     sink = sys.stderr.buffer if output == "json" else sys.stdout.buffer
     try:
         record = run_.stream(sink, from_start=False)
     except KeyboardInterrupt:
-        console.print(
-            f"\n[yellow]stopped streaming; the run goes on.[/] Resume with: "
+        say(
+            f"\nstopped streaming; the run goes on. Resume with: "
             f"targets runs logs {run_.id} --follow",
-            highlight=False,
+            fg="yellow",
         )
         sys.exit(130)
     finally:
         run_.close()
     if output == "json":
         emit_json(run_.get_details())
-    style = {"Completed": "green", "Failed": "red", "Canceled": "yellow"}.get(record.status, "")
     extra = f" with exit code {record.exit_code}" if record.exit_code not in (None, 0) else ""
     message = f" ({record.message})" if record.status != "Completed" and record.message else ""
-    console.print(
-        f"[{style}]{record.status}[/]{extra}{message} in {fmt_duration(record.duration)} - "
+    say(
+        f"{record.status}{extra}{message} in {fmt_duration(record.duration)} - "
         f"outputs and logs in {os.path.relpath(run_.folder)}",
-        highlight=False,
+        fg=STATUS_STYLE.get(record.status),
     )
     sys.exit(0 if record.status == "Completed" else 1)

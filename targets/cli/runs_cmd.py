@@ -17,6 +17,7 @@ from targets.cli._common import (
     output_option,
     print_mapping,
     print_table,
+    say,
     workspace_of,
 )
 from targets.errors import UsageError
@@ -52,19 +53,21 @@ def list_(
     output: str,
 ) -> None:
     """List runs, newest first."""
-    from targets.runs import list_runs
-
     ws = workspace_of(ctx)
     if status:
         status = status.capitalize()
-    records = list_runs(
-        ws, experiment=experiment, target=target, status=status, parent_id=parent, limit=limit
+    if ws.ledger.open_runs():  # only then is the orchestration (and pydantic) imported
+        from targets.runs import refresh_open_runs
+
+        refresh_open_runs(ws)
+    records = ws.ledger.list(
+        experiment=experiment, target=target, status=status, parent_id=parent, limit=limit
     )
     if output == "json":
         emit_json([r.to_json() for r in records])
         return
     if not records:
-        err_console().print("no runs yet - start one with: targets run SCRIPT.py")
+        say("no runs yet - start one with: targets run SCRIPT.py")
         return
     rows = []
     for r in records:
@@ -73,7 +76,7 @@ def list_(
             [
                 r.id,
                 r.target,
-                f"[{style}]{r.status}[/]",
+                (r.status, style),
                 fmt_time(r.created_at),
                 fmt_duration(r.duration),
                 r.entry or "",

@@ -216,7 +216,7 @@ def kinds(output: str) -> None:
             cls = load_kind(info.name)
         except (PluginLoadError, ConfigError) as exc:
             entry["error"] = str(exc).splitlines()[0]
-            rows.append([info.name, info.distribution, "-", f"[red]broken:[/] {entry['error']}"])
+            rows.append([info.name, info.distribution, "-", (f"broken: {entry['error']}", "red")])
             data.append(entry)
             continue
         caps = sorted(c.value for c in cls.capabilities)
