@@ -1,0 +1,523 @@
+"""One SSH connection to one server: lazy, verified, multiplexed.
+
+:class:`SSHConnection` wraps one ``paramiko.Transport`` (one TCP connection) and opens a
+channel per command. It verifies the host key (:mod:`targets.ssh.hostkeys`), reaches
+the server through a ``ProxyJump`` host when the settings say so, authenticates in a
+fixed order and turns every paramiko and socket error into a
+:class:`~targets.errors.TargetsError` that names the server and what failed.
+
+Authentication order: the key files (explicit ``--ssh-key`` first, then ``IdentityFile``
+entries; an encrypted key is decrypted with ``key_passphrase()``), then the SSH agent's
+keys when ``use_agent``, then the password when ``password()`` returns one. Secret
+callables are called only when their method is reached, at most once per connect, and
+their values never appear in messages, ``repr`` or logs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import secrets
+import select
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path, PurePosixPath
+from types import TracebackType
+from typing import Any
+
+import paramiko
+
+from targets.errors import AuthenticationError, ConnectionFailed, TargetsError
+from targets.ssh.config import SSHSettings, resolve_settings
+from targets.ssh.hostkeys import AcceptHostKey, check_host_key, known_host_types
+
+__all__ = ["CommandTimeout", "SSHConnection"]
+
+KEEPALIVE_SECONDS = 15
+_CHUNK = 1 << 16
+
+SecretGetter = Callable[[], str | None]
+
+
+class CommandTimeout(ConnectionFailed):
+    """A remote command did not finish within its timeout (its channel was closed)."""
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g} s"
+
+
+class _Attempts:
+    """What authentication tried, for the error message. Holds no secret."""
+
+    def __init__(self) -> None:
+        self.tried: list[str] = []
+        self.notes: list[str] = []
+        self.hints: list[str] = []
+        self.allowed: list[str] = []
+
+    def refused(self, what: str, exc: paramiko.AuthenticationException) -> None:
+        self.tried.append(what)
+        allowed = getattr(exc, "allowed_types", None)
+        if allowed:
+            self.allowed = list(allowed)
+
+
+class SSHConnection:
+    """A connection to one SSH server.
+
+    Creating it opens nothing; the first call that needs the network (:meth:`exec`,
+    :meth:`run`, :meth:`put_file`, :attr:`transport`) connects, blocking until the
+    server is reached, its host key verified and the user authenticated. One TCP
+    connection carries every channel (commands, SFTP). :meth:`close` is idempotent; a
+    later call that needs the network connects again, and so does one made after the
+    connection dropped. A context manager. Safe to share between threads.
+
+    ``password`` and ``key_passphrase`` are callables resolved late (e.g.
+    :func:`targets.secrets.secret_getter`). ``accept_host_key`` decides about an unknown
+    host key (see :class:`targets.ssh.hostkeys.HostKeyPolicy`); accepted keys are
+    written to ``known_hosts`` (the workspace's file; ``~/.ssh/known_hosts`` is read
+    too). ``connect_timeout`` bounds the TCP connect and the SSH handshake each.
+
+    Raises (from any method that connects): :class:`ConnectionFailed` (nothing
+    listening, no answer, unknown host name, failed handshake, jump host cannot reach
+    the server), :class:`HostKeyError` (unknown and not accepted, or changed),
+    :class:`AuthenticationError` (every method refused, or nothing to try).
+    """
+
+    def __init__(
+        self,
+        settings: SSHSettings,
+        *,
+        known_hosts: Path,
+        password: SecretGetter | None = None,
+        key_passphrase: SecretGetter | None = None,
+        accept_host_key: AcceptHostKey = False,
+        connect_timeout: float = 15.0,
+    ) -> None:
+        self.settings = settings
+        self.known_hosts = Path(known_hosts)
+        self._password = password
+        self._key_passphrase = key_passphrase
+        self._accept = accept_host_key
+        self.connect_timeout = connect_timeout
+        self._lock = threading.RLock()
+        self._transport: paramiko.Transport | None = None
+        self._sftp: paramiko.SFTPClient | None = None
+        self._jump: SSHConnection | None = None
+
+    def __repr__(self) -> str:
+        state = "connected" if self.connected else "not connected"
+        via = f" via {self.settings.jump.address}" if self.settings.jump else ""
+        return f"<SSHConnection {self.settings.destination}{via} {state}>"
+
+    def __enter__(self) -> SSHConnection:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """Whether an authenticated transport is open now. No I/O."""
+        t = self._transport
+        return t is not None and t.is_active() and t.is_authenticated()
+
+    @property
+    def transport(self) -> paramiko.Transport:
+        """The authenticated transport, connecting first when needed (blocking)."""
+        with self._lock:
+            transport = self._transport
+            if transport is None or not self.connected:
+                self._close_locked()
+                transport = self._transport = self._connect()
+            return transport
+
+    def close(self) -> None:
+        """Close channels, SFTP, the transport and any jump connection. Idempotent."""
+        with self._lock:
+            self._close_locked()
+
+    def _close_locked(self) -> None:
+        sftp, self._sftp = self._sftp, None
+        transport, self._transport = self._transport, None
+        jump, self._jump = self._jump, None
+        if sftp is not None:
+            with contextlib.suppress(Exception):
+                sftp.close()
+        if transport is not None:
+            with contextlib.suppress(Exception):
+                transport.close()
+        if jump is not None:
+            jump.close()
+
+    # -- connecting ------------------------------------------------------------------
+
+    def _connect(self) -> paramiko.Transport:
+        settings = self.settings
+        sock: Any
+        jump_settings = settings.jump
+        if jump_settings is None and settings.proxy_jump:
+            jump_settings = resolve_settings(settings.proxy_jump, use_agent=settings.use_agent)
+            jump_settings = replace(
+                jump_settings,
+                key_files=tuple(dict.fromkeys(jump_settings.key_files + settings.key_files)),
+            )
+        if jump_settings is not None:
+            # Design choice: the jump host gets the key passphrase (it only decrypts a
+            # local key file) and the host-key decision, never the target's password.
+            self._jump = SSHConnection(
+                jump_settings,
+                known_hosts=self.known_hosts,
+                key_passphrase=self._key_passphrase,
+                accept_host_key=self._accept,
+                connect_timeout=self.connect_timeout,
+            )
+            sock = self._open_through_jump(self._jump)
+        else:
+            sock = self._open_socket()
+        transport = paramiko.Transport(sock)
+        try:
+            self._handshake(transport)
+            key = transport.get_remote_server_key()
+            check_host_key(
+                key,
+                settings.hostname,
+                settings.port,
+                known_hosts=self.known_hosts,
+                accept=self._accept,
+            )
+            self._authenticate(transport)
+        except BaseException:
+            transport.close()
+            raise
+        transport.set_keepalive(KEEPALIVE_SECONDS)
+        return transport
+
+    def _open_socket(self) -> socket.socket:
+        s = self.settings
+        where = s.address
+        try:
+            sock = socket.create_connection((s.hostname, s.port), timeout=self.connect_timeout)
+        except socket.gaierror as exc:
+            raise ConnectionFailed(
+                f"cannot connect to {where}: the host name {s.hostname!r} does not resolve "
+                f"({exc.strerror})",
+                hint="check --address (and HostName in ~/.ssh/config) and this machine's DNS",
+            ) from exc
+        except ConnectionRefusedError as exc:
+            raise ConnectionFailed(
+                f"cannot connect to {where}: nothing is listening on {where}",
+                hint="check the address and the port (--ssh-port), and that sshd runs there",
+            ) from exc
+        except TimeoutError as exc:  # socket.timeout is TimeoutError since 3.10
+            raise ConnectionFailed(
+                f"cannot connect to {where}: no answer within {_seconds(self.connect_timeout)}",
+                hint="check that the machine is up and that firewalls (or cloud network "
+                f"rules) let port {s.port} through",
+            ) from exc
+        except OSError as exc:
+            reason = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
+            raise ConnectionFailed(
+                f"cannot connect to {where}: {reason}",
+                hint="check the address and this machine's network",
+            ) from exc
+        # Small request/response messages: do not let Nagle's algorithm delay them.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def _open_through_jump(self, jump: SSHConnection) -> paramiko.Channel:
+        s = self.settings
+        transport = jump.transport
+        try:
+            return transport.open_channel(
+                "direct-tcpip",
+                (s.hostname, s.port),
+                ("127.0.0.1", 0),
+                timeout=self.connect_timeout,
+            )
+        except paramiko.ChannelException as exc:
+            raise ConnectionFailed(
+                f"cannot connect to {s.address} through the jump host "
+                f"{jump.settings.address}: {exc.text} (SSH error {exc.code})",
+                hint="check the address as the jump host sees it, and that the jump host "
+                "allows TCP forwarding (AllowTcpForwarding)",
+            ) from exc
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise ConnectionFailed(
+                f"cannot connect to {s.address} through the jump host "
+                f"{jump.settings.address}: {exc or type(exc).__name__}",
+            ) from exc
+
+    def _handshake(self, transport: paramiko.Transport) -> None:
+        s = self.settings
+        transport.banner_timeout = self.connect_timeout
+        transport.handshake_timeout = self.connect_timeout
+        # Prefer the host-key types we already know for this server, as OpenSSH does.
+        known = known_host_types(s.hostname, s.port, self.known_hosts)
+        if known:
+            options = transport.get_security_options()
+            offered = list(options.key_types)
+            if "ssh-rsa" in known:
+                known = [t for t in ("rsa-sha2-512", "rsa-sha2-256") if t in offered] + known
+            first = [t for t in dict.fromkeys(known) if t in offered]
+            options.key_types = first + [t for t in offered if t not in first]
+        done = threading.Event()
+        transport.start_client(event=done)
+        if not done.wait(self.connect_timeout + 1):
+            raise ConnectionFailed(
+                f"no SSH handshake with {s.address} within {_seconds(self.connect_timeout)}",
+                hint="check that an SSH server (not another service) listens on that port",
+            )
+        if not transport.is_active():
+            exc = transport.get_exception()
+            reason = str(exc) if exc else "the server closed the connection"
+            raise ConnectionFailed(
+                f"SSH handshake with {s.address} failed: {reason}",
+                hint="check that an SSH server (not another service) listens on that port",
+            ) from exc
+
+    def _authenticate(self, transport: paramiko.Transport) -> None:
+        s = self.settings
+        attempts = _Attempts()
+        passphrase_cache: list[str | None] = []
+
+        def passphrase() -> str | None:
+            if not passphrase_cache:
+                passphrase_cache.append(self._key_passphrase() if self._key_passphrase else None)
+            return passphrase_cache[0]
+
+        try:
+            for path in s.key_files:
+                key = self._load_key(path, passphrase, attempts)
+                if key is not None and self._try_key(transport, key, f"key {path}", attempts):
+                    return
+            if s.use_agent:
+                agent = paramiko.Agent()
+                try:
+                    keys = agent.get_keys()
+                    if not keys:
+                        attempts.notes.append("the SSH agent is not running or holds no key")
+                        attempts.hints.append("start ssh-agent and `ssh-add` your key")
+                    for key in keys:
+                        if self._try_key(transport, key, "an agent key", attempts):
+                            return
+                finally:
+                    agent.close()
+            if self._password is not None:
+                value = self._password()
+                if value:
+                    try:
+                        transport.auth_password(s.username, value)
+                    except paramiko.AuthenticationException as exc:
+                        attempts.refused("password", exc)
+                    del value
+                    if transport.is_authenticated():
+                        return
+        except paramiko.AuthenticationException as exc:  # not expected: caught per attempt
+            raise self._auth_error(attempts) from exc
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise ConnectionFailed(
+                f"the connection to {s.address} broke during authentication: "
+                f"{exc or type(exc).__name__}"
+            ) from exc
+        raise self._auth_error(attempts)
+
+    def _try_key(
+        self, transport: paramiko.Transport, key: paramiko.PKey, what: str, attempts: _Attempts
+    ) -> bool:
+        try:
+            transport.auth_publickey(self.settings.username, key)
+        except paramiko.AuthenticationException as exc:
+            attempts.refused(what, exc)
+            return False
+        if transport.is_authenticated():
+            return True
+        attempts.tried.append(f"{what} (accepted as a first factor only)")
+        return False
+
+    @staticmethod
+    def _load_key(
+        path: str, passphrase: Callable[[], str | None], attempts: _Attempts
+    ) -> paramiko.PKey | None:
+        if not Path(path).is_file():
+            attempts.notes.append(f"key file {path} does not exist")
+            return None
+        try:
+            return paramiko.PKey.from_path(path)
+        except (TypeError, paramiko.PasswordRequiredException):
+            pass  # encrypted: needs the passphrase
+        except (ValueError, OSError, paramiko.SSHException) as exc:
+            attempts.notes.append(
+                f"{path} is not a usable private key ({type(exc).__name__}; "
+                "supported: ed25519, ECDSA, RSA)"
+            )
+            return None
+        phrase = passphrase()
+        if not phrase:
+            attempts.notes.append(f"the key {path} is encrypted and no passphrase was given")
+            attempts.hints.append(
+                "pass the key's passphrase with --ssh-key-passphrase-stdin, or load the key "
+                "into an SSH agent (`ssh-add KEY`) and use --use-agent"
+            )
+            return None
+        try:
+            return paramiko.PKey.from_path(path, password=phrase.encode())
+        except (TypeError, ValueError, paramiko.SSHException):
+            attempts.notes.append(f"the passphrase for the key {path} is wrong")
+            attempts.hints.append("give the key's correct passphrase")
+            return None
+
+    def _auth_error(self, attempts: _Attempts) -> AuthenticationError:
+        s = self.settings
+        if attempts.tried:
+            message = f"{s.destination} refused the credentials; tried: " + ", ".join(
+                attempts.tried
+            )
+        else:
+            message = f"no credentials to try for {s.destination}"
+        if attempts.notes:
+            message += "\n  " + "\n  ".join(attempts.notes)
+        if attempts.allowed:
+            message += "\n  the server accepts: " + ", ".join(attempts.allowed)
+        hints = list(dict.fromkeys(attempts.hints))
+        if not hints:
+            hints.append(
+                "check the user name (--username), and give a key the server accepts "
+                "(--ssh-key), --use-agent, or --password-stdin"
+            )
+        return AuthenticationError(message, hint="; ".join(hints))
+
+    # -- using it --------------------------------------------------------------------
+
+    def _broken(self, doing: str, exc: BaseException) -> ConnectionFailed:
+        return ConnectionFailed(
+            f"{doing} on {self.settings.destination} failed: {exc or type(exc).__name__}",
+            hint="the connection may have dropped; try again",
+        )
+
+    def exec(self, command: str) -> paramiko.Channel:
+        """Start ``command`` on a new session channel (``exec_command``) and return the
+        channel; the caller reads, writes and closes it. Blocks until the server has
+        accepted the command, not until it ends."""
+        transport = self.transport
+        try:
+            channel = transport.open_session(timeout=self.connect_timeout)
+            channel.exec_command(command)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise self._broken("starting a command", exc) from exc
+        return channel
+
+    def run(
+        self, command: str, *, input: bytes | None = None, timeout: float | None = 60
+    ) -> tuple[int, bytes, bytes]:
+        """Run ``command`` to completion: ``(exit code, stdout, stderr)``.
+
+        ``input`` is written to its stdin (then closed). Blocks; raises
+        :class:`CommandTimeout` when it takes longer than ``timeout`` seconds (``None``:
+        no limit). The exit code is -1 when the command was killed by a signal.
+        """
+        channel = self.exec(command)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        failure: list[BaseException] = []
+
+        def feed() -> None:
+            try:
+                if input:
+                    channel.sendall(input)
+                channel.shutdown_write()
+            except (paramiko.SSHException, EOFError, OSError) as exc:
+                if not channel.closed:
+                    failure.append(exc)
+
+        writer = threading.Thread(target=feed, name="targets-ssh-stdin", daemon=True)
+        out: list[bytes] = []
+        err: list[bytes] = []
+        try:
+            writer.start()
+            fd = channel.fileno()
+            while True:
+                while channel.recv_ready():
+                    out.append(channel.recv(_CHUNK))
+                while channel.recv_stderr_ready():
+                    err.append(channel.recv_stderr(_CHUNK))
+                if (channel.eof_received or channel.closed) and not (
+                    channel.recv_ready() or channel.recv_stderr_ready()
+                ):
+                    break
+                wait = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
+                if wait <= 0:
+                    raise self._timed_out(timeout)
+                select.select([fd], [], [], wait)
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not channel.status_event.wait(remaining):
+                raise self._timed_out(timeout)
+            writer.join(timeout=1)
+            if failure and channel.exit_status == -1:
+                raise self._broken("a command", failure[0]) from failure[0]
+            return channel.exit_status, b"".join(out), b"".join(err)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise self._broken("a command", exc) from exc
+        finally:
+            channel.close()
+
+    def _timed_out(self, timeout: float | None) -> CommandTimeout:
+        return CommandTimeout(
+            f"a command on {self.settings.destination} did not finish within "
+            f"{_seconds(timeout or 0)}; its channel was closed",
+            hint="the command may still run on the target if it ignores a closed stdout",
+        )
+
+    def _sftp_client(self) -> paramiko.SFTPClient:
+        with self._lock:
+            transport = self.transport
+            sftp = self._sftp
+            if sftp is None or sftp.sock.closed or sftp.sock.get_transport() is not transport:
+                try:
+                    sftp = paramiko.SFTPClient.from_transport(transport)
+                except (paramiko.SSHException, EOFError, OSError) as exc:
+                    raise self._broken("opening SFTP", exc) from exc
+                if sftp is None:
+                    raise self._broken("opening SFTP", EOFError("no SFTP channel"))
+                self._sftp = sftp
+            return sftp
+
+    def put_file(self, local: Path, remote: str, mode: int = 0o644) -> None:
+        """Copy the local file to ``remote`` over SFTP, atomically: it is written under a
+        temporary name in the same folder, given ``mode``, then renamed over ``remote``
+        (``posix-rename``), so a reader sees the old file or the whole new one. A
+        relative ``remote`` (or one starting with ``~/``) is relative to the remote home.
+        The remote folder must exist. Blocks."""
+        local = Path(local)
+        if not local.is_file():
+            raise TargetsError(f"cannot upload {local}: it is not a file")
+        target = remote[2:] if remote.startswith("~/") else remote
+        path = PurePosixPath(target)
+        temp = str(path.with_name(f".{path.name}.tmp-{secrets.token_hex(6)}"))
+        sftp = self._sftp_client()
+        try:
+            sftp.put(str(local), temp, confirm=True)
+            sftp.chmod(temp, mode)
+            sftp.posix_rename(temp, target)
+        except (paramiko.SSHException, EOFError) as exc:
+            raise self._broken(f"uploading {remote}", exc) from exc
+        except OSError as exc:
+            with contextlib.suppress(Exception):
+                sftp.remove(temp)
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            raise TargetsError(
+                f"cannot write {remote} on {self.settings.destination}: {reason}",
+                hint="check that the remote folder exists and is writable by "
+                f"{self.settings.username}",
+            ) from exc
