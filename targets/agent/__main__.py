@@ -1,7 +1,7 @@
-"""``python -m targets.agent supervise ROOT RUN_ID``: the detached owner of one run."""
+"""``python -m targets.agent serve|supervise ...``."""
 
 import sys
 
-from .supervisor import main
+from .cli import main
 
 sys.exit(main(sys.argv[1:]))

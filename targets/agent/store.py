@@ -22,7 +22,14 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["materialise", "missing_objects", "object_path", "put_bytes", "put_file"]
+__all__ = [
+    "finish_object",
+    "materialise",
+    "missing_objects",
+    "object_path",
+    "put_bytes",
+    "put_file",
+]
 
 _CHUNK = 1 << 20
 
@@ -59,7 +66,8 @@ def missing_objects(root: str, entries: Iterable[Sequence[Any]]) -> list[str]:
     return missing
 
 
-def _finish(tmp: str, final: str, mode: int) -> None:
+def finish_object(tmp: str, final: str, mode: int) -> None:
+    """Make a verified temporary file the stored object (read-only, epoch mtime)."""
     os.chmod(tmp, 0o555 if mode & 0o111 else 0o444)
     os.utime(tmp, (0, 0))
     os.replace(tmp, final)
@@ -84,7 +92,7 @@ def put_file(root: str, key: str, source: str) -> None:
                 out.write(chunk)
         if h.hexdigest() != digest:
             raise ValueError(f"{source} changed while it was being sent; run again")
-        _finish(tmp, final, 0o755 if executable else 0o644)
+        finish_object(tmp, final, 0o755 if executable else 0o644)
     except BaseException:
         _remove(tmp)
         raise
@@ -101,7 +109,7 @@ def put_bytes(root: str, key: str, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
-        _finish(tmp, final, 0o755 if executable else 0o644)
+        finish_object(tmp, final, 0o755 if executable else 0o644)
     except BaseException:
         _remove(tmp)
         raise

@@ -38,7 +38,10 @@ def launch(
     """Start the supervisor of a prepared run folder, detached, and return once it has
     recorded itself in ``status.json``. Raises RuntimeError when it fails to start."""
     run_dir = rundir.run_path(root, run_id)
-    agent_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    # The folder (or zipapp) holding the top-level package: one level up per package part.
+    agent_parent = os.path.dirname(os.path.abspath(__file__))
+    for _part in _package().split("."):
+        agent_parent = os.path.dirname(agent_parent)
     env = dict(os.environ)
     env["TARGETS_USER_PYTHONPATH"] = env.get("PYTHONPATH", "")
     env["PYTHONPATH"] = agent_parent + (

@@ -1,0 +1,212 @@
+"""The operations the agent performs on its target (target side).
+
+Stdlib only, Python >= 3.8. The local target calls these functions in-process; on remote
+targets ``server.py`` calls them for requests that arrive over SSH. Every function takes
+the agent's root folder first and returns JSON-able values.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from typing import Any
+
+from . import AGENT_VERSION, envs, rundir, store, supervisor
+
+__all__ = [
+    "hello",
+    "install_tool",
+    "list_outputs",
+    "missing",
+    "probe",
+    "start_run",
+    "which_tool",
+]
+
+
+def hello(root: str) -> dict[str, Any]:
+    return {
+        "agent": AGENT_VERSION,
+        "root": root,
+        "python": sys.executable,
+        "python_version": platform.python_version(),
+        "platform": "%s-%s" % (platform.system().lower(), platform.machine().lower()),
+    }
+
+
+def _first_line(argv: list[str]) -> str | None:
+    try:
+        done = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=20,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0:
+        return None
+    text = done.stdout.decode("utf-8", "replace").strip()
+    return text.splitlines()[0] if text else ""
+
+
+def _os_release() -> str | None:
+    try:
+        with open("/etc/os-release") as fh:
+            fields = dict(line.rstrip("\n").split("=", 1) for line in fh if "=" in line)
+    except OSError:
+        return None
+    return fields.get("PRETTY_NAME", "").strip('"') or None
+
+
+def _memory_bytes() -> int | None:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def probe(root: str, python: str | None = None) -> dict[str, Any]:
+    """What this machine offers: OS, Python, conda, docker, GPUs, cores, memory, disk."""
+    facts: dict[str, Any] = {
+        "os": _os_release() or "%s %s" % (platform.system(), platform.release()),
+        "kernel": platform.release(),
+        "arch": platform.machine(),
+        "cores": os.cpu_count(),
+        "memory_bytes": _memory_bytes(),
+    }
+    py = shutil.which(python or "python3") or sys.executable
+    facts["python"] = py
+    facts["python_version"] = (
+        _first_line([py, "-c", "import platform; print(platform.python_version())"]) or None
+    )
+    facts["conda"] = next(
+        (shutil.which(t) for t in ("micromamba", "mamba", "conda") if shutil.which(t)), None
+    )
+    facts["uv"] = which_tool(root, "uv")
+    docker = shutil.which("docker")
+    facts["docker"] = _first_line([docker, "--version"]) if docker else None
+    smi = shutil.which("nvidia-smi")
+    gpus: list[str] = []
+    if smi:
+        listing = subprocess.run(
+            [smi, "--query-gpu=name", "--format=csv,noheader"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            timeout=20,
+        )
+        if listing.returncode == 0:
+            gpus = [g.strip() for g in listing.stdout.decode().splitlines() if g.strip()]
+    facts["gpus"] = gpus
+    os.makedirs(root, exist_ok=True)
+    usage = shutil.disk_usage(root)
+    facts["disk_free_bytes"] = usage.free
+    return facts
+
+
+def missing(root: str, rows: list[list[Any]]) -> list[str]:
+    return store.missing_objects(root, rows)
+
+
+def start_run(
+    root: str, run_id: str, rows: list[list[Any]], spec: dict[str, Any], python: str | None = None
+) -> dict[str, Any]:
+    """Materialise the run folder from the store, write its spec and launch it detached."""
+    run_dir = rundir.run_path(root, run_id)
+    if os.path.exists(run_dir):
+        raise ValueError("run %s already exists on this target" % run_id)
+    os.makedirs(os.path.join(run_dir, "wd"))
+    store.materialise(root, rows, os.path.join(run_dir, "wd"))
+    with open(os.path.join(run_dir, "spec.json"), "w") as fh:
+        json.dump(spec, fh)
+    return supervisor.launch(root, run_id, python=python)
+
+
+def list_outputs(root: str, run_id: str, have: dict[str, list[float]]) -> list[list[Any]]:
+    """Files of the run's ``outputs/`` and ``logs/`` that the client lacks or has in another
+    version: ``[[relative path, size, mtime]]``. ``have`` maps path -> [size, mtime]."""
+    wd = os.path.join(rundir.run_path(root, run_id), "wd")
+    result = []
+    for top in ("outputs", "logs"):
+        base = os.path.join(wd, top)
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames.sort()
+            for name in sorted(filenames):
+                full = os.path.join(dirpath, name)
+                try:
+                    st = os.stat(full)
+                except OSError:
+                    continue
+                rel = os.path.relpath(full, wd).replace(os.sep, "/")
+                known = have.get(rel)
+                if known and int(known[0]) == st.st_size and int(known[1]) == int(st.st_mtime):
+                    continue
+                result.append([rel, st.st_size, int(st.st_mtime)])
+    return result
+
+
+def output_path(root: str, run_id: str, rel: str) -> str:
+    if (
+        rel.startswith("/")
+        or ".." in rel.split("/")
+        or rel.split("/")[0] not in ("outputs", "logs")
+    ):
+        raise ValueError("bad output path %r" % rel)
+    return os.path.join(rundir.run_path(root, run_id), "wd", *rel.split("/"))
+
+
+def which_tool(root: str, name: str) -> str | None:
+    """A tool the agent installed under ``<root>/bin``, else the one on PATH."""
+    mine = os.path.join(root, "bin", name)
+    if os.path.isfile(mine) and os.access(mine, os.X_OK):
+        return mine
+    return shutil.which(name)
+
+
+def install_tool(root: str, name: str, key: str) -> str:
+    """Install the stored object ``key`` as the executable ``<root>/bin/<name>``."""
+    source = store.object_path(root, key[:64], 0o755 if key.endswith(".x") else 0o644)
+    target = os.path.join(root, "bin", name)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    tmp = target + ".tmp-%d" % os.getpid()
+    shutil.copyfile(source, tmp)
+    os.chmod(tmp, 0o755)
+    os.replace(tmp, target)
+    return target
+
+
+def envs_list(root: str) -> list[dict[str, Any]]:
+    return envs.list_environments(root)
+
+
+def hashes_in_use(root: str) -> list[str]:
+    """Environment hashes of runs that have not ended (pruning must spare them)."""
+    in_use = set()
+    runs = os.path.join(root, "runs")
+    for name in os.listdir(runs) if os.path.isdir(runs) else ():
+        state = rundir.read_status(root, name)
+        if state.get("status") in rundir.TERMINAL:
+            continue
+        try:
+            with open(os.path.join(runs, name, "spec.json")) as fh:
+                spec = json.load(fh)
+        except (OSError, ValueError):
+            continue
+        in_use.add(str(spec.get("environment", {}).get("hash")))
+    return sorted(in_use)
+
+
+def envs_prune(root: str, older_than_seconds: float | None = None) -> list[str]:
+    return envs.prune_environments(
+        root, keep_hashes=hashes_in_use(root), older_than_seconds=older_than_seconds
+    )

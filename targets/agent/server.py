@@ -1,0 +1,271 @@
+"""The agent's request loop over stdin/stdout (target side), and the wire format.
+
+Stdlib only, Python >= 3.8. The client starts ``python3 agent.pyz serve`` over one SSH
+session channel and sends requests; each gets one response. Frames:
+
+    frame  := u32 big-endian length of HEADER | HEADER (UTF-8 JSON) | PAYLOAD
+    PAYLOAD is present when HEADER has "size": that many raw bytes.
+
+Bulk data (uploads, collected outputs) travels as a *stream* after its header: chunks
+``u32 length | bytes`` ended by a zero length. An upload stream is zlib-compressed as a
+whole; inside it, each object is ``u32 length | {"key", "size"} | size bytes``, and
+``{"end": true}`` ends it. Every object is checked against its digest before it is
+stored, so a corrupt or interrupted transfer never becomes a valid object.
+
+Responses carry ``"ok": true`` or ``"ok": false`` with ``"error"`` (a message for the user)
+and ``"kind"`` (``user`` for bad input, ``internal`` for a bug).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import struct
+import sys
+import tempfile
+import traceback
+import zlib
+from typing import IO, Any, Callable  # noqa: UP035 - collections.abc.Callable[...] fails on 3.8
+
+from . import AGENT_VERSION, ops, rundir, store
+
+__all__ = ["ChunkReader", "read_frame", "serve", "write_chunks", "write_frame"]
+
+_U32 = struct.Struct(">I")
+CHUNK = 1 << 18
+
+
+class ProtocolError(Exception):
+    pass
+
+
+def _read_exact(stream: IO[bytes], n: int) -> bytes:
+    parts = []
+    while n:
+        data = stream.read(n)
+        if not data:
+            raise EOFError("connection closed")
+        parts.append(data)
+        n -= len(data)
+    return b"".join(parts)
+
+
+def read_frame(stream: IO[bytes]) -> tuple[dict[str, Any], bytes]:
+    (length,) = _U32.unpack(_read_exact(stream, 4))
+    header = json.loads(_read_exact(stream, length).decode("utf-8"))
+    payload = _read_exact(stream, int(header["size"])) if header.get("size") else b""
+    return header, payload
+
+
+def write_frame(stream: IO[bytes], header: dict[str, Any], payload: bytes = b"") -> None:
+    if payload:
+        header = dict(header, size=len(payload))
+    data = json.dumps(header).encode("utf-8")
+    stream.write(_U32.pack(len(data)) + data + payload)
+    stream.flush()
+
+
+def write_chunks(stream: IO[bytes], chunks: Any) -> None:
+    """Write an iterable of byte chunks as a chunk stream (ended by a zero length)."""
+    for chunk in chunks:
+        if chunk:
+            stream.write(_U32.pack(len(chunk)))
+            stream.write(chunk)
+    stream.write(_U32.pack(0))
+    stream.flush()
+
+
+class ChunkReader:
+    """Reads a chunk stream as one byte stream, optionally through zlib."""
+
+    def __init__(self, stream: IO[bytes], compressed: bool = False) -> None:
+        self.stream = stream
+        self.buffer = b""
+        self.done = False
+        self.inflate = zlib.decompressobj() if compressed else None
+
+    def _more(self) -> bool:
+        while not self.done:
+            (length,) = _U32.unpack(_read_exact(self.stream, 4))
+            if length == 0:
+                self.done = True
+                if self.inflate is not None:
+                    self.buffer += self.inflate.flush()
+                return bool(self.buffer)
+            data = _read_exact(self.stream, length)
+            if self.inflate is not None:
+                data = self.inflate.decompress(data)
+            if data:
+                self.buffer += data
+                return True
+        return False
+
+    def read_exact(self, n: int) -> bytes:
+        while len(self.buffer) < n:
+            if not self._more():
+                raise EOFError("stream ended early")
+        data, self.buffer = self.buffer[:n], self.buffer[n:]
+        return data
+
+    def read_some(self, limit: int) -> bytes:
+        if not self.buffer and not self._more():
+            return b""
+        data, self.buffer = self.buffer[:limit], self.buffer[limit:]
+        return data
+
+    def drain(self) -> None:
+        while not self.done:
+            self._more()
+            self.buffer = b""
+
+
+def _receive_objects(root: str, reader: ChunkReader) -> int:
+    """Store every object of an upload stream; returns how many were stored."""
+    count = 0
+    while True:
+        (length,) = _U32.unpack(reader.read_exact(4))
+        meta = json.loads(reader.read_exact(length).decode("utf-8"))
+        if meta.get("end"):
+            return count
+        key, size = str(meta["key"]), int(meta["size"])
+        digest, executable = key[:64], key.endswith(".x")
+        final = store.object_path(root, digest, 0o755 if executable else 0o644)
+        os.makedirs(os.path.dirname(final), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(final), prefix=".in-")
+        try:
+            h = hashlib.sha256()
+            with os.fdopen(fd, "wb") as out:
+                left = size
+                while left:
+                    data = reader.read_some(min(left, CHUNK))
+                    if not data:
+                        raise EOFError("upload ended inside %s" % key)
+                    h.update(data)
+                    out.write(data)
+                    left -= len(data)
+            if h.hexdigest() != digest:
+                raise ValueError("object %s arrived damaged (digest mismatch)" % digest)
+            store.finish_object(tmp, final, 0o755 if executable else 0o644)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        count += 1
+
+
+def _send_outputs(root: str, run_id: str, files: list[Any], out: IO[bytes]) -> None:
+    def chunks() -> Any:
+        deflate = zlib.compressobj(1)
+        for rel, size, _mtime in files:
+            # Send exactly `size` bytes (zeros if the file shrank meanwhile): the client
+            # checks sizes, and the next collection fixes a file that was still changing.
+            with contextlib.ExitStack() as stack:
+                try:
+                    fh: IO[bytes] | None = stack.enter_context(
+                        open(ops.output_path(root, run_id, rel), "rb")
+                    )
+                except OSError:
+                    fh = None
+                left = int(size)
+                while left:
+                    data = fh.read(min(left, CHUNK)) if fh else b""
+                    if not data:
+                        data = b"\0" * min(left, CHUNK)
+                    left -= len(data)
+                    yield deflate.compress(data)
+        yield deflate.flush()
+
+    write_chunks(out, chunks())
+
+
+def _dispatch(root: str, header: dict[str, Any], inp: IO[bytes], out: IO[bytes]) -> None:
+    op = header.get("op")
+    args = header.get("args") or {}
+    if op == "put":
+        reader = ChunkReader(inp, compressed=True)
+        try:
+            stored = _receive_objects(root, reader)
+        finally:
+            reader.drain()
+        write_frame(out, {"ok": True, "result": stored})
+        return
+    if op == "fetch":
+        files = ops.list_outputs(root, args["run_id"], args.get("have") or {})
+        write_frame(out, {"ok": True, "result": files, "stream": True})
+        _send_outputs(root, args["run_id"], files, out)
+        return
+    if op == "logs":
+        chunks = rundir.read_logs(
+            root,
+            args["run_id"],
+            args.get("offsets") or {},
+            int(args.get("max_bytes") or rundir.MAX_CHUNK),
+        )
+        meta = [{"name": c["name"], "offset": c["offset"], "size": len(c["data"])} for c in chunks]
+        write_frame(out, {"ok": True, "result": meta}, b"".join(c["data"] for c in chunks))
+        return
+    if op == "poll":
+        status = rundir.read_status(root, args["run_id"])
+        chunks = rundir.read_logs(root, args["run_id"], args.get("offsets") or {})
+        meta = [{"name": c["name"], "offset": c["offset"], "size": len(c["data"])} for c in chunks]
+        write_frame(
+            out,
+            {"ok": True, "result": {"status": status, "logs": meta}},
+            b"".join(c["data"] for c in chunks),
+        )
+        return
+    simple: dict[str, Callable[..., Any]] = {
+        "hello": lambda: ops.hello(root),
+        "probe": lambda python=None: ops.probe(root, python),
+        "missing": lambda rows: ops.missing(root, rows),
+        "start": lambda run_id, rows, spec, python=None: ops.start_run(
+            root, run_id, rows, spec, python
+        ),
+        "status": lambda run_id: rundir.read_status(root, run_id),
+        "cancel": lambda run_id: rundir.cancel_run(root, run_id),
+        "which_tool": lambda name: ops.which_tool(root, name),
+        "install_tool": lambda name, key: ops.install_tool(root, name, key),
+        "envs_list": lambda: ops.envs_list(root),
+        "envs_prune": lambda older_than_seconds=None: ops.envs_prune(root, older_than_seconds),
+    }
+    if op not in simple:
+        raise ProtocolError("unknown operation %r" % op)
+    write_frame(out, {"ok": True, "result": simple[op](**args)})
+
+
+def serve(root: str, inp: IO[bytes], out: IO[bytes]) -> int:
+    """Answer requests until the client closes the connection."""
+    os.makedirs(root, exist_ok=True)
+    write_frame(out, {"ok": True, "result": ops.hello(root)})
+    while True:
+        try:
+            header, _payload = read_frame(inp)
+        except EOFError:
+            return 0
+        try:
+            _dispatch(root, header, inp, out)
+        except (ValueError, KeyError, TypeError, ProtocolError, OSError) as exc:
+            kind = "user" if isinstance(exc, (ValueError, ProtocolError)) else "internal"
+            write_frame(
+                out,
+                {
+                    "ok": False,
+                    "error": str(exc) or type(exc).__name__,
+                    "kind": kind,
+                    "trace": traceback.format_exc(limit=5),
+                },
+            )
+
+
+def default_root() -> str:
+    return os.environ.get("TARGETS_HOME") or os.path.join(os.path.expanduser("~"), ".targets")
+
+
+def main(argv: list[str]) -> int:
+    root = argv[1] if len(argv) > 1 else default_root()
+    return serve(root, sys.stdin.buffer, sys.stdout.buffer)
+
+
+__all__ += ["AGENT_VERSION", "default_root", "main"]

@@ -1,0 +1,450 @@
+"""The client side of the agent, and :class:`AgentTarget`, the base of every kind that
+runs through it (local, SSH VMs, and plugins such as Slurm).
+
+``AgentTarget`` implements the five primitives of the contract on top of an
+:class:`AgentClient`; a kind only says how to reach its agent (``_connect_agent``) and
+what to report at attach (``probe``). This is invoke/fabric's "partially-abstract core":
+the loop lives here, each kind fills in one method.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import struct
+import zipfile
+import zlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import IO, Any
+
+from targets.agent import AGENT_VERSION, ops, rundir, store, supervisor
+from targets.agent.server import ChunkReader, read_frame, write_chunks, write_frame
+from targets.compute.base import (
+    ComputeTarget,
+    LogChunk,
+    Progress,
+    RunHandle,
+    RunState,
+    RunStatus,
+    SubmitRequest,
+    _no_progress,
+)
+from targets.errors import TargetsError
+
+__all__ = [
+    "AgentClient",
+    "AgentError",
+    "AgentTarget",
+    "LocalAgentClient",
+    "StreamAgentClient",
+    "agent_bundle",
+    "run_spec",
+    "state_from_status",
+]
+
+_U32 = struct.Struct(">I")
+_UPLOAD_CHUNK = 1 << 18
+
+
+class AgentError(TargetsError):
+    """The agent on the target refused or failed an operation."""
+
+
+# -- the bundle shipped to remote targets ------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def agent_bundle() -> tuple[str, bytes]:
+    """``(version, zipapp bytes)`` of the agent: ``targets/agent/*.py`` as the package
+    ``targets_agent`` plus a ``__main__``. Deterministic, so the version (agent version
+    plus content hash) changes exactly when the code does."""
+    source = Path(__file__).resolve().parent.parent / "agent"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(source.glob("*.py")):
+            info = zipfile.ZipInfo(f"targets_agent/{path.name}", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, path.read_bytes())
+        main = zipfile.ZipInfo("__main__.py", date_time=(1980, 1, 1, 0, 0, 0))
+        archive.writestr(
+            main,
+            "import sys\nfrom targets_agent.cli import main\nsys.exit(main(sys.argv[1:]))\n",
+        )
+    data = buffer.getvalue()
+    return f"{AGENT_VERSION}-{hashlib.sha256(data).hexdigest()[:12]}", data
+
+
+# -- clients ------------------------------------------------------------------------------
+
+
+class AgentClient(ABC):
+    """Operations on one target's agent. Implementations: in-process, or a byte stream."""
+
+    root: str
+    platform: str
+
+    @abstractmethod
+    def call(self, op: str, **args: Any) -> Any:
+        """A simple request/response operation (see ``agent/server.py``)."""
+
+    @abstractmethod
+    def put(self, items: Sequence[tuple[str, Path, int]], progress: Progress) -> None:
+        """Send objects ``(key, local file, size)`` to the target's store."""
+
+    @abstractmethod
+    def logs(self, run_id: str, offsets: Mapping[str, int]) -> list[LogChunk]: ...
+
+    @abstractmethod
+    def fetch(self, run_id: str, dest: Path) -> None:
+        """Bring the run's new or changed ``outputs/`` and ``logs/`` files into ``dest``."""
+
+    def close(self) -> None:  # noqa: B027 - optional
+        pass
+
+
+class LocalAgentClient(AgentClient):
+    """The agent of this machine, called in-process."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = str(root)
+        self.platform = ops.hello(self.root)["platform"]
+
+    def call(self, op: str, **args: Any) -> Any:
+        root = self.root
+        table: dict[str, Callable[..., Any]] = {
+            "hello": lambda: ops.hello(root),
+            "probe": lambda python=None: ops.probe(root, python),
+            "missing": lambda rows: ops.missing(root, rows),
+            "start": lambda run_id, rows, spec, python=None: ops.start_run(
+                root, run_id, rows, spec, python
+            ),
+            "status": lambda run_id: rundir.read_status(root, run_id),
+            "cancel": lambda run_id: rundir.cancel_run(root, run_id),
+            "which_tool": lambda name: ops.which_tool(root, name),
+            "install_tool": lambda name, key: ops.install_tool(root, name, key),
+            "envs_list": lambda: ops.envs_list(root),
+            "envs_prune": lambda older_than_seconds=None: ops.envs_prune(root, older_than_seconds),
+        }
+        if op == "status":
+            supervisor.reap()
+        try:
+            return table[op](**args)
+        except (ValueError, RuntimeError) as exc:
+            raise AgentError(str(exc)) from exc
+
+    def put(self, items: Sequence[tuple[str, Path, int]], progress: Progress) -> None:
+        total = sum(size for _, _, size in items)
+        done = 0
+        for key, path, size in items:
+            try:
+                store.put_file(self.root, key, str(path))
+            except ValueError as exc:
+                raise AgentError(str(exc)) from exc
+            done += size
+            progress("upload", done, total)
+
+    def logs(self, run_id: str, offsets: Mapping[str, int]) -> list[LogChunk]:
+        chunks = rundir.read_logs(self.root, run_id, dict(offsets))
+        return [LogChunk(c["name"], c["offset"], c["data"]) for c in chunks]
+
+    def fetch(self, run_id: str, dest: Path) -> None:
+        wd = Path(rundir.run_path(self.root, run_id)) / "wd"
+        for sub in ("outputs", "logs"):
+            _sync_tree(wd / sub, dest / sub)
+
+
+class StreamAgentClient(AgentClient):
+    """An agent at the other end of a byte stream (an SSH channel, a pipe).
+
+    ``reader``/``writer`` are file-like; the agent has already been started and its hello
+    frame is read here.
+    """
+
+    def __init__(
+        self, reader: IO[bytes], writer: IO[bytes], on_close: Callable[[], None] | None = None
+    ) -> None:
+        self._in = reader
+        self._out = writer
+        self._on_close = on_close
+        hello = self._response()
+        self.root = str(hello["root"])
+        self.platform = str(hello["platform"])
+        self.hello = hello
+
+    def _response(self) -> Any:
+        try:
+            header, payload = read_frame(self._in)
+        except (EOFError, OSError, struct.error, ValueError) as exc:
+            raise AgentError(f"lost the connection to the agent: {exc}") from exc
+        if not header.get("ok"):
+            raise AgentError(f"the agent on the target failed: {header.get('error')}")
+        if payload:
+            return header["result"], payload
+        return header["result"]
+
+    def _request(self, op: str, args: Mapping[str, Any]) -> None:
+        try:
+            write_frame(self._out, {"op": op, "args": dict(args)})
+        except OSError as exc:
+            raise AgentError(f"lost the connection to the agent: {exc}") from exc
+
+    def call(self, op: str, **args: Any) -> Any:
+        self._request(op, args)
+        return self._response()
+
+    def put(self, items: Sequence[tuple[str, Path, int]], progress: Progress) -> None:
+        total = sum(size for _, _, size in items)
+
+        def chunks() -> Iterator[bytes]:
+            deflate = zlib.compressobj(1)
+            done = 0
+            for key, path, size in items:
+                meta = json.dumps({"key": key, "size": size}).encode()
+                yield deflate.compress(_U32.pack(len(meta)) + meta)
+                with open(path, "rb") as fh:
+                    left = size
+                    while left:
+                        data = fh.read(min(left, _UPLOAD_CHUNK))
+                        if not data:
+                            raise AgentError(f"{path} shrank while it was being sent; run again")
+                        left -= len(data)
+                        done += len(data)
+                        yield deflate.compress(data)
+                progress("upload", done, total)
+            end = json.dumps({"end": True}).encode()
+            yield deflate.compress(_U32.pack(len(end)) + end)
+            yield deflate.flush()
+
+        self._request("put", {})
+        try:
+            write_chunks(self._out, chunks())
+        except OSError as exc:
+            raise AgentError(f"lost the connection to the agent: {exc}") from exc
+        self._response()
+
+    def logs(self, run_id: str, offsets: Mapping[str, int]) -> list[LogChunk]:
+        got = self.call("logs", run_id=run_id, offsets=dict(offsets))
+        meta, payload = got if isinstance(got, tuple) else (got, b"")
+        chunks, at = [], 0
+        for item in meta:
+            size = int(item["size"])
+            chunks.append(LogChunk(item["name"], int(item["offset"]), payload[at : at + size]))
+            at += size
+        return chunks
+
+    def fetch(self, run_id: str, dest: Path) -> None:
+        have: dict[str, list[int]] = {}
+        for top in ("outputs", "logs"):
+            base = dest / top
+            if base.is_dir():
+                for path in base.rglob("*"):
+                    if path.is_file():
+                        st = path.stat()
+                        have[path.relative_to(dest).as_posix()] = [st.st_size, int(st.st_mtime)]
+        self._request("fetch", {"run_id": run_id, "have": have})
+        files = self._response()
+        reader = ChunkReader(self._in, compressed=True)
+        for rel, size, mtime in files:
+            parts = str(rel).split("/")
+            if parts[0] not in ("outputs", "logs") or ".." in parts or str(rel).startswith("/"):
+                reader.drain()
+                raise AgentError(f"the target sent a bad file name {rel!r}")
+            target = dest.joinpath(*parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.part")
+            with open(tmp, "wb") as fh:
+                left = int(size)
+                while left:
+                    data = reader.read_some(min(left, _UPLOAD_CHUNK))
+                    if not data:
+                        raise AgentError("the output stream ended early")
+                    fh.write(data)
+                    left -= len(data)
+            os.utime(tmp, (mtime, mtime))
+            os.replace(tmp, target)
+        reader.drain()
+
+    def close(self) -> None:
+        if self._on_close is not None:
+            callback, self._on_close = self._on_close, None
+            callback()
+
+
+def _sync_tree(src: Path, dest: Path) -> None:
+    """Bring new or changed files of ``src`` into ``dest`` (by size and mtime).
+
+    Design choice: files are hard-linked where possible, so a large model written to
+    ``./outputs`` does not take its disk space twice on this machine."""
+    if not src.is_dir():
+        return
+    for dirpath, _dirnames, filenames in os.walk(src):
+        rel = Path(dirpath).relative_to(src)
+        for name in filenames:
+            s = Path(dirpath) / name
+            d = dest / rel / name
+            try:
+                st = s.stat()
+                if d.exists():
+                    dt = d.stat()
+                    if dt.st_size == st.st_size and int(dt.st_mtime) == int(st.st_mtime):
+                        continue
+                d.parent.mkdir(parents=True, exist_ok=True)
+                tmp = d.with_name(f".{d.name}.tmp")
+                try:
+                    os.link(s, tmp)
+                except OSError:
+                    shutil.copy2(s, tmp)
+                os.replace(tmp, d)
+            except FileNotFoundError:
+                continue  # removed by the script meanwhile
+
+
+# -- the partially-abstract target ---------------------------------------------------------
+
+
+def state_from_status(raw: Mapping[str, Any]) -> RunState:
+    """Translate the agent's ``status.json`` into a :class:`RunState`."""
+    name = raw.get("status", "Queued")
+    try:
+        status = RunStatus(name)
+    except ValueError:
+        status = RunStatus.FAILED
+    return RunState(
+        status=status,
+        exit_code=raw.get("exit_code"),
+        message=raw.get("message") or (None if status.value == name else f"status {name}"),
+        phases=dict(raw.get("phases") or {}),
+        started_at=raw.get("running_at"),
+        ended_at=raw.get("ended_at"),
+    )
+
+
+def _local_uv() -> str | None:
+    try:
+        from uv import find_uv_bin
+
+        return str(find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        return shutil.which("uv")
+
+
+class AgentTarget(ComputeTarget):
+    """A kind whose work on the target is done by the agent. Subclasses implement
+    :meth:`_connect_agent`; the connection is opened lazily and kept until :meth:`close`."""
+
+    #: The interpreter user-managed runs use when the runconfig names none (None: the
+    #: agent's own interpreter).
+    default_python: str | None = None
+
+    _agent: AgentClient | None = None
+
+    @abstractmethod
+    def _connect_agent(self) -> AgentClient:
+        """Reach the agent (starting or installing it as needed)."""
+
+    def agent(self) -> AgentClient:
+        if self._agent is None:
+            self._agent = self._connect_agent()
+        return self._agent
+
+    def close(self) -> None:
+        if self._agent is not None:
+            agent, self._agent = self._agent, None
+            agent.close()
+
+    # -- submit --------------------------------------------------------------------------
+
+    def _uv_on_target(self, agent: AgentClient, progress: Progress) -> str | None:
+        """uv for building environments on the target: the target's own, else ours,
+        installed under the agent's root when the platforms match."""
+        found = agent.call("which_tool", name="uv")
+        if found:
+            return str(found)
+        mine = _local_uv()
+        if mine is None or agent.platform != _this_platform():
+            return None
+        path = Path(mine)
+        data = path.read_bytes()
+        key = hashlib.sha256(data).hexdigest() + ".x"
+        if agent.call("missing", rows=[["uv", len(data), 0o755, key[:64], None]]):
+            agent.put([(key, path, len(data))], progress)
+        return str(agent.call("install_tool", name="uv", key=key))
+
+    def submit(self, request: SubmitRequest, progress: Progress = _no_progress) -> RunHandle:
+        agent = self.agent()
+        snapshot = request.snapshot
+        rows = snapshot.to_manifest()["files"]
+        missing = set(agent.call("missing", rows=rows))
+        items: dict[str, tuple[str, Path, int]] = {}
+        for path, size, mode, digest, link in rows:
+            key = digest + (".x" if mode & 0o111 else "")
+            if link is None and key in missing and key not in items:
+                items[key] = (key, snapshot.root / path, int(size))
+        if items:
+            agent.put(list(items.values()), progress)
+        uv = None
+        if request.environment.managed:
+            uv = self._uv_on_target(agent, progress)
+        spec = run_spec(request, default_python=self.default_python, uv=uv)
+        agent.call("start", run_id=request.run_id, rows=rows, spec=spec)
+        return RunHandle(
+            kind=self.kind,
+            target=self.name,
+            run_id=request.run_id,
+            data={"root": agent.root, "uploaded": len(items)},
+        )
+
+    # -- the rest of the contract ----------------------------------------------------------
+
+    def status(self, handle: RunHandle) -> RunState:
+        return state_from_status(self.agent().call("status", run_id=handle.run_id))
+
+    def read_logs(self, handle: RunHandle, offsets: Mapping[str, int]) -> list[LogChunk]:
+        return self.agent().logs(handle.run_id, offsets)
+
+    def fetch_outputs(self, handle: RunHandle, dest: Path) -> None:
+        self.agent().fetch(handle.run_id, dest)
+
+    def cancel(self, handle: RunHandle) -> None:
+        self.agent().call("cancel", run_id=handle.run_id)
+
+    def environments(self) -> list[dict[str, Any]]:
+        return list(self.agent().call("envs_list"))
+
+    def prune_environments(self, *, older_than_seconds: float | None = None) -> list[str]:
+        return list(self.agent().call("envs_prune", older_than_seconds=older_than_seconds))
+
+
+def run_spec(
+    request: SubmitRequest, *, default_python: str | None, uv: str | None
+) -> dict[str, Any]:
+    """The ``spec.json`` the supervisor reads: what to run, in which environment."""
+    config = request.config
+    entry: dict[str, Any]
+    if config.script:
+        entry = {"script": config.script, "arguments": list(config.arguments)}
+    else:
+        entry = {"command": config.command}
+    variables = dict(config.environment.environment_variables)
+    variables.update(config.environment_variables)
+    return {
+        "run_id": request.run_id,
+        "entry": entry,
+        "environment": dict(request.environment.to_json(), hash=request.environment.hash),
+        "environment_variables": variables,
+        "max_run_duration_seconds": config.max_run_duration_seconds,
+        "default_python": default_python,
+        "uv": uv,
+    }
+
+
+def _this_platform() -> str:
+    import platform
+
+    return f"{platform.system().lower()}-{platform.machine().lower()}"
