@@ -34,7 +34,8 @@ from targets.errors import ConfigError, InvalidNameError, UnknownTargetError, Us
 from targets.ledger import Ledger
 
 if TYPE_CHECKING:
-    from targets.compute.base import ComputeTarget
+    from targets.compute.base import ComputeTarget, TargetContext
+    from targets.secrets import SecretRef
 
 __all__ = ["TargetRecord", "Workspace", "validate_target_name"]
 
@@ -249,10 +250,28 @@ class Workspace:
                 path=str(self._targets_file),
                 key_path=f"targets.{name}",
             ) from exc
-        target = cls(name, options)
-        target.workspace = self  # type: ignore[attr-defined]
-        target.record = record  # type: ignore[attr-defined]
-        return target
+        return cls(name, options, self.context_for(record))
+
+    def context_for(self, record: TargetRecord, **overrides: Any) -> TargetContext:
+        """The context a target of this workspace gets: state in ``.targets/``, its
+        secrets from the keyring (only those recorded for it)."""
+        from targets.compute.base import TargetContext
+
+        def secret(name: str) -> str | None:
+            if name not in record.secrets:
+                return None
+            from targets.secrets import get_secret
+
+            return get_secret(self.secret_ref(record.name, name))
+
+        values: dict[str, Any] = {"state_dir": self.dir, "secret": secret}
+        values.update(overrides)
+        return TargetContext(**values)
+
+    def secret_ref(self, target: str, name: str) -> SecretRef:
+        from targets.secrets import SecretRef
+
+        return SecretRef(workspace=str(self.root), target=target, name=name)
 
     # -- names -----------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ def test_compute_exports():
             "RunState",
             "RunStatus",
             "SubmitRequest",
+            "TargetContext",
         ]
     )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -64,6 +65,28 @@ def _parse_kind_options(fields: dict[str, Any], raw: list[str]) -> dict[str, Any
     return values
 
 
+def _split_secret_flags(
+    raw: list[str], secret_names: tuple[str, ...]
+) -> tuple[list[str], list[str]]:
+    """Take ``--<secret>-stdin`` flags out of the kind's options."""
+    flags = {f"--{n.replace('_', '-')}-stdin": n for n in secret_names}
+    rest, wanted = [], []
+    for token in raw:
+        if token in flags:
+            wanted.append(flags[token])
+        else:
+            rest.append(token)
+    return rest, wanted
+
+
+def _ask_host_key(host: str, key_type: str, fingerprint: str) -> bool:
+    click.echo(f"The authenticity of host {host} can't be established.", err=True)
+    click.echo(f"{key_type} key fingerprint is {fingerprint}.", err=True)
+    return click.confirm(
+        "Accept this key and remember it for this workspace?", err=True, default=False
+    )
+
+
 @click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("name")
 @click.option(
@@ -73,11 +96,28 @@ def _parse_kind_options(fields: dict[str, Any], raw: list[str]) -> dict[str, Any
     help="The target kind (see `targets kinds`); `vm` when --address is given.",
 )
 @click.option("--force", is_flag=True, help="Replace a target of the same name.")
+@click.option(
+    "--accept-host-key",
+    is_flag=True,
+    help="Accept an unknown SSH host key (it is shown; a changed key is never accepted).",
+)
 @output_option
 @click.pass_context
-def attach(ctx: click.Context, name: str, kind: str | None, force: bool, output: str) -> None:
-    """Attach the compute target NAME. Options depend on the kind:
-    `targets kinds --output json` lists them."""
+def attach(
+    ctx: click.Context, name: str, kind: str | None, force: bool, accept_host_key: bool, output: str
+) -> None:
+    """Attach the compute target NAME: connect once, record what is there.
+
+    Options depend on the kind (`targets kinds --output json` lists them). Secrets are
+    read from standard input with `--password-stdin` or `--ssh-key-passphrase-stdin` and
+    kept in the OS keyring, never in files.
+
+    \b
+      targets attach dsvm --address vm.example.com --username azureuser \\
+          --ssh-key ~/.ssh/id_ed25519
+      targets attach gpubox --address 10.1.2.3 --ssh-port 2222 --username me \\
+          --password-stdin < pw.txt
+    """
     from targets.registry import load_kind, resolve_kind_name
     from targets.workspace import LOCAL, TargetRecord, validate_target_name
 
@@ -100,11 +140,8 @@ def attach(ctx: click.Context, name: str, kind: str | None, force: bool, output:
             f"a target named {name!r} is already attached",
             hint=f"targets detach {name}, or attach again with --force",
         )
-    fields = dict(cls.options_model.model_fields)
-    values = _parse_kind_options(fields, extra)
-    for field in list(values):
-        if field.endswith("_stdin") and values[field] is True:
-            values[field] = sys.stdin.read().rstrip("\n")
+    extra, wanted_secrets = _split_secret_flags(extra, cls.secret_names)
+    values = _parse_kind_options(dict(cls.options_model.model_fields), extra)
     from pydantic import ValidationError
 
     try:
@@ -117,17 +154,45 @@ def attach(ctx: click.Context, name: str, kind: str | None, force: bool, output:
         raise UsageError(
             "invalid options for kind " + repr(kind) + ":\n  " + "\n  ".join(lines)
         ) from None
-    target = cls(name, options)
+    secrets: dict[str, str] = {}
+    if wanted_secrets:
+        if len(wanted_secrets) > 1:
+            raise UsageError(
+                "only one secret can be read from standard input per attach",
+                hint="use an SSH agent or an unencrypted key for the other",
+            )
+        from targets.secrets import check_backend
+
+        check_backend()  # before connecting: nothing is sent when it cannot be stored
+        value = sys.stdin.read().rstrip("\r\n")
+        if not value:
+            raise UsageError(
+                f"--{wanted_secrets[0].replace('_', '-')}-stdin read nothing from standard input"
+            )
+        secrets[wanted_secrets[0]] = value
+    if accept_host_key:
+        accept: bool | Callable[[str, str, str], bool] = True
+    elif sys.stdin.isatty() and sys.stderr.isatty():
+        accept = _ask_host_key
+    else:
+        accept = False
+    record = TargetRecord(name=name, kind=kind, secrets=tuple(sorted(secrets)))
+    context = ws.context_for(record, secret=secrets.get, accept_host_key=accept)
+    target = cls(name, options, context)
     with target:
         facts = target.probe()
-    stored = options.model_dump(mode="json", exclude_defaults=True)
+    if secrets:
+        from targets.secrets import set_secret
+
+        for secret_name, value in secrets.items():
+            set_secret(ws.secret_ref(name, secret_name), value)
     record = TargetRecord(
         name=name,
         kind=kind,
-        options=stored,
+        options=options.model_dump(mode="json", exclude_defaults=True),
         facts=facts,
         attached_at=time.time(),
-        secrets=tuple(getattr(target, "secret_names", ()) or ()),
+        secrets=tuple(sorted(secrets)),
     )
     ws.save_target(record)
     if output == "json":
@@ -143,6 +208,11 @@ def detach(ctx: click.Context, name: str) -> None:
     """Detach the compute target NAME (its runs stay in the history)."""
     ws = workspace_of(ctx)
     record = ws.remove_target(name)
+    if record.secrets:
+        from targets.secrets import delete_secret
+
+        for secret_name in record.secrets:
+            delete_secret(ws.secret_ref(name, secret_name))
     err_console().print(f"detached {record.name} ({record.kind})", highlight=False)
 
 

@@ -11,6 +11,7 @@ from targets.compute.base import (
     RunState,
     RunStatus,
     SubmitRequest,
+    TargetContext,
 )
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "RunState",
     "RunStatus",
     "SubmitRequest",
+    "TargetContext",
 ]

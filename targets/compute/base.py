@@ -48,6 +48,7 @@ __all__ = [
     "RunState",
     "RunStatus",
     "SubmitRequest",
+    "TargetContext",
 ]
 
 
@@ -161,6 +162,22 @@ def _no_progress(phase: str, done: int, total: int) -> None:
     return None
 
 
+def _no_secret(name: str) -> str | None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class TargetContext:
+    """What the workspace lends a target: a folder for the kind's own state (e.g. the
+    ``known_hosts`` of SSH kinds), late resolution of the target's secrets by name, and
+    whether an unknown SSH host key may be accepted (``True``, ``False``, or a callable
+    ``(host, key_type, fingerprint) -> bool`` that asks the user)."""
+
+    state_dir: Path
+    secret: Callable[[str], str | None] = _no_secret
+    accept_host_key: bool | Callable[[str, str, str], bool] = False
+
+
 class ComputeTarget(ABC):
     """Base class of every target kind. See the module docstring for the contract."""
 
@@ -169,11 +186,18 @@ class ComputeTarget(ABC):
     description: ClassVar[str] = ""
     options_model: ClassVar[type[BaseModel]] = NoOptions
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    secret_names: ClassVar[tuple[str, ...]] = ()
+    """Secrets the kind takes at attach, each as ``--<name>-stdin`` (e.g. ``password``).
+    They go to the keyring, never to ``targets.yml``; read them with
+    ``self.context.secret(name)``."""
 
-    def __init__(self, name: str, options: BaseModel | None = None) -> None:
+    def __init__(
+        self, name: str, options: BaseModel | None = None, context: TargetContext | None = None
+    ) -> None:
         """Create a handle on an attached target. Does no I/O."""
         self.name = name
         self.options = options if options is not None else self.options_model()
+        self.context = context or TargetContext(state_dir=Path.cwd() / ".targets")
 
     # -- lifecycle -------------------------------------------------------------------
 
