@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import secrets
 import select
 import socket
@@ -35,6 +36,10 @@ from targets.ssh.config import SSHSettings, resolve_settings
 from targets.ssh.hostkeys import AcceptHostKey, check_host_key, known_host_types
 
 __all__ = ["CommandTimeout", "SSHConnection"]
+
+# paramiko logs the errors it raises (with tracebacks) on its own loggers; we translate
+# them into TargetsErrors, so keep Python's last-resort handler from printing them too.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 KEEPALIVE_SECONDS = 15
 _CHUNK = 1 << 16
@@ -282,6 +287,13 @@ class SSHConnection:
             )
         if not transport.is_active():
             exc = transport.get_exception()
+            if exc is not None and isinstance(exc.__context__, TimeoutError):
+                raise ConnectionFailed(
+                    f"no SSH answer from {s.address} within {_seconds(self.connect_timeout)} "
+                    "(the TCP connection was accepted, but no SSH greeting came)",
+                    hint="check that an SSH server (not another service) listens on that port "
+                    "and is not overloaded",
+                ) from exc
             reason = str(exc) if exc else "the server closed the connection"
             raise ConnectionFailed(
                 f"SSH handshake with {s.address} failed: {reason}",
@@ -322,6 +334,10 @@ class SSHConnection:
                         transport.auth_password(s.username, value)
                     except paramiko.AuthenticationException as exc:
                         attempts.refused("password", exc)
+                        attempts.hints.append(
+                            "check the password (and the user name); a wrong password "
+                            "gets the same answer as an unknown user"
+                        )
                     del value
                     if transport.is_authenticated():
                         return
