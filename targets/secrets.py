@@ -45,7 +45,7 @@ SERVICE = "compute-targets"
 _GUIDANCE = (
     "configure a keyring backend: on a desktop, the system keyring (GNOME Keyring, "
     "KWallet, macOS Keychain, Windows Credential Locker) works as is; on a headless "
-    "server, `pip install keyrings.alt` and select its encrypted file backend with "
+    "server, `pip install keyrings.alt pycryptodome` and select its encrypted file backend with "
     "PYTHON_KEYRING_BACKEND=keyrings.alt.file.EncryptedKeyring (or in "
     "~/.config/python_keyring/keyringrc.cfg: [backend] "
     "default-keyring=keyrings.alt.file.EncryptedKeyring). Or store no secret at all: "

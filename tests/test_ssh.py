@@ -31,6 +31,7 @@ from targets.ssh import (
 )
 from tests.sshd import (  # noqa: F401 - fixtures
     SSHServer,
+    skip_or_fail,
     ssh_connect_fixture,
     sshd_fixture,
     sshd_server_fixture,
@@ -566,3 +567,12 @@ def test_reconnects_after_the_connection_dropped(ssh_connect: Connect) -> None:
         conn.run("true")
         conn.transport.close()  # as if the network dropped it
         assert conn.run("echo again")[1] == b"again\n"
+
+
+def test_missing_sshd_skips_but_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="no sshd here"):
+        skip_or_fail("no sshd here")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="no sshd here"):
+        skip_or_fail("no sshd here")
