@@ -24,6 +24,7 @@ from targets.errors import (
 from targets.ssh import (
     ChangedHostKeyError,
     CommandTimeout,
+    HostKeyPolicy,
     SSHConnection,
     UnknownHostKeyError,
     fingerprint,
@@ -576,3 +577,18 @@ def test_missing_sshd_skips_but_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception, match="no sshd here"):
         skip_or_fail("no sshd here")
+
+
+def test_host_key_policy_works_with_a_plain_sshclient(sshd: SSHServer, tmp_path: Path) -> None:
+    known_hosts = tmp_path / "known_hosts"
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(HostKeyPolicy(known_hosts, accept=False))
+    options = {"username": sshd.user, "key_filename": str(sshd.key), "look_for_keys": False}
+    with pytest.raises(UnknownHostKeyError, match=re.escape(sshd.host_key_fingerprint())):
+        client.connect(sshd.host, sshd.port, allow_agent=False, **options)
+    client.close()
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(HostKeyPolicy(known_hosts, accept=True))
+    client.connect(sshd.host, sshd.port, allow_agent=False, **options)
+    client.close()
+    assert known_hosts.read_text() == sshd.known_hosts_line()
