@@ -27,7 +27,7 @@ from targets.compute._agent import (
     StreamAgentClient,
     agent_bundle,
 )
-from targets.compute.base import Capability
+from targets.compute.base import Capability, TargetContext
 from targets.testing import ComputeTargetContract, make_request, wait_for_end
 
 
@@ -62,8 +62,10 @@ class PipeTarget(AgentTarget):
     options_model = PipeOptions
     capabilities = frozenset({Capability.CANCEL, Capability.LIVE_LOGS, Capability.VIRTUALENV})
 
-    def __init__(self, name: str, options: PipeOptions) -> None:
-        super().__init__(name, options)
+    def __init__(
+        self, name: str, options: PipeOptions, context: TargetContext | None = None
+    ) -> None:
+        super().__init__(name, options, context)
         self.default_python = options.python
 
     def _connect_agent(self) -> AgentClient:

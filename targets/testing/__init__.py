@@ -203,7 +203,7 @@ class ComputeTargetContract:
     ) -> None:
         handle, state = self._run(target, source, "print('x')\n")
         again = RunHandle.from_json(json.loads(json.dumps(handle.to_json())))
-        fresh = type(target)(target.name, target.options)
+        fresh = type(target)(target.name, target.options, target.context)
         try:
             assert fresh.status(again).status is state.status
         finally:

@@ -1,0 +1,205 @@
+"""The ``vm`` target (aliases ``remote``, ``dsvm``): a Linux machine reachable over SSH.
+
+Everything happens through the agent (a stdlib-only zipapp) started over one SSH
+channel: ``python3 ~/.targets/agent/<version>/agent.pyz serve``. The first connection to
+a machine uploads the agent into that versioned folder; later ones find it there, so a
+warm operation is one SSH session and a few round trips on it. Runs are started by the
+agent in their own session (setsid) and survive the client and the SSH connection.
+"""
+
+from __future__ import annotations
+
+import shlex
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from targets.compute._agent import (
+    AgentClient,
+    AgentError,
+    AgentTarget,
+    StreamAgentClient,
+    agent_bundle,
+)
+from targets.compute.base import Capability
+from targets.errors import ConnectionFailed, TargetsError
+
+__all__ = ["VMOptions", "VMTarget"]
+
+_MISSING = 42
+
+
+class VMOptions(BaseModel):
+    """``targets attach NAME --address ...`` options of the ``vm`` kind."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    address: str = Field(description="Host name, IP address, or a Host alias of ~/.ssh/config.")
+    ssh_port: int | None = Field(
+        default=None, ge=1, le=65535, description="SSH port (default: ~/.ssh/config, else 22)."
+    )
+    username: str | None = Field(
+        default=None, description="Login name (default: ~/.ssh/config, else your local user name)."
+    )
+    ssh_key: str | None = Field(default=None, description="Private key file.")
+    use_agent: bool = Field(default=False, description="Use the keys of your SSH agent.")
+    python: str = Field(
+        default="python3", description="Python on the target for the agent and user-managed runs."
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        value = value.strip()
+        if not value or any(c.isspace() for c in value):
+            raise ValueError("give a host name, an IP address or a Host alias of ~/.ssh/config")
+        return value
+
+    @field_validator("ssh_key")
+    @classmethod
+    def _key(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise ValueError(f"no key file at {path}")
+        return str(path.resolve())
+
+
+class VMTarget(AgentTarget):
+    """A Linux VM over SSH."""
+
+    kind = "vm"
+    aliases = ("remote", "dsvm")
+    description = "a Linux machine over SSH (like an Azure Data Science VM)"
+    options_model = VMOptions
+    capabilities = frozenset(
+        {Capability.VIRTUALENV, Capability.CONDA, Capability.CANCEL, Capability.LIVE_LOGS}
+    )
+    secret_names = ("password", "ssh_key_passphrase")
+
+    _ssh: Any = None
+
+    @property
+    def vm_options(self) -> VMOptions:
+        assert isinstance(self.options, VMOptions)
+        return self.options
+
+    @property
+    def default_python(self) -> str | None:  # type: ignore[override]
+        return self.vm_options.python
+
+    def connection(self) -> Any:
+        """The SSH connection (opened lazily by its first use)."""
+        if self._ssh is None:
+            from targets.ssh.config import resolve_settings
+            from targets.ssh.connection import SSHConnection
+
+            o = self.vm_options
+            settings = resolve_settings(
+                o.address,
+                port=o.ssh_port,
+                username=o.username,
+                key_file=o.ssh_key,
+                use_agent=o.use_agent,
+            )
+            self._ssh = SSHConnection(
+                settings,
+                known_hosts=self.context.state_dir / "known_hosts",
+                password=lambda: self.context.secret("password"),
+                key_passphrase=lambda: self.context.secret("ssh_key_passphrase"),
+                accept_host_key=self.context.accept_host_key,
+            )
+        return self._ssh
+
+    def close(self) -> None:
+        super().close()
+        if self._ssh is not None:
+            ssh, self._ssh = self._ssh, None
+            ssh.close()
+
+    # -- the agent ---------------------------------------------------------------------
+
+    def _agent_path(self, version: str) -> str:
+        return f".targets/agent/{version}/agent.pyz"
+
+    def _start_command(self, version: str) -> str:
+        path = self._agent_path(version)
+        python = shlex.quote(self.vm_options.python)
+        return f'A="$HOME/{path}"; [ -f "$A" ] || exit {_MISSING}; exec {python} "$A" serve'
+
+    def _open_agent(self, version: str) -> AgentClient | None:
+        channel = self.connection().exec(self._start_command(version))
+        reader = channel.makefile("rb")
+        writer = channel.makefile_stdin("wb")
+        first = reader.read(4)
+        if not first:
+            code = channel.recv_exit_status()
+            stderr = channel.makefile_stderr("rb").read().decode("utf-8", "replace").strip()
+            channel.close()
+            if code == _MISSING:
+                return None
+            if code == 127:
+                raise ConnectionFailed(
+                    f"{self.vm_options.python!r} was not found on {self.vm_options.address}",
+                    hint="install Python 3.8 or newer there, or attach with --python PATH",
+                )
+            raise ConnectionFailed(
+                f"the agent did not start on {self.vm_options.address} "
+                f"(exit code {code}): {stderr[-500:]}"
+            )
+
+        class _Prefixed:
+            """The reader with the 4 bytes already taken put back in front."""
+
+            def __init__(self) -> None:
+                self.pending: bytes = bytes(first)
+
+            def read(self, n: int) -> bytes:
+                if self.pending:
+                    head, self.pending = self.pending[:n], self.pending[n:]
+                    return head
+                return bytes(reader.read(n))
+
+        def close() -> None:
+            try:
+                writer.close()
+                channel.shutdown_write()
+            finally:
+                channel.close()
+
+        return StreamAgentClient(_Prefixed(), writer, on_close=close)  # type: ignore[arg-type]
+
+    def _install_agent(self, version: str, data: bytes) -> None:
+        ssh = self.connection()
+        folder = str(Path(self._agent_path(version)).parent)
+        code, _out, err = ssh.run(f"mkdir -p {shlex.quote(folder)}")
+        if code != 0:
+            raise ConnectionFailed(
+                f"could not create ~/{folder} on the target: {err.decode(errors='replace').strip()}"
+            )
+        with tempfile.NamedTemporaryFile(suffix=".pyz") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            ssh.put_file(Path(tmp.name), self._agent_path(version))
+
+    def _connect_agent(self) -> AgentClient:
+        version, data = agent_bundle()
+        client = self._open_agent(version)
+        if client is None:
+            self._install_agent(version, data)
+            client = self._open_agent(version)
+        if client is None:
+            raise ConnectionFailed("the agent could not be installed on the target")
+        return client
+
+    def probe(self) -> dict[str, Any]:
+        try:
+            facts = dict(self.agent().call("probe", python=self.vm_options.python))
+        except AgentError as exc:
+            raise TargetsError(f"could not inspect {self.vm_options.address}: {exc}") from exc
+        ssh = self.connection()
+        facts["address"] = ssh.settings.destination
+        return facts
