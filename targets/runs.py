@@ -87,9 +87,11 @@ def submit_run(
 
     Raises a UsageError (exit 2) for bad input before anything is written or sent.
     """
+    from targets.compute._agent import prepare_timeout
     from targets.environments import resolve_environment
     from targets.snapshot import limits_from_env, take_snapshot
 
+    prepare_timeout()  # a bad TARGETS_PREPARE_TIMEOUT is refused before anything is written
     source = Path(source_dir).resolve()
     if not source.is_dir():
         raise UsageError(f"the source directory {str(source)!r} does not exist")

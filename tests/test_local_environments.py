@@ -116,3 +116,55 @@ def test_python_api_with_conda_dependencies_object(project, write, wheels):
     )
     run.wait_for_completion()
     assert "api sees tinypkg 1.0" in (run.folder / "driver.log").read_text()
+
+
+def test_preparation_that_hangs_is_stopped_with_its_reason(project, cli, write):
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    port = server.getsockname()[1]
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept_and_say_nothing() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept_and_say_nothing, daemon=True)
+    thread.start()
+    try:
+        write(
+            project / "env.yml",
+            "dependencies:\n- pip:\n"
+            f"  - --index-url http://127.0.0.1:{port}/simple\n  - somepackage\n",
+        )
+        write(project / "t.py", "print('never')\n")
+        write(
+            project / "rc.yml",
+            "script: t.py\nenvironment:\n  python:\n    conda_dependencies_file: env.yml\n",
+        )
+        result = cli("run", "rc.yml", env={"TARGETS_PREPARE_TIMEOUT": "3"})
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()
+        for conn in accepted:
+            conn.close()
+    assert result.code == 1, result
+    assert "took longer than 3 s" in result.err
+    assert "TARGETS_PREPARE_TIMEOUT" in result.err
+    assert cli("envs", "list", "-o", "json").json() == []
+
+
+def test_a_bad_prepare_timeout_is_refused_before_anything_is_written(project, cli, write):
+    write(project / "t.py", "print(1)\n")
+    result = cli("run", "t.py", env={"TARGETS_PREPARE_TIMEOUT": "soon"})
+    assert result.code == 2 and "TARGETS_PREPARE_TIMEOUT" in result.err
+    assert Workspace(project).ledger.count() == 0

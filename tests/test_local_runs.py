@@ -448,3 +448,29 @@ def test_help_and_import_load_no_heavy_sdk():
     ).stdout
     assert "Commands" in out
     assert "HEAVY:\n" in out, f"imported by --help: {out.split('HEAVY:')[-1]}"
+
+
+def test_large_uploads_show_progress_on_a_terminal(project, write):
+    import pty
+
+    for i in range(250):
+        write(project / "data" / f"part{i:03}.txt", f"{i} " * 4000)
+    write(project / "t.py", "print('with progress')\n")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: `targets run` with a terminal on stdin/stdout/stderr
+        os.execv(sys.executable, [*TARGETS, "run", "t.py"])
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    _, status = os.waitpid(pid, 0)
+    text = seen.decode("utf-8", "replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert "sending files" in text
+    assert "/251 files" in text  # files counted with the bytes
+    assert "with progress" in text

@@ -356,3 +356,36 @@ def test_unchanged_project_uploads_nothing(dsvm, project, write, cli):
     assert cli("run", "t.py", "--target", dsvm).code == 0
     handle = Workspace(project).ledger.list(limit=1)[0].handle
     assert handle is not None and handle["data"]["uploaded"] == 1
+
+
+@pytest.mark.parametrize("answer", ["y", "n"])
+def test_unknown_host_key_is_asked_about_on_a_terminal(sshd, project, answer):
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(TARGETS[0], [*TARGETS, *attach_args(sshd, "asked", "--ssh-key", str(sshd.key))])
+    seen = b""
+    answered = False
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+        if not answered and b"Accept this key" in seen:
+            os.write(fd, answer.encode() + b"\n")
+            answered = True
+    _, status = os.waitpid(pid, 0)
+    text = seen.decode("utf-8", "replace")
+    assert answered, text
+    assert sshd.host_key_fingerprint() in text
+    known = project / ".targets" / "known_hosts"
+    if answer == "y":
+        assert os.waitstatus_to_exitcode(status) == 0, text
+        assert str(sshd.port) in known.read_text()
+    else:
+        assert os.waitstatus_to_exitcode(status) != 0
+        assert not (project / ".targets" / "targets.yml").exists()

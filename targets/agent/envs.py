@@ -36,6 +36,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from functools import partial
@@ -221,8 +222,12 @@ def ensure_environment(
     *,
     uv: str | None = None,
     default_python: str | None = None,
+    timeout: float | None = None,
 ) -> dict[str, Any]:
     """Return a ready environment for ``spec``, building it if needed. Blocking.
+
+    ``timeout`` bounds the build commands (seconds): when it runs out, the command is
+    killed and EnvError says which command was running and for how long.
 
     ``spec`` is ``EnvironmentSpec.to_json()`` plus ``"hash"``. ``uv`` is the uv binary to
     use (default: ``uv`` on PATH). ``default_python`` is the interpreter used when the
@@ -238,6 +243,25 @@ def ensure_environment(
     if not spec.get("managed"):
         python = resolve_interpreter(spec.get("interpreter"), default_python)
         return {"python": python, "env_dir": None, "reused": False, "builder": "none"}
+    _limits.deadline = time.monotonic() + timeout if timeout else None
+    _limits.timeout = timeout
+    try:
+        return _ensure_managed(spec, root, log, uv=uv, default_python=default_python)
+    finally:
+        _limits.deadline = None
+
+
+class _Limits(threading.local):
+    deadline: float | None = None
+    timeout: float | None = None
+
+
+_limits = _Limits()
+
+
+def _ensure_managed(
+    spec: dict[str, Any], root: str, log: BinaryIO, *, uv: str | None, default_python: str | None
+) -> dict[str, Any]:
 
     env_hash = str(spec.get("hash") or "")
     if not _HASH_RE.match(env_hash):
@@ -659,11 +683,34 @@ def _stream(
         raise EnvError(f"could not start {argv[0]}: {exc}") from exc
     if proc.stdout is None:  # pragma: no cover - PIPE was requested
         raise EnvError(f"could not read the output of {argv[0]}")
-    for line in iter(proc.stdout.readline, b""):
-        log.write(line if line.endswith(b"\n") else line + b"\n")
-        log.flush()
-        tail.append(line.decode("utf-8", "replace").rstrip("\n"))
-    return proc.wait(), tail
+    timer = None
+    expired = threading.Event()
+    if _limits.deadline is not None:
+
+        def expire() -> None:
+            expired.set()
+            proc.kill()
+
+        timer = threading.Timer(max(0.0, _limits.deadline - time.monotonic()), expire)
+        timer.daemon = True
+        timer.start()
+    try:
+        for line in iter(proc.stdout.readline, b""):
+            log.write(line if line.endswith(b"\n") else line + b"\n")
+            log.flush()
+            tail.append(line.decode("utf-8", "replace").rstrip("\n"))
+        code = proc.wait()
+    finally:
+        if timer is not None:
+            timer.cancel()
+    if expired.is_set():
+        raise EnvError(
+            f"environment preparation took longer than {_limits.timeout:g} s and was stopped "
+            f"while running: {' '.join(argv[:3])} ...; look at prepare.log for where it hung "
+            "(often a package index that cannot be reached), or allow more time with "
+            "TARGETS_PREPARE_TIMEOUT=SECONDS"
+        )
+    return code, tail
 
 
 def _last_lines(tail: Iterable[str], count: int = 20) -> str:

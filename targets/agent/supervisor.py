@@ -222,6 +222,7 @@ def supervise(root: str, run_id: str) -> int:
                 log,
                 uv=spec.get("uv"),
                 default_python=spec.get("default_python"),
+                timeout=spec.get("prepare_timeout_seconds"),
             )
         except envs.EnvError as exc:
             log.write(("\nenvironment preparation failed: %s\n" % exc).encode())

@@ -183,7 +183,9 @@ def print_mapping(data: dict[str, Any], *, title: str | None = None) -> None:
 
 
 class Progress:
-    """A rich progress bar on stderr for long phases, quiet for short ones."""
+    """Rich progress bars on stderr for long phases, silent for short ones and when
+    stderr is not a terminal. Phases: ``snapshot`` (files hashed) and ``upload`` (bytes
+    sent)."""
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled and sys.stderr.isatty()
@@ -191,24 +193,35 @@ class Progress:
         self._tasks: dict[str, Any] = {}
 
     def __call__(self, phase: str, done: int, total: int) -> None:
-        if not self.enabled or total < 50:
+        if not self.enabled:
             return
-        if self._progress is None:
-            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
-            from rich.progress import Progress as RichProgress
-
-            self._progress = RichProgress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                console=err_console(),
-                transient=True,
-            )
-            self._progress.start()
+        if phase == "upload-files":  # shown with the bytes of the upload
+            self._files = (done, total)
+            return
         if phase not in self._tasks:
-            labels = {"snapshot": "hashing files", "upload": "sending files"}
-            self._tasks[phase] = self._progress.add_task(labels.get(phase, phase), total=total)
-        self._progress.update(self._tasks[phase], completed=done, total=total)
+            big = total >= (1 << 20) if phase == "upload" else total >= 200
+            if not big:
+                return
+            if self._progress is None:
+                from rich.progress import BarColumn, TextColumn
+                from rich.progress import Progress as RichProgress
+
+                self._progress = RichProgress(
+                    TextColumn("{task.description}"),
+                    BarColumn(),
+                    TextColumn("{task.fields[detail]}"),
+                    console=err_console(),
+                    transient=True,
+                )
+                self._progress.start()
+            label = {"snapshot": "hashing files", "upload": "sending files"}.get(phase, phase)
+            self._tasks[phase] = self._progress.add_task(label, total=total, detail="")
+        if phase == "upload":
+            files, count = getattr(self, "_files", (0, 0))
+            detail = f"{fmt_size(done)} / {fmt_size(total)}, {files}/{count} files"
+        else:
+            detail = f"{done}/{total} files"
+        self._progress.update(self._tasks[phase], completed=done, total=total, detail=detail)
 
     def close(self) -> None:
         if self._progress is not None:

@@ -35,7 +35,7 @@ from targets.compute.base import (
     SubmitRequest,
     _no_progress,
 )
-from targets.errors import TargetsError
+from targets.errors import TargetsError, UsageError
 
 __all__ = [
     "AgentClient",
@@ -141,12 +141,13 @@ class LocalAgentClient(AgentClient):
     def put(self, items: Sequence[tuple[str, Path, int]], progress: Progress) -> None:
         total = sum(size for _, _, size in items)
         done = 0
-        for key, path, size in items:
+        for count, (key, path, size) in enumerate(items, 1):
             try:
                 store.put_file(self.root, key, str(path))
             except ValueError as exc:
                 raise AgentError(str(exc)) from exc
             done += size
+            progress("upload-files", count, len(items))
             progress("upload", done, total)
 
     def logs(self, run_id: str, offsets: Mapping[str, int]) -> list[LogChunk]:
@@ -204,7 +205,7 @@ class StreamAgentClient(AgentClient):
         def chunks() -> Iterator[bytes]:
             deflate = zlib.compressobj(1)
             done = 0
-            for key, path, size in items:
+            for count, (key, path, size) in enumerate(items, 1):
                 meta = json.dumps({"key": key, "size": size}).encode()
                 yield deflate.compress(_U32.pack(len(meta)) + meta)
                 with open(path, "rb") as fh:
@@ -216,6 +217,7 @@ class StreamAgentClient(AgentClient):
                         left -= len(data)
                         done += len(data)
                         yield deflate.compress(data)
+                progress("upload-files", count, len(items))
                 progress("upload", done, total)
             end = json.dumps({"end": True}).encode()
             yield deflate.compress(_U32.pack(len(end)) + end)
@@ -441,7 +443,20 @@ def run_spec(
         "max_run_duration_seconds": config.max_run_duration_seconds,
         "default_python": default_python,
         "uv": uv,
+        "prepare_timeout_seconds": prepare_timeout(),
     }
+
+
+def prepare_timeout() -> float:
+    """Seconds environment preparation may take: ``TARGETS_PREPARE_TIMEOUT``, else 1 hour."""
+    raw = os.environ.get("TARGETS_PREPARE_TIMEOUT", "3600")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UsageError(f"TARGETS_PREPARE_TIMEOUT={raw!r} is not a number of seconds") from None
+    if value <= 0:
+        raise UsageError(f"TARGETS_PREPARE_TIMEOUT={raw!r} must be positive")
+    return value
 
 
 def _this_platform() -> str:
