@@ -352,12 +352,42 @@ def test_not_a_folder_is_refused(tmp_path: Path) -> None:
         take_snapshot(tmp_path / "missing")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
 def test_unreadable_file_is_named(tmp_path: Path) -> None:
     write(tmp_path, "ok.txt")
     write(tmp_path, "secret.key", mode=0o000)
-    with pytest.raises(SnapshotError, match=r"secret\.key"):
-        take_snapshot(tmp_path)
+    if os.geteuid() != 0:
+        with pytest.raises(SnapshotError, match=r"secret\.key"):
+            take_snapshot(tmp_path)
+        return
+    # Root reads any file: snapshot in a child process that runs without the capabilities
+    # that bypass file modes (util-linux's setpriv), so the mode applies as for a user.
+    import shutil
+    import subprocess
+    import sys
+
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "setpriv (util-linux) is needed to test unreadable files as root"
+    code = (
+        "import sys\nfrom pathlib import Path\nfrom targets.snapshot import take_snapshot\n"
+        "from targets.errors import SnapshotError\n"
+        "try:\n    take_snapshot(Path(sys.argv[1]))\nexcept SnapshotError as e:\n"
+        "    print(e)\n    sys.exit(3)\n"
+    )
+    done = subprocess.run(
+        [
+            setpriv,
+            "--bounding-set=-dac_override,-dac_read_search",
+            "--",
+            sys.executable,
+            "-c",
+            code,
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 3, done.stderr
+    assert "secret.key" in done.stdout
 
 
 def test_file_swapped_for_a_symlink_after_the_walk_is_not_followed(tmp_path: Path) -> None:
