@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs and checks the system pieces the test suite needs on a fresh Debian machine.
-# Services themselves (sshd, dockerd, ...) are started by the test session's fixtures on
-# 127.0.0.1 only. Safe to run again: it only installs what is missing.
+# sshd is started by the test session's fixtures on 127.0.0.1 only; the Docker engine and
+# the test base image are set up at the end by scripts/docker-test-setup.sh (dockerd with no
+# bridge: containers use the host's network or none). Safe to run again: it only installs
+# and starts what is missing. Quiet on success; the whole apt log on failure.
 set -euo pipefail
 
 need=()
@@ -9,13 +11,18 @@ command -v git >/dev/null || need+=(git)
 # sshd plays the remote VM in tests/sshd.py; ssh-keygen makes its keys.
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
+# The Docker engine of tests/dockerd.py. A docker CLI alone (some images ship a static one
+# in /usr/local/bin) is not enough: the daemon is what is checked.
+[ -x /usr/sbin/dockerd ] || command -v dockerd >/dev/null || need+=(docker.io)
+# Builds the test base image without an image registry.
+[ -x /usr/sbin/debootstrap ] || command -v debootstrap >/dev/null || need+=(debootstrap)
 
 if ((${#need[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing: ${need[*]}"
     apt-get update -qq
-    # policy-rc.d: the package must not start a system-wide sshd on port 22; the tests
-    # start their own on 127.0.0.1.
+    # policy-rc.d: no package may start a system-wide service (sshd on port 22, a dockerd
+    # with its default bridge); the tests start their own.
     policy=/usr/sbin/policy-rc.d
     made_policy=
     if [ ! -e "$policy" ]; then
@@ -26,7 +33,6 @@ if ((${#need[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       "${need[@]}" >"$log" 2>&1 || status=$?
     [ -n "$made_policy" ] && rm -f "$policy"
-    # Quiet on success; the whole apt log on failure.
     if [ "$status" != 0 ]; then cat "$log" >&2; rm -f "$log"; exit "$status"; fi
     rm -f "$log"
   else
@@ -34,4 +40,7 @@ if ((${#need[@]})); then
     [ -n "${CI:-}" ] && exit 1
   fi
 fi
-exit 0
+
+# The Docker engine and the test base image (it decides itself whether it can, and fails
+# only when CI is set).
+bash "$(dirname "${BASH_SOURCE[0]}")/docker-test-setup.sh"
