@@ -23,6 +23,7 @@ neither a string nor a ``pip:`` block, an unsupported pip option) raises
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -162,7 +163,33 @@ class EnvironmentSpec:
 def resolve_environment(config: RunConfiguration, source_dir: Path) -> EnvironmentSpec:
     """The environment ``config`` needs. Reads the conda file (relative to
     ``source_dir``) if there is one; otherwise no I/O. Raises ConfigError for a bad
-    conda file or spec."""
+    conda file or spec, or a Docker section that names both or neither of
+    ``base_image`` and ``base_dockerfile``."""
+    spec = _python_environment(config, source_dir)
+    docker = config.environment.docker
+    if not docker.enabled:
+        return spec
+    if docker.base_image and docker.base_dockerfile:
+        raise ConfigError(
+            "give either base_image or base_dockerfile, not both",
+            key_path="environment.docker",
+        )
+    if not docker.base_image and not docker.base_dockerfile:
+        raise ConfigError(
+            "docker.enabled is true but no image is named",
+            key_path="environment.docker.base_image",
+            hint="set base_image (e.g. python:3.11-slim) or base_dockerfile (the Dockerfile text)",
+        )
+    registry = docker.base_image_registry
+    image: dict[str, Any] = {
+        "base_image": docker.base_image,
+        "base_dockerfile": docker.base_dockerfile,
+        "registry": registry.model_dump() if registry and registry.address else None,
+    }
+    return dataclasses.replace(spec, docker=image)
+
+
+def _python_environment(config: RunConfiguration, source_dir: Path) -> EnvironmentSpec:
     python = config.environment.python
     if python.user_managed_dependencies:
         return _user_managed(python.interpreter_path)

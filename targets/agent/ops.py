@@ -7,15 +7,16 @@ the agent's root folder first and returns JSON-able values.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import shutil
 import subprocess
 import sys
-from typing import Any
+from typing import Any, Callable  # noqa: UP035 - runtime use on Python 3.8
 
-from . import AGENT_VERSION, envs, rundir, store, supervisor
+from . import AGENT_VERSION, containers, envs, rundir, store, supervisor
 
 __all__ = [
     "hello",
@@ -185,8 +186,35 @@ def install_tool(root: str, name: str, key: str) -> str:
     return target
 
 
-def envs_list(root: str) -> list[dict[str, Any]]:
-    return envs.list_environments(root)
+def envs_list(root: str, driver: str = "cli") -> list[dict[str, Any]]:
+    """Prepared environments, and the Docker images built for environments (when Docker
+    is usable here)."""
+    found = envs.list_environments(root)
+    if shutil.which("docker") or driver == "sdk":
+        try:
+            images = containers.list_images(containers.driver(driver))
+        except (containers.ContainerError, ImportError):
+            images = []
+        for image in images:
+            found.append(
+                {
+                    "hash": image["tag"].rpartition(":")[2],
+                    "builder": "docker",
+                    "describe": image["tag"],
+                    "size_bytes": image.get("size"),
+                    "created": image.get("created"),
+                    "last_used": None,
+                    "ready": True,
+                }
+            )
+    return found
+
+
+def docker_check(driver: str, gpu: bool) -> dict[str, Any]:
+    try:
+        return containers.check(containers.driver(driver), gpu)
+    except (containers.ContainerError, ImportError) as exc:
+        return {"ok": False, "error": "no usable Docker on the target: %s" % exc}
 
 
 def hashes_in_use(root: str) -> list[str]:
@@ -206,7 +234,35 @@ def hashes_in_use(root: str) -> list[str]:
     return sorted(in_use)
 
 
-def envs_prune(root: str, older_than_seconds: float | None = None) -> list[str]:
-    return envs.prune_environments(
-        root, keep_hashes=hashes_in_use(root), older_than_seconds=older_than_seconds
-    )
+def envs_prune(
+    root: str, older_than_seconds: float | None = None, driver: str = "cli"
+) -> list[str]:
+    """Remove environments (and our Docker images) that no unfinished run uses."""
+    keep = set(hashes_in_use(root))
+    removed = envs.prune_environments(root, keep_hashes=keep, older_than_seconds=older_than_seconds)
+    if older_than_seconds is None and (shutil.which("docker") or driver == "sdk"):
+        with contextlib.suppress(containers.ContainerError, ImportError):
+            removed += containers.prune_images(containers.driver(driver), keep)
+    return removed
+
+
+def operations(root: str) -> dict[str, Callable[..., Any]]:
+    """The request/response operations by name, with their keyword arguments: what the
+    server answers over SSH and what the local target calls in-process."""
+    return {
+        "hello": lambda: hello(root),
+        "probe": lambda python=None: probe(root, python),
+        "missing": lambda rows: missing(root, rows),
+        "start": lambda run_id, rows, spec, python=None: start_run(
+            root, run_id, rows, spec, python
+        ),
+        "status": lambda run_id: rundir.read_status(root, run_id),
+        "cancel": lambda run_id: rundir.cancel_run(root, run_id),
+        "which_tool": lambda name: which_tool(root, name),
+        "install_tool": lambda name, key: install_tool(root, name, key),
+        "envs_list": lambda driver="cli": envs_list(root, driver),
+        "envs_prune": lambda older_than_seconds=None, driver="cli": envs_prune(
+            root, older_than_seconds, driver
+        ),
+        "docker_check": lambda driver="cli", gpu=False: docker_check(driver, gpu),
+    }

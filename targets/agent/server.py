@@ -27,7 +27,7 @@ import sys
 import tempfile
 import traceback
 import zlib
-from typing import IO, Any, Callable  # noqa: UP035 - collections.abc.Callable[...] fails on 3.8
+from typing import IO, Any
 
 from . import AGENT_VERSION, ops, rundir, store
 
@@ -216,20 +216,7 @@ def _dispatch(root: str, header: dict[str, Any], inp: IO[bytes], out: IO[bytes])
             b"".join(c["data"] for c in chunks),
         )
         return
-    simple: dict[str, Callable[..., Any]] = {
-        "hello": lambda: ops.hello(root),
-        "probe": lambda python=None: ops.probe(root, python),
-        "missing": lambda rows: ops.missing(root, rows),
-        "start": lambda run_id, rows, spec, python=None: ops.start_run(
-            root, run_id, rows, spec, python
-        ),
-        "status": lambda run_id: rundir.read_status(root, run_id),
-        "cancel": lambda run_id: rundir.cancel_run(root, run_id),
-        "which_tool": lambda name: ops.which_tool(root, name),
-        "install_tool": lambda name, key: ops.install_tool(root, name, key),
-        "envs_list": lambda: ops.envs_list(root),
-        "envs_prune": lambda older_than_seconds=None: ops.envs_prune(root, older_than_seconds),
-    }
+    simple = ops.operations(root)
     if op not in simple:
         raise ProtocolError("unknown operation %r" % op)
     write_frame(out, {"ok": True, "result": simple[op](**args)})

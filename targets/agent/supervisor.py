@@ -24,7 +24,7 @@ import sys
 import time
 from typing import Any
 
-from . import envs, rundir
+from . import containers, envs, rundir
 
 __all__ = ["launch", "main"]
 
@@ -146,6 +146,41 @@ def _stop_tree(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
+class _Process:
+    """The run's process on this machine (not in a container)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        self.pid = proc.pid
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode
+
+    def stop(self) -> None:
+        _stop_tree(self.proc)
+
+
+def _container_environ(spec: dict[str, Any], wd: str) -> dict[str, str]:
+    """The variables a containerised run sees: the run's own, not this machine's."""
+    env: dict[str, str] = {}
+    for pair in (spec.get("environment") or {}).get("variables") or ():
+        key, value = (pair if isinstance(pair, (list, tuple)) else (pair, ""))[:2]
+        env[str(key)] = str(value)
+    env.update({str(k): str(v) for k, v in (spec.get("environment_variables") or {}).items()})
+    run_id = spec["run_id"]
+    env.update(
+        TARGETS_RUN_ID=run_id,
+        AZUREML_RUN_ID=run_id,
+        PYTHONUNBUFFERED="1",
+        TARGETS_OUTPUTS_DIR=os.path.join(wd, "outputs"),
+    )
+    return env
+
+
 def _argv(spec: dict[str, Any], python: str) -> list[str]:
     entry = spec["entry"]
     if entry.get("script"):
@@ -214,17 +249,22 @@ def supervise(root: str, run_id: str) -> int:
     # exist_ok (common) would fail.
     wd = os.path.join(run_dir, "wd")
     t0 = time.time()
+    docker = (spec.get("environment") or {}).get("docker")
+    driver = containers.driver(spec.get("docker_driver")) if docker else None
     with open(os.path.join(run_dir, "prepare.log"), "ab", buffering=0) as log:
         try:
-            env_result = envs.ensure_environment(
-                spec["environment"],
-                root,
-                log,
-                uv=spec.get("uv"),
-                default_python=spec.get("default_python"),
-                timeout=spec.get("prepare_timeout_seconds"),
-            )
-        except envs.EnvError as exc:
+            if driver is not None:
+                env_result = containers.ensure_image(driver, spec["environment"], root, log)
+            else:
+                env_result = envs.ensure_environment(
+                    spec["environment"],
+                    root,
+                    log,
+                    uv=spec.get("uv"),
+                    default_python=spec.get("default_python"),
+                    timeout=spec.get("prepare_timeout_seconds"),
+                )
+        except (envs.EnvError, containers.ContainerError) as exc:
             log.write(("\nenvironment preparation failed: %s\n" % exc).encode())
             phases["preparing"] = time.time() - t0
             return finish("Failed", message="environment preparation failed: %s" % exc)
@@ -241,16 +281,24 @@ def supervise(root: str, run_id: str) -> int:
     t1 = time.time()
     with open(os.path.join(run_dir, "driver.log"), "ab", buffering=0) as out:
         try:
-            proc = subprocess.Popen(
-                _argv(spec, python),
-                cwd=wd,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=_environ(spec, python, run_dir),
-                start_new_session=True,
-            )
-        except OSError as exc:
+            if driver is not None:
+                options = containers.run_options(
+                    spec["run_id"], wd, _container_environ(spec, wd), spec.get("docker_run") or {}
+                )
+                proc = driver.start(options, env_result["image"], _argv(spec, python), out)
+            else:
+                proc = _Process(
+                    subprocess.Popen(
+                        _argv(spec, python),
+                        cwd=wd,
+                        stdin=subprocess.DEVNULL,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        env=_environ(spec, python, run_dir),
+                        start_new_session=True,
+                    )
+                )
+        except (OSError, containers.ContainerError) as exc:
             out.write(("could not start the run: %s\n" % exc).encode())
             return finish("Failed", message="could not start: %s" % exc)
     rundir.write_status(
@@ -272,7 +320,7 @@ def supervise(root: str, run_id: str) -> int:
         elif limit is not None and time.time() - t1 > float(limit):
             reason = "timeout"
         if reason:
-            _stop_tree(proc)
+            proc.stop()
             code = proc.returncode
             break
     phases["running"] = time.time() - t1

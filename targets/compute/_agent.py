@@ -67,7 +67,8 @@ def agent_bundle() -> tuple[str, bytes]:
     source = Path(__file__).resolve().parent.parent / "agent"
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(source.glob("*.py")):
+        # docker_sdk.py needs the `docker` package: only the local target uses it.
+        for path in sorted(p for p in source.glob("*.py") if p.name != "docker_sdk.py"):
             info = zipfile.ZipInfo(f"targets_agent/{path.name}", date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, path.read_bytes())
@@ -116,21 +117,7 @@ class LocalAgentClient(AgentClient):
         self.platform = ops.hello(self.root)["platform"]
 
     def call(self, op: str, **args: Any) -> Any:
-        root = self.root
-        table: dict[str, Callable[..., Any]] = {
-            "hello": lambda: ops.hello(root),
-            "probe": lambda python=None: ops.probe(root, python),
-            "missing": lambda rows: ops.missing(root, rows),
-            "start": lambda run_id, rows, spec, python=None: ops.start_run(
-                root, run_id, rows, spec, python
-            ),
-            "status": lambda run_id: rundir.read_status(root, run_id),
-            "cancel": lambda run_id: rundir.cancel_run(root, run_id),
-            "which_tool": lambda name: ops.which_tool(root, name),
-            "install_tool": lambda name, key: ops.install_tool(root, name, key),
-            "envs_list": lambda: ops.envs_list(root),
-            "envs_prune": lambda older_than_seconds=None: ops.envs_prune(root, older_than_seconds),
-        }
+        table = ops.operations(self.root)
         if op == "status":
             supervisor.reap()
         try:
@@ -378,8 +365,22 @@ class AgentTarget(ComputeTarget):
             agent.put([(key, path, len(data))], progress)
         return str(agent.call("install_tool", name="uv", key=key))
 
+    #: How the agent drives Docker on this kind: "cli" (the docker command) or "sdk".
+    docker_driver: str = "cli"
+
     def submit(self, request: SubmitRequest, progress: Progress = _no_progress) -> RunHandle:
         agent = self.agent()
+        if request.environment.docker is not None:
+            # Before anything is uploaded: is Docker (and a GPU, when asked for) usable?
+            gpu = request.config.environment.docker.gpu
+            found = agent.call("docker_check", driver=self.docker_driver, gpu=gpu)
+            if not found.get("ok"):
+                raise UsageError(
+                    f"target {self.name!r} cannot run this Docker environment: "
+                    f"{found.get('error')}",
+                    hint="install Docker there (and add your user to the docker group), or "
+                    "set environment.docker.enabled: false",
+                )
         snapshot = request.snapshot
         rows = snapshot.to_manifest()["files"]
         missing = set(agent.call("missing", rows=rows))
@@ -394,6 +395,7 @@ class AgentTarget(ComputeTarget):
         if request.environment.managed:
             uv = self._uv_on_target(agent, progress)
         spec = run_spec(request, default_python=self.default_python, uv=uv)
+        spec["docker_driver"] = self.docker_driver
         agent.call("start", run_id=request.run_id, rows=rows, spec=spec)
         return RunHandle(
             kind=self.kind,
@@ -417,10 +419,14 @@ class AgentTarget(ComputeTarget):
         self.agent().call("cancel", run_id=handle.run_id)
 
     def environments(self) -> list[dict[str, Any]]:
-        return list(self.agent().call("envs_list"))
+        return list(self.agent().call("envs_list", driver=self.docker_driver))
 
     def prune_environments(self, *, older_than_seconds: float | None = None) -> list[str]:
-        return list(self.agent().call("envs_prune", older_than_seconds=older_than_seconds))
+        return list(
+            self.agent().call(
+                "envs_prune", older_than_seconds=older_than_seconds, driver=self.docker_driver
+            )
+        )
 
 
 def run_spec(
@@ -444,6 +450,11 @@ def run_spec(
         "default_python": default_python,
         "uv": uv,
         "prepare_timeout_seconds": prepare_timeout(),
+        "docker_run": {
+            "shm_size": config.environment.docker.shm_size,
+            "arguments": list(config.environment.docker.arguments),
+            "gpu": config.environment.docker.gpu,
+        },
     }
 
 

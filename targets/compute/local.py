@@ -31,9 +31,16 @@ class LocalTarget(AgentTarget):
     kind = "local"
     description = "this machine"
     capabilities = frozenset(
-        {Capability.VIRTUALENV, Capability.CONDA, Capability.CANCEL, Capability.LIVE_LOGS}
+        {
+            Capability.VIRTUALENV,
+            Capability.CONDA,
+            Capability.DOCKER,
+            Capability.CANCEL,
+            Capability.LIVE_LOGS,
+        }
     )
     default_python = sys.executable
+    docker_driver = "sdk"
 
     @property
     def root(self) -> Path:

@@ -76,7 +76,13 @@ class VMTarget(AgentTarget):
     description = "a Linux machine over SSH (like an Azure Data Science VM)"
     options_model = VMOptions
     capabilities = frozenset(
-        {Capability.VIRTUALENV, Capability.CONDA, Capability.CANCEL, Capability.LIVE_LOGS}
+        {
+            Capability.VIRTUALENV,
+            Capability.CONDA,
+            Capability.DOCKER,
+            Capability.CANCEL,
+            Capability.LIVE_LOGS,
+        }
     )
     secret_names = ("password", "ssh_key_passphrase")
 
