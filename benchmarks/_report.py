@@ -7,6 +7,7 @@ from typing import Any
 
 from _harness import Sample
 from _scenarios import Row, Section
+from _ssh_report import ssh_markdown, ssh_summary, ssh_text
 
 __all__ = ["markdown", "text"]
 
@@ -41,9 +42,12 @@ def _cells(row: Row) -> list[str]:
 HEADER = ["measurement", "n", "median ms", "p90 ms", "vs reference", "+ms vs reference", "note"]
 
 
-def text(sections: Sequence[Section], imports: dict[str, Any]) -> str:
+def text(sections: Sequence[Section], imports: dict[str, Any] | None) -> str:
     out: list[str] = []
     for section in sections:
+        if section.facts.get("skipped"):
+            out.append(f"\n{section.title}\n  {section.facts['skipped']}")
+            continue
         rows = [HEADER, *(_cells(r) for r in section.rows)]
         widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
         out.append(f"\n{section.title}")
@@ -59,6 +63,10 @@ def text(sections: Sequence[Section], imports: dict[str, Any]) -> str:
             out.append("  phases of `targets run` (median ms):")
             for name, value in section.facts["phases"].items():
                 out.append(f"    {_ms(value):>7}  {name}")
+        if section.key == "ssh":
+            out += ssh_text(section)
+    if imports is None:
+        return "\n".join(out) + "\n"
     out.append(
         f"\nimports of `targets run`: {imports['modules']} modules, "
         f"{imports['total_us'] / 1000:.0f} ms in all (-X importtime)"
@@ -77,18 +85,15 @@ def _md_table(
     return lines
 
 
-def _section_md(section: Section) -> list[str]:
+def _rows_md(section: Section) -> list[str]:
     rows = [_cells(r) for r in section.rows]
     for r in rows:
         r[0] = f"`{r[0].strip()}`" if not r[0].startswith("  ") else f"&nbsp;&nbsp;{r[0].strip()}"
-    return [
-        "",
-        f"## {section.title}",
-        "",
-        section.how,
-        "",
-        *_md_table(HEADER, rows, right=(1, 2, 3, 4, 5)),
-    ]
+    return _md_table(HEADER, rows, right=(1, 2, 3, 4, 5))
+
+
+def _section_md(section: Section) -> list[str]:
+    return ["", f"## {section.title}", "", section.how, "", *_rows_md(section)]
 
 
 def markdown(
@@ -96,6 +101,7 @@ def markdown(
 ) -> str:
     by = {s.key: s for s in sections}
     local, project, ledger, start = by["local"], by["project"], by["ledger"], by["startup"]
+    ssh = by["ssh"]
     f1, f2, f3, f4 = local.facts, project.facts, ledger.facts, start.facts
     run: Sample = f1["run"]
     py: Sample = f1["python"]
@@ -136,6 +142,7 @@ def markdown(
         f"10,000 as JSON: {_ms(f3['json_all'].median)} ms.",
         f"- `targets --version`: {_ms(version.median)} ms, `targets --help`: "
         f"{_ms(f4['help'].median)} ms, `python -c pass`: {_ms(bare.median)} ms.",
+        ssh_summary(ssh),
         "",
         "## Machine",
         "",
@@ -224,6 +231,7 @@ def markdown(
             right=(1,),
         ),
     ]
+    out += ssh_markdown(ssh, _rows_md(ssh))
     out += ["", *_interpretation(local, project, ledger, start, imports)]
     return "\n".join(out) + "\n"
 

@@ -33,8 +33,19 @@ from _scenarios import (
     local_overhead,
     startup,
 )
+from _ssh import ssh_targets
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Run in this order; reported in REPORT_ORDER.
+STEPS = {
+    "startup": startup,
+    "local": local_overhead,
+    "project": large_project,
+    "ledger": ledger_listing,
+    "ssh": ssh_targets,
+}
+REPORT_ORDER = ["local", "project", "ledger", "startup", "ssh"]
 
 
 def _targets_executable() -> str:
@@ -88,7 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, help="timed repetitions per command")
     parser.add_argument("--write", metavar="PATH", help="write the Markdown report here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument(
+        "--only",
+        choices=sorted(STEPS),
+        action="append",
+        help="run only this measurement (repeatable; the table only, no --write)",
+    )
     args = parser.parse_args(argv)
+    if args.only and args.write:
+        parser.error("--write needs every measurement: drop --only")
     reps = args.reps or (3 if args.quick else 10)
 
     sandbox = Sandbox(keep=args.keep)
@@ -96,19 +115,20 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         sections = []
-        for step in (startup, local_overhead, large_project, ledger_listing):
+        for key, step in STEPS.items():
+            if args.only and key not in args.only:
+                continue
             t0 = time.perf_counter()
             print(f"[bench] {step.__doc__.splitlines()[0]}", file=sys.stderr, flush=True)
             sections.append(step(ctx))
             print(f"[bench]   {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
-        imports = import_profile(ctx)
+        imports = import_profile(ctx) if not args.only else None
     except BenchError as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 1
     finally:
         sandbox.close()
-    order = {"local": 0, "project": 1, "ledger": 2, "startup": 3}
-    sections.sort(key=lambda s: order[s.key])
+    sections.sort(key=lambda s: REPORT_ORDER.index(s.key))
     print(text(sections, imports))
     print(f"total benchmark time: {time.perf_counter() - started:.0f} s", file=sys.stderr)
     if args.write:
