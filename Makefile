@@ -35,7 +35,7 @@ typecheck: $(VENV)/.installed-test
 
 pytest: $(VENV)/.installed-test
 	bash scripts/test-services.sh
-	$(BIN)/pytest -n auto $(PYTEST_ARGS)
+	$(BIN)/pytest -n auto --dist loadgroup $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 

@@ -10,6 +10,7 @@ bundle shipped to remote machines.
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import threading
 from typing import IO, Any
@@ -91,7 +92,9 @@ class _SDKRun:
         self.container = container
         self.pid = None
         self.returncode: int | None = None
-        self._copier = threading.Thread(target=self._copy_logs, args=(out,), daemon=True)
+        # Our own handle on the log file: the caller closes its handle once we started.
+        own = os.fdopen(os.dup(out.fileno()), "ab", buffering=0)
+        self._copier = threading.Thread(target=self._copy_logs, args=(own,), daemon=True)
         self._copier.start()
 
     def _copy_logs(self, out: IO[bytes]) -> None:
@@ -100,6 +103,8 @@ class _SDKRun:
                 out.write(chunk)
         except Exception:  # the container was removed under us: nothing more to copy
             return
+        finally:
+            out.close()
 
     def wait(self, timeout: float) -> int:
         import requests
