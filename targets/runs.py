@@ -134,17 +134,16 @@ def submit_run(
         "environment": dict(environment.to_json(), hash=environment.hash),
         "snapshot": snapshot.to_manifest(),
     }
-    (run_dir / "run.json").write_text(json.dumps(manifest, indent=1))
+    # Compact JSON: `indent` would switch json to its slow pure-Python encoder.
+    (run_dir / "run.json").write_text(json.dumps(manifest, separators=(",", ":")))
     workspace.ledger.insert(record)
     try:
-        with target:
-            handle = target.submit(
-                SubmitRequest(
-                    run_id=run_id, config=config, snapshot=snapshot, environment=environment
-                ),
-                report,
-            )
+        handle = target.submit(
+            SubmitRequest(run_id=run_id, config=config, snapshot=snapshot, environment=environment),
+            report,
+        )
     except BaseException as exc:
+        target.close()
         workspace.ledger.update(
             run_id,
             status=RunStatus.FAILED.value,
@@ -154,7 +153,9 @@ def submit_run(
         )
         raise
     workspace.ledger.update(run_id, handle=handle.to_json())
-    return Run(workspace, run_id)
+    # The run keeps the open target: streaming reuses its connection (over SSH, one
+    # connection and one agent for the whole `targets run`). Run.close() releases it.
+    return Run(workspace, run_id, target=target)
 
 
 class Run:
@@ -163,7 +164,9 @@ class Run:
     Every method that asks the target refreshes the ledger as a side effect.
     """
 
-    def __init__(self, workspace: Workspace, run_id: str) -> None:
+    def __init__(
+        self, workspace: Workspace, run_id: str, *, target: ComputeTarget | None = None
+    ) -> None:
         self.workspace = workspace
         record = workspace.ledger.get(run_id)
         if record is None:
@@ -181,7 +184,7 @@ class Run:
                 )
         self.id = record.id
         self._record = record
-        self._target: ComputeTarget | None = None
+        self._target: ComputeTarget | None = target
 
     def __repr__(self) -> str:
         return f"Run(id={self.id!r}, status={self._record.status!r})"
@@ -392,6 +395,7 @@ class Run:
                 time.sleep(delay)
                 delay = min(delay * 1.5, 1.0)
                 record = self.refresh()
+        self.close()  # the run has ended: release the target's connection
         if raise_on_error and record.status != RunStatus.COMPLETED.value:
             raise RunFailedError(
                 self.id, record.status, record.exit_code, self.tail(), record.message or ""

@@ -8,6 +8,7 @@ installed) the oldest Python the agent supports.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import struct
 import subprocess
@@ -134,23 +135,23 @@ def _raw_agent(tmp_path: Path) -> subprocess.Popen[bytes]:
 
 
 def _upload(
-    proc: subprocess.Popen[bytes], objects: list[tuple[str, bytes]], cut: int | None = None
+    proc: subprocess.Popen[bytes], objects: list[tuple[str, bytes, bool]], cut: int | None = None
 ) -> None:
+    """Send objects as the client does: ``(key, data, compressed)``."""
     assert proc.stdin
-    deflate = zlib.compressobj()
     body = b""
-    for key, data in objects:
-        meta = json.dumps({"key": key, "size": len(data)}).encode()
-        body += struct.pack(">I", len(meta)) + meta + data
+    for key, data, compressed in objects:
+        meta = json.dumps({"key": key, "size": len(data), "z": compressed}).encode()
+        body += struct.pack(">I", len(meta)) + meta
+        body += zlib.compress(data) if compressed else data
     end = json.dumps({"end": True}).encode()
     body += struct.pack(">I", len(end)) + end
-    packed = deflate.compress(body) + deflate.flush()
     write_frame(proc.stdin, {"op": "put", "args": {}})
     if cut is not None:  # the client dies mid-transfer
-        proc.stdin.write(struct.pack(">I", len(packed)) + packed[:cut])
+        proc.stdin.write(struct.pack(">I", len(body)) + body[:cut])
         proc.stdin.close()
         return
-    write_chunks(proc.stdin, [packed])
+    write_chunks(proc.stdin, [body])
 
 
 def test_a_damaged_object_is_refused_and_never_stored(tmp_path):
@@ -159,7 +160,7 @@ def test_a_damaged_object_is_refused_and_never_stored(tmp_path):
     good = b"real content"
     digest = hashlib.sha256(good).hexdigest()
     proc = _raw_agent(tmp_path)
-    _upload(proc, [(digest, b"tampered!!!!")])
+    _upload(proc, [(digest, b"tampered!!!!", False)])
     assert proc.stdout
     header, _ = read_frame(proc.stdout)
     assert header["ok"] is False and "damaged" in header["error"]
@@ -181,10 +182,28 @@ def test_an_interrupted_upload_leaves_no_object(tmp_path):
     data = b"x" * 100_000
     digest = hashlib.sha256(data).hexdigest()
     proc = _raw_agent(tmp_path)
-    _upload(proc, [(digest, data)], cut=200)
+    _upload(proc, [(digest, data, True)], cut=200)
     proc.wait(10)
     objects = tmp_path / "r" / "objects"
     assert not [p for p in objects.rglob("*") if p.is_file()] if objects.exists() else True
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_objects_arrive_compressed_or_not_and_are_stored(tmp_path, compressed):
+    import hashlib
+
+    objects = [(b"a" * 5000, compressed), (os.urandom(3000), False), (b"tail" * 10, compressed)]
+    proc = _raw_agent(tmp_path)
+    keys = [hashlib.sha256(data).hexdigest() for data, _ in objects]
+    _upload(proc, [(k, d, z) for k, (d, z) in zip(keys, objects, strict=False)])
+    assert proc.stdout and proc.stdin
+    header, _ = read_frame(proc.stdout)
+    assert header == {"ok": True, "result": 3}
+    rows = [["f", len(d), 0o644, k, None] for k, (d, _) in zip(keys, objects, strict=False)]
+    write_frame(proc.stdin, {"op": "missing", "args": {"rows": rows}})
+    assert read_frame(proc.stdout)[0]["result"] == []
+    proc.stdin.close()
+    proc.wait(10)
 
 
 def test_an_unknown_operation_is_an_error_not_a_crash(tmp_path):

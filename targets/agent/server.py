@@ -7,10 +7,12 @@ session channel and sends requests; each gets one response. Frames:
     PAYLOAD is present when HEADER has "size": that many raw bytes.
 
 Bulk data (uploads, collected outputs) travels as a *stream* after its header: chunks
-``u32 length | bytes`` ended by a zero length. An upload stream is zlib-compressed as a
-whole; inside it, each object is ``u32 length | {"key", "size"} | size bytes``, and
-``{"end": true}`` ends it. Every object is checked against its digest before it is
-stored, so a corrupt or interrupted transfer never becomes a valid object.
+``u32 length | bytes`` ended by a zero length. In an upload stream each object is
+``u32 length | {"key", "size", "z"} | data``, where the data is one zlib stream when
+``"z"`` is true (the client compresses what shrinks, and sends the rest as it is), and
+``{"end": true}`` ends it. Collected outputs come back as one zlib stream. Every object is
+checked against its size and digest before it is stored, so a corrupt or interrupted
+transfer never becomes a valid object.
 
 Responses carry ``"ok": true`` or ``"ok": false`` with ``"error"`` (a message for the user)
 and ``"kind"`` (``user`` for bad input, ``internal`` for a bug).
@@ -109,6 +111,10 @@ class ChunkReader:
         data, self.buffer = self.buffer[:n], self.buffer[n:]
         return data
 
+    def unread(self, data: bytes) -> None:
+        """Put bytes read too far back in front of the stream."""
+        self.buffer = data + self.buffer
+
     def read_some(self, limit: int) -> bytes:
         if not self.buffer and not self._more():
             return b""
@@ -122,7 +128,11 @@ class ChunkReader:
 
 
 def _receive_objects(root: str, reader: ChunkReader) -> int:
-    """Store every object of an upload stream; returns how many were stored."""
+    """Store every object of an upload stream; returns how many were stored.
+
+    Each object is ``u32 length | {"key", "size", "z"} | data``; with ``"z"`` the data is
+    one zlib stream (the client compresses only what shrinks), else ``size`` raw bytes.
+    """
     count = 0
     while True:
         (length,) = _U32.unpack(reader.read_exact(4))
@@ -136,16 +146,28 @@ def _receive_objects(root: str, reader: ChunkReader) -> int:
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(final), prefix=".in-")
         try:
             h = hashlib.sha256()
+            written = 0
             with os.fdopen(fd, "wb") as out:
-                left = size
-                while left:
-                    data = reader.read_some(min(left, CHUNK))
-                    if not data:
-                        raise EOFError("upload ended inside %s" % key)
-                    h.update(data)
-                    out.write(data)
-                    left -= len(data)
-            if h.hexdigest() != digest:
+                if meta.get("z"):
+                    inflate = zlib.decompressobj()
+                    while not inflate.eof:
+                        data = reader.read_some(CHUNK)
+                        if not data:
+                            raise EOFError("upload ended inside %s" % key)
+                        plain = inflate.decompress(data)
+                        h.update(plain)
+                        out.write(plain)
+                        written += len(plain)
+                    reader.unread(inflate.unused_data)
+                else:
+                    while written < size:
+                        data = reader.read_some(min(size - written, CHUNK))
+                        if not data:
+                            raise EOFError("upload ended inside %s" % key)
+                        h.update(data)
+                        out.write(data)
+                        written += len(data)
+            if written != size or h.hexdigest() != digest:
                 raise ValueError("object %s arrived damaged (digest mismatch)" % digest)
             store.finish_object(tmp, final, 0o755 if executable else 0o644)
         except BaseException:
@@ -184,7 +206,7 @@ def _dispatch(root: str, header: dict[str, Any], inp: IO[bytes], out: IO[bytes])
     op = header.get("op")
     args = header.get("args") or {}
     if op == "put":
-        reader = ChunkReader(inp, compressed=True)
+        reader = ChunkReader(inp)
         try:
             stored = _receive_objects(root, reader)
         finally:

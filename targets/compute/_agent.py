@@ -190,29 +190,35 @@ class StreamAgentClient(AgentClient):
         total = sum(size for _, _, size in items)
 
         def chunks() -> Iterator[bytes]:
-            deflate = zlib.compressobj(1)
             done = 0
             for count, (key, path, size) in enumerate(items, 1):
-                meta = json.dumps({"key": key, "size": size}).encode()
-                yield deflate.compress(_U32.pack(len(meta)) + meta)
                 with open(path, "rb") as fh:
-                    left = size
-                    while left:
-                        data = fh.read(min(left, _UPLOAD_CHUNK))
-                        if not data:
+                    head = fh.read(min(size, _UPLOAD_CHUNK))
+                    compress = _compresses(head)
+                    meta = json.dumps({"key": key, "size": size, "z": compress}).encode()
+                    yield _U32.pack(len(meta)) + meta
+                    deflate = zlib.compressobj(1) if compress else None
+                    data, left = head, size
+                    while True:
+                        if not data and left:
                             raise AgentError(f"{path} shrank while it was being sent; run again")
                         left -= len(data)
                         done += len(data)
-                        yield deflate.compress(data)
+                        yield deflate.compress(data) if deflate else data
+                        if left <= 0:
+                            break
+                        data = fh.read(min(left, _UPLOAD_CHUNK))
+                    if deflate is not None:
+                        yield deflate.flush()
                 progress("upload-files", count, len(items))
                 progress("upload", done, total)
             end = json.dumps({"end": True}).encode()
-            yield deflate.compress(_U32.pack(len(end)) + end)
-            yield deflate.flush()
+            yield _U32.pack(len(end)) + end
 
         self._request("put", {})
         try:
-            write_chunks(self._out, chunks())
+            # Reading and compressing overlap with sending: zlib releases the GIL.
+            write_chunks(self._out, _prefetched(chunks()))
         except OSError as exc:
             raise AgentError(f"lost the connection to the agent: {exc}") from exc
         self._response()
@@ -263,6 +269,59 @@ class StreamAgentClient(AgentClient):
         if self._on_close is not None:
             callback, self._on_close = self._on_close, None
             callback()
+
+
+def _compresses(sample: bytes) -> bool:
+    """Worth compressing: the first chunk shrinks by at least 10% at level 1. Already
+    compressed data (archives, images, model weights) is sent as it is."""
+    if len(sample) < 512:
+        return False
+    return len(zlib.compress(sample, 1)) < 0.9 * len(sample)
+
+
+def _prefetched(source: Iterator[bytes], depth: int = 16) -> Iterator[bytes]:
+    """Run ``source`` in a thread, ``depth`` items ahead of the consumer."""
+    import queue
+    import threading
+
+    items: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    done = object()
+    failure: list[BaseException] = []
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in source:
+                while not stop.is_set():
+                    try:
+                        items.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as exc:
+            failure.append(exc)
+        while not stop.is_set():
+            try:
+                items.put(done, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = items.get()
+            if item is done:
+                break
+            yield item
+    finally:
+        stop.set()
+        thread.join(5)
+    if failure:
+        raise failure[0]
 
 
 def _sync_tree(src: Path, dest: Path) -> None:
