@@ -68,6 +68,44 @@ class VMOptions(BaseModel):
         return str(path.resolve())
 
 
+def _recv_exact(channel: Any, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        part = channel.recv(n - len(data))
+        if not part:
+            break
+        data += part
+    return data
+
+
+class _ChannelStream:
+    """An SSH channel as the agent protocol's reader and writer, without paramiko's
+    8 KiB file buffering: large writes go out in full-size SSH packets."""
+
+    def __init__(self, channel: Any, pending: bytes = b"") -> None:
+        self.channel = channel
+        self.pending = pending
+
+    def read(self, n: int) -> bytes:
+        if self.pending:
+            head, self.pending = self.pending[:n], self.pending[n:]
+            return head
+        return bytes(self.channel.recv(n))
+
+    def write(self, data: bytes) -> int:
+        self.channel.sendall(data)
+        return len(data)
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        try:
+            self.channel.shutdown_write()
+        finally:
+            self.channel.close()
+
+
 class VMTarget(AgentTarget):
     """A Linux VM over SSH."""
 
@@ -138,10 +176,8 @@ class VMTarget(AgentTarget):
 
     def _open_agent(self, version: str) -> AgentClient | None:
         channel = self.connection().exec(self._start_command(version))
-        reader = channel.makefile("rb")
-        writer = channel.makefile_stdin("wb")
-        first = reader.read(4)
-        if not first:
+        first = _recv_exact(channel, 4)
+        if len(first) < 4:
             code = channel.recv_exit_status()
             stderr = channel.makefile_stderr("rb").read().decode("utf-8", "replace").strip()
             channel.close()
@@ -156,27 +192,8 @@ class VMTarget(AgentTarget):
                 f"the agent did not start on {self.vm_options.address} "
                 f"(exit code {code}): {stderr[-500:]}"
             )
-
-        class _Prefixed:
-            """The reader with the 4 bytes already taken put back in front."""
-
-            def __init__(self) -> None:
-                self.pending: bytes = bytes(first)
-
-            def read(self, n: int) -> bytes:
-                if self.pending:
-                    head, self.pending = self.pending[:n], self.pending[n:]
-                    return head
-                return bytes(reader.read(n))
-
-        def close() -> None:
-            try:
-                writer.close()
-                channel.shutdown_write()
-            finally:
-                channel.close()
-
-        return StreamAgentClient(_Prefixed(), writer, on_close=close)  # type: ignore[arg-type]
+        stream = _ChannelStream(channel, first)
+        return StreamAgentClient(stream, stream, on_close=stream.close)  # type: ignore[arg-type]
 
     def _install_agent(self, version: str, data: bytes) -> None:
         ssh = self.connection()
