@@ -258,10 +258,12 @@ class Workspace:
         from targets.compute.base import TargetContext
 
         def secret(name: str) -> str | None:
-            if name not in record.secrets:
-                return None
             from targets.secrets import get_secret
 
+            if name.startswith("registry:"):  # image registries belong to the workspace
+                return get_secret(self.secret_ref("registry", name))
+            if name not in record.secrets:
+                return None
             return get_secret(self.secret_ref(record.name, name))
 
         values: dict[str, Any] = {"state_dir": self.dir, "secret": secret}

@@ -210,6 +210,24 @@ def envs_list(root: str, driver: str = "cli") -> list[dict[str, Any]]:
     return found
 
 
+def docker_pull(
+    driver: str, image: str, env_hash: str, auth: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Pull ``image`` with ``auth`` (kept in memory only) unless the environment's image
+    or the base image is already here. Raises ValueError with the reason on failure."""
+    import io
+
+    d = containers.driver(driver)
+    if d.image_exists(containers.image_tag(env_hash)) or d.image_exists(image):
+        return {"pulled": False}
+    log = io.BytesIO()
+    try:
+        d.pull(image, log, auth)
+    except containers.ContainerError as exc:
+        raise ValueError(str(exc)) from exc
+    return {"pulled": True}
+
+
 def docker_check(driver: str, gpu: bool) -> dict[str, Any]:
     try:
         return containers.check(containers.driver(driver), gpu)
@@ -265,4 +283,7 @@ def operations(root: str) -> dict[str, Callable[..., Any]]:
             root, older_than_seconds, driver
         ),
         "docker_check": lambda driver="cli", gpu=False: docker_check(driver, gpu),
+        "docker_pull": lambda image, env_hash, driver="cli", auth=None: docker_pull(
+            driver, image, env_hash, auth
+        ),
     }

@@ -35,6 +35,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "Validate and convert run configurations.",
     ),
     "schema": ("targets.cli.runconfig_cmd", "schema", "Print the JSON Schema of a file format."),
+    "registry": (
+        "targets.cli.registry_cmd",
+        "registry",
+        "Store or forget private image registry passwords.",
+    ),
 }
 
 

@@ -455,6 +455,16 @@ class AgentTarget(ComputeTarget):
                     hint="install Docker there (and add your user to the docker group), or "
                     "set environment.docker.enabled: false",
                 )
+            registry = (request.environment.docker or {}).get("registry")
+            if registry and request.environment.docker.get("base_image"):
+                # The password travels in this request only: never in a file on the target.
+                agent.call(
+                    "docker_pull",
+                    driver=self.docker_driver,
+                    image=request.environment.docker["base_image"],
+                    env_hash=request.environment.hash,
+                    auth=self._registry_auth(registry),
+                )
         snapshot = request.snapshot
         rows = snapshot.to_manifest()["files"]
         missing = set(agent.call("missing", rows=rows))
@@ -477,6 +487,21 @@ class AgentTarget(ComputeTarget):
             run_id=request.run_id,
             data={"root": agent.root, "uploaded": len(items)},
         )
+
+    def _registry_auth(self, registry: Mapping[str, Any]) -> dict[str, str]:
+        address, username = registry.get("address"), registry.get("username")
+        if not username:
+            raise UsageError(
+                f"base_image_registry {address!r} has no username",
+                hint="set environment.docker.base_image_registry.username",
+            )
+        password = self.context.secret(f"registry:{address}|{username}")
+        if not password:
+            raise UsageError(
+                f"no password stored for {username}@{address}",
+                hint=f"targets registry login {address} --username {username} --password-stdin",
+            )
+        return {"address": str(address), "username": str(username), "password": password}
 
     # -- the rest of the contract ----------------------------------------------------------
 
