@@ -389,3 +389,17 @@ def test_unknown_host_key_is_asked_about_on_a_terminal(sshd, project, answer):
     else:
         assert os.waitstatus_to_exitcode(status) != 0
         assert not (project / ".targets" / "targets.yml").exists()
+
+
+def test_password_without_a_keyring_says_what_to_do_and_connects_nowhere(sshd, project, cli):
+    before = sshd.log.count("Connection from")  # sshd logs every TCP connection (VERBOSE)
+    result = cli(
+        *attach_args(sshd, "nokeys", "--password-stdin", "--accept-host-key"),
+        input=sshd.password,
+        env={"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"},
+    )
+    assert result.code == 2, result
+    assert "keyring" in result.err and "--use-agent" in result.err
+    assert sshd.password not in result.err
+    assert not (project / ".targets" / "targets.yml").exists()
+    assert sshd.log.count("Connection from") == before  # the server was never contacted
