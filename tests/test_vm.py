@@ -392,6 +392,9 @@ def test_unknown_host_key_is_asked_about_on_a_terminal(sshd, project, answer):
 
 
 def test_password_without_a_keyring_says_what_to_do_and_connects_nowhere(sshd, project, cli):
+    import time
+
+    time.sleep(0.5)  # let sshd log the fixture's own readiness probe first
     before = sshd.log.count("Connection from")  # sshd logs every TCP connection (VERBOSE)
     result = cli(
         *attach_args(sshd, "nokeys", "--password-stdin", "--accept-host-key"),
