@@ -80,13 +80,25 @@ def write_chunks(stream: IO[bytes], chunks: Any) -> None:
 
 
 class ChunkReader:
-    """Reads a chunk stream as one byte stream, optionally through zlib."""
+    """Reads a chunk stream as one byte stream, optionally through zlib.
+
+    The unread bytes are ``buffer[pos:]``: reading advances ``pos`` instead of copying
+    the rest of the buffer, which would cost a copy of up to a chunk per small read.
+    """
 
     def __init__(self, stream: IO[bytes], compressed: bool = False) -> None:
         self.stream = stream
         self.buffer = b""
+        self.pos = 0
         self.done = False
         self.inflate = zlib.decompressobj() if compressed else None
+
+    def _available(self) -> int:
+        return len(self.buffer) - self.pos
+
+    def _append(self, data: bytes) -> None:
+        self.buffer = self.buffer[self.pos :] + data if self.pos < len(self.buffer) else data
+        self.pos = 0
 
     def _more(self) -> bool:
         while not self.done:
@@ -94,37 +106,41 @@ class ChunkReader:
             if length == 0:
                 self.done = True
                 if self.inflate is not None:
-                    self.buffer += self.inflate.flush()
-                return bool(self.buffer)
+                    self._append(self.inflate.flush())
+                return self._available() > 0
             data = _read_exact(self.stream, length)
             if self.inflate is not None:
                 data = self.inflate.decompress(data)
             if data:
-                self.buffer += data
+                self._append(data)
                 return True
         return False
 
     def read_exact(self, n: int) -> bytes:
-        while len(self.buffer) < n:
+        while self._available() < n:
             if not self._more():
                 raise EOFError("stream ended early")
-        data, self.buffer = self.buffer[:n], self.buffer[n:]
+        data = self.buffer[self.pos : self.pos + n]
+        self.pos += n
         return data
 
     def unread(self, data: bytes) -> None:
         """Put bytes read too far back in front of the stream."""
-        self.buffer = data + self.buffer
+        if data:
+            self.buffer = data + self.buffer[self.pos :]
+            self.pos = 0
 
     def read_some(self, limit: int) -> bytes:
-        if not self.buffer and not self._more():
+        if self._available() == 0 and not self._more():
             return b""
-        data, self.buffer = self.buffer[:limit], self.buffer[limit:]
+        data = self.buffer[self.pos : self.pos + limit]
+        self.pos += len(data)
         return data
 
     def drain(self) -> None:
         while not self.done:
             self._more()
-            self.buffer = b""
+            self.buffer, self.pos = b"", 0
 
 
 def _receive_objects(root: str, reader: ChunkReader) -> int:
