@@ -287,3 +287,83 @@ pathlib.Path("outputs/o.txt").write_text("x")
     second = cli("run", "rc.yml")
     assert second.code == 0, second
     assert "# reusing image" in second.out
+
+
+# -- private registries ----------------------------------------------------------------
+
+from tests.registry import LocalRegistry, local_registry_fixture  # noqa: E402, F401
+
+
+def registry_rc(reg: LocalRegistry, script: str, interpreter: str = "python3") -> str:
+    """A runconfig pulling from the test registry. A different ``interpreter`` makes a
+    different environment (its own image), so its first run must pull again."""
+    return (
+        f"script: {script}\nenvironment:\n  python: {{user_managed_dependencies: true, "
+        f"interpreter_path: {interpreter}}}\n"
+        f"  docker:\n    enabled: true\n    base_image: {reg.image}\n"
+        f"    base_image_registry: {{address: '{reg.address}', "
+        f"username: {reg.username}}}\n"
+    )
+
+
+def test_private_registry_password_from_the_keyring(
+    docker_engine, local_registry, project, write, cli
+):
+    reg = local_registry
+    # Make sure a pull is needed: no pulled base, no environment image from earlier runs.
+    docker_engine.run("image", "rm", reg.image, check=False)
+    assert cli("envs", "prune").code == 0
+    write(project / "p.py", "print('pulled and ran')\n")
+    write(project / "rc.yml", registry_rc(reg, "p.py"))
+    missing = cli("run", "rc.yml")
+    assert missing.code == 2, missing
+    assert f"targets registry login {reg.address} --username {reg.username}" in missing.err
+    login = cli(
+        "registry",
+        "login",
+        reg.address,
+        "--username",
+        reg.username,
+        "--password-stdin",
+        input=reg.password,
+    )
+    assert login.code == 0, login
+    reg.clear_requests()
+    first = cli("run", "rc.yml")
+    assert first.code == 0, first
+    assert "pulled and ran" in first.out
+    assert reg.count(kind="manifests") >= 1  # it was pulled, with the stored password
+    reg.clear_requests()
+    second = cli("run", "rc.yml")
+    assert second.code == 0, second
+    assert reg.count(kind="manifests") == 0  # present now: pulling happens only when absent
+    for path in project.rglob("*"):
+        if path.is_file():
+            assert reg.password.encode() not in path.read_bytes(), path
+    docker_engine.run("image", "rm", reg.image, check=False)
+
+
+def test_private_registry_wrong_password_is_a_clear_failure(
+    docker_engine, local_registry, project, write, cli
+):
+    reg = local_registry
+    docker_engine.run("image", "rm", reg.image, check=False)
+    assert cli("envs", "prune").code == 0
+    write(project / "p.py", "print('never')\n")
+    write(project / "rc.yml", registry_rc(reg, "p.py", interpreter="/usr/bin/python3"))
+    assert (
+        cli(
+            "registry",
+            "login",
+            reg.address,
+            "--username",
+            reg.username,
+            "--password-stdin",
+            input="not-the-password",
+        ).code
+        == 0
+    )
+    result = cli("run", "rc.yml")
+    assert result.code != 0
+    assert "refused" in result.err or "could not pull" in result.err, result
+    assert "not-the-password" not in result.err
