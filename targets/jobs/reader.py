@@ -1,0 +1,730 @@
+"""Reading Azure ML CLI v2 job YAML files into the models of :mod:`targets.jobs.model`.
+
+:func:`load_job` does, in the SDK's order:
+
+1. parse the YAML, recording the line of every key (``targets.runconfig.io``'s parser);
+2. apply ``--set`` overrides (:mod:`targets.jobs.overrides`), before anything else looks
+   at the data, so overrides are validated like the file;
+3. pick the job type from ``type`` (absent: ``command``; exact lower-case match, as in
+   the SDK, so ``type: Command`` is an error naming the supported types);
+4. replace ``file:<path>`` references to nested mappings with that file's content
+   (relative to the file that holds the reference; errors inside point into it);
+5. drop ``$schema`` and the read-only keys (``id``, ``status``, ``creation_context``,
+   ``log_files``, ``parameters``); rewrite the legacy ``{inputs.x}`` form, with a warning;
+6. validate with the pydantic models (unknown keys are errors with the nearest valid key);
+7. check names, ``${{...}}`` bindings (and the pipeline graph), and that local ``code``,
+   ``conda_file`` and ``build.path`` exist.
+
+Nothing is executed or downloaded; input ``path`` values are not checked (as in the SDK).
+Every problem is a ConfigError (exit code 2) with the file, line and key path.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Tag, ValidationError
+
+from targets.errors import ConfigError
+from targets.jobs import bindings
+from targets.jobs.model import (
+    JOB_TYPES,
+    NAME_PATTERN,
+    NODE_TYPES,
+    PIPELINE_INPUT_PATTERN,
+    CommandJob,
+    CommandNode,
+    InlineEnvironment,
+    Job,
+    PipelineJob,
+    SweepJob,
+    SweepNode,
+    Trial,
+)
+from targets.jobs.overrides import apply_overrides, parse_override
+from targets.runconfig.io import (
+    Problem,
+    YamlDocument,
+    dotted,
+    parse_yaml,
+    raise_problems,
+    read_text,
+    suggest,
+)
+
+__all__ = ["LoadedJob", "load_job"]
+
+KeyPath = tuple[str | int, ...]
+
+READ_ONLY_KEYS = ("id", "status", "creation_context", "log_files", "parameters")
+"""Keys the service writes; the SDK drops them silently on load."""
+
+SDK_ONLY_TYPES = ("automl", "spark", "import", "finetuning", "distillation")
+"""Job types the SDK knows and targets does not run."""
+
+SDK_ONLY_NODE_TYPES = ("parallel", "pipeline", "automl", "spark", "import", "data_transfer")
+
+FILE_PREFIX = "file:"
+
+# Keys whose value is a mapping, so a `file:` string there is a reference to load.
+_NESTED_KEYS = frozenset(
+    {
+        "environment",
+        "distribution",
+        "resources",
+        "limits",
+        "objective",
+        "early_termination",
+        "sampling_algorithm",
+        "settings",
+        "trial",
+        "queue_settings",
+        "identity",
+        "services",
+        "search_space",
+    }
+)
+
+_REMOTE = re.compile(r"^(azureml:|https?://|git\+|wasbs?://|abfss?://|adl://)", re.IGNORECASE)
+# `azureml:<name>` with no version is read as a local path by the SDK (and fails).
+_VERSIONED_ASSET = re.compile(r"^azureml:(//|/subscriptions/|[^:@/]+(:[^:@/]+|@[^:@/]+))")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedJob:
+    """A job as read from a file.
+
+    ``base_dir`` is the file's folder: ``code:``, local input paths, ``conda_file`` and
+    ``build.path`` are relative to it (see :meth:`local_path`). ``warnings`` has one line
+    per key that was accepted but will not be honoured, or was rewritten.
+    """
+
+    job: Job
+    path: Path
+    base_dir: Path
+    warnings: tuple[str, ...] = ()
+
+    def local_path(self, value: str) -> Path:
+        """``value`` (a path written in the job) resolved against :attr:`base_dir`."""
+        given = Path(value).expanduser()
+        return given if given.is_absolute() else (self.base_dir / given).resolve()
+
+    def code_dir(self, node: str | None = None) -> Path | None:
+        """The local ``code`` of the job, of a sweep's trial, or of pipeline node ``node``;
+        None when the job has no code or it is remote (``azureml:...``, a URL)."""
+        job = self.job
+        code: str | None
+        if node is not None:
+            if not isinstance(job, PipelineJob):
+                raise ValueError("node is only meaningful for a pipeline job")
+            step = job.jobs[node]
+            code = step.trial.code if isinstance(step, SweepNode) else step.code
+        elif isinstance(job, SweepJob):
+            code = job.trial.code
+        elif isinstance(job, CommandJob):
+            code = job.code
+        else:
+            code = None
+        if code is None or _is_remote(code):
+            return None
+        return self.local_path(code)
+
+
+@dataclass(slots=True)
+class _Context:
+    """What load_job knows while reading: for locating errors and collecting warnings."""
+
+    doc: YamlDocument
+    # data key path prefix -> (document it came from, key path of that prefix there)
+    sources: dict[KeyPath, tuple[YamlDocument, KeyPath]] = field(default_factory=dict)
+    overridden: dict[KeyPath, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def locate(self, key_path: KeyPath) -> tuple[Path, KeyPath, int | None]:
+        for end in range(len(key_path), -1, -1):
+            if key_path[:end] in self.overridden:
+                return self.doc.path, key_path, None
+        for end in range(len(key_path), 0, -1):
+            source = self.sources.get(key_path[:end])
+            if source is not None:
+                doc, prefix = source
+                inner = (*prefix, *key_path[end:])
+                return doc.path, inner, doc.line_of(inner)
+        return self.doc.path, key_path, self.doc.line_of(key_path)
+
+    def error(self, message: str, key_path: KeyPath, *, hint: str | None = None) -> ConfigError:
+        file, shown, line = self.locate(key_path)
+        for prefix, text in self.overridden.items():
+            if key_path[: len(prefix)] == prefix:
+                message += f" (set by --set {text})"
+                break
+        return ConfigError(
+            message, path=str(file), line=line, key_path=dotted(shown) or None, hint=hint
+        )
+
+    def warn(self, message: str, key_path: KeyPath) -> None:
+        file, shown, line = self.locate(key_path)
+        where = str(file) + (f":{line}" if line else "")
+        self.warnings.append(f"{where}: {dotted(shown)}: {message}")
+
+
+def load_job(path: str | Path, *, overrides: Sequence[str] = ()) -> LoadedJob:
+    """Read a v2 job YAML (command, sweep or pipeline) into a typed model.
+
+    ``overrides`` are ``key.path=value`` strings (``--set``), applied before validation.
+    Blocking file I/O; nothing is run, fetched or written. Raises ConfigError (exit code
+    2) naming the file, line and key path of the problem.
+    """
+    file = Path(path).absolute()
+    if file.is_dir():
+        raise ConfigError("expected a job YAML file, found a directory", path=str(file))
+    doc = parse_yaml(read_text(file, "job"), file)
+    context = _Context(doc)
+    if not isinstance(doc.data, dict):
+        got = "an empty file" if doc.data is None else _describe(doc.data)
+        raise ConfigError(f"expected a mapping of job keys, got {got}", path=str(file))
+    raise_problems(
+        [
+            Problem(f"duplicate key {str(kp[-1])!r}", file, line, dotted(kp))
+            for kp, line in doc.duplicates
+        ],
+        file,
+    )
+    for text in overrides:
+        parts, _ = parse_override(text)
+        context.overridden[parts] = text
+    data = apply_overrides(doc.data, overrides)
+    job_type = _job_type(data, context)
+    data = _resolve_file_refs(data, (), file.parent, context, {file.resolve()})
+    _drop_read_only(data)
+    model: type[CommandJob | SweepJob | PipelineJob]
+    if job_type == "command":
+        model = CommandJob
+        _prepare_command(data, (), context)
+    elif job_type == "sweep":
+        model = SweepJob
+        _prepare_sweep(data, (), context)
+    else:
+        model = PipelineJob
+        _prepare_pipeline(data, context)
+    try:
+        job = model.model_validate(data)
+    except ValidationError as exc:
+        raise_problems(_problems(exc, model, data, context), file)
+        raise  # unreachable: there is at least one problem
+    base_dir = file.parent
+    _check(job, base_dir, context)
+    return LoadedJob(job, file, base_dir, tuple(context.warnings))
+
+
+# ------------------------------------------------------------------ type -------------
+
+
+def _job_type(data: dict[str, Any], context: _Context) -> str:
+    raw = data.get("type", "command")
+    if raw is None:
+        return "command"
+    supported = ", ".join(JOB_TYPES)
+    if not isinstance(raw, str):
+        raise context.error(f"expected a job type ({supported}), got {_describe(raw)}", ("type",))
+    if raw in JOB_TYPES:
+        return raw
+    if raw in SDK_ONLY_TYPES:
+        raise context.error(
+            f"{raw} jobs are not supported: targets runs {supported} jobs",
+            ("type",),
+            hint=f"{raw} jobs run on Azure ML itself (az ml job create)",
+        )
+    if raw.strip().lower() in JOB_TYPES:
+        raise context.error(
+            f"unsupported job type {raw!r}: job types are lower-case ({supported})",
+            ("type",),
+            hint=f"write type: {raw.strip().lower()}",
+        )
+    raise context.error(f"unsupported job type {raw!r}: targets runs {supported} jobs", ("type",))
+
+
+# ------------------------------------------------------------------ file: refs -------
+
+
+def _resolve_file_refs(
+    body: dict[str, Any], key_path: KeyPath, folder: Path, context: _Context, active: set[Path]
+) -> dict[str, Any]:
+    """A copy of a job (or node, or trial) body where ``file:`` strings at mapping-valued
+    keys are replaced by the content of the file they name (relative to ``folder``);
+    pipeline nodes, search-space entries and the sweep trial are followed."""
+    out = dict(body)
+    for key, value in body.items():
+        sub: KeyPath = (*key_path, key)
+        folder_here = folder
+        if key in _NESTED_KEYS or (key == "jobs" and not key_path):
+            value, folder_here = _maybe_load(value, sub, folder, context, active)
+        if key == "trial" and isinstance(value, dict):
+            value = _resolve_file_refs(value, sub, folder_here, context, active)
+        elif key in ("jobs", "search_space") and isinstance(value, dict):
+            entries = {}
+            for name, entry in value.items():
+                entry_path: KeyPath = (*sub, name)
+                entry, entry_folder = _maybe_load(entry, entry_path, folder_here, context, active)
+                if key == "jobs" and isinstance(entry, dict):
+                    entry = _resolve_file_refs(entry, entry_path, entry_folder, context, active)
+                entries[name] = entry
+            value = entries
+        out[key] = value
+    return out
+
+
+def _maybe_load(
+    value: Any, key_path: KeyPath, folder: Path, context: _Context, active: set[Path]
+) -> tuple[Any, Path]:
+    if not (isinstance(value, str) and value.startswith(FILE_PREFIX)):
+        return value, folder
+    target = (folder / value[len(FILE_PREFIX) :].strip()).expanduser().resolve()
+    if target in active:
+        raise context.error(f"{value!r} refers back to a file that includes it", key_path)
+    if not target.is_file():
+        raise context.error(
+            f"{value!r} not found (resolved to {target}; file: paths are relative to the "
+            "file that holds them)",
+            key_path,
+        )
+    doc = parse_yaml(read_text(target, "referenced"), target)
+    if not isinstance(doc.data, dict):
+        raise ConfigError(
+            f"a file: reference must hold a mapping, got {_describe(doc.data)}", path=str(target)
+        )
+    context.sources[key_path] = (doc, ())
+    active.add(target)
+    return doc.data, target.parent
+
+
+# ------------------------------------------------------------------ preparation ------
+
+
+def _drop_read_only(data: dict[str, Any]) -> None:
+    data.pop("$schema", None)
+    for key in READ_ONLY_KEYS:
+        data.pop(key, None)
+
+
+def _upgrade(data: dict[str, Any], key: str, key_path: KeyPath, context: _Context) -> None:
+    value = data.get(key)
+    if not isinstance(value, str):
+        return
+    new, legacy = bindings.upgrade_legacy(value)
+    if legacy:
+        data[key] = new
+        forms = ", ".join(dict.fromkeys(legacy))
+        context.warn(
+            f"use of {{}} for parameters is deprecated ({forms}); read as ${{{{...}}}}",
+            (*key_path, key),
+        )
+
+
+def _prepare_command(data: dict[str, Any], key_path: KeyPath, context: _Context) -> None:
+    _upgrade(data, "command", key_path, context)
+    variables = data.get("environment_variables")
+    if isinstance(variables, dict):
+        for name in list(variables):
+            _upgrade(variables, name, (*key_path, "environment_variables"), context)
+    environment = data.get("environment")
+    if isinstance(environment, dict):
+        for misplaced in ("channels", "dependencies"):
+            if misplaced in environment:
+                raise context.error(
+                    f"{misplaced!r} does not belong in an environment; it goes in the "
+                    "conda file named by conda_file",
+                    (*key_path, "environment", misplaced),
+                )
+
+
+def _prepare_sweep(data: dict[str, Any], key_path: KeyPath, context: _Context) -> None:
+    trial = data.get("trial")
+    if isinstance(trial, dict):
+        trial.pop("$schema", None)
+        _prepare_command(trial, (*key_path, "trial"), context)
+
+
+def _prepare_pipeline(data: dict[str, Any], context: _Context) -> None:
+    if "component" in data:
+        raise context.error(
+            "pipeline components are not supported; write the steps inline under jobs:",
+            ("component",),
+        )
+    jobs = data.get("jobs")
+    if not isinstance(jobs, dict):
+        return
+    for name, node in jobs.items():
+        where: KeyPath = ("jobs", name)
+        if not isinstance(node, dict):
+            continue
+        node.pop("$schema", None)
+        for key in READ_ONLY_KEYS:
+            node.pop(key, None)
+        node_type = node.get("type", "command")
+        if node_type not in NODE_TYPES:
+            supported = ", ".join(NODE_TYPES)
+            if isinstance(node_type, str) and node_type.strip().lower() in NODE_TYPES:
+                message = f"unsupported node type {node_type!r}: node types are lower-case"
+            elif node_type in SDK_ONLY_NODE_TYPES:
+                message = f"{node_type} steps are not supported: targets runs {supported} steps"
+            else:
+                message = f"unsupported node type {node_type!r}: targets runs {supported} steps"
+            raise context.error(message, (*where, "type"))
+        if "component" in node:
+            raise context.error(
+                "component references are not supported; write the step inline "
+                "(command, code, environment, ...)",
+                (*where, "component"),
+            )
+        given = node.get("name")
+        if given is not None and given != name:
+            context.warn(f"a node's name is its key under jobs: ({name!r}); 'name' ignored", where)
+        node["name"] = name
+        if node_type == "sweep":
+            _prepare_sweep(node, where, context)
+        else:
+            _prepare_command(node, where, context)
+
+
+# ------------------------------------------------------------------ checks -----------
+
+
+def _check(job: Job, base_dir: Path, context: _Context) -> None:
+    try:
+        if isinstance(job, CommandJob):
+            _check_names(job.inputs, job.outputs, (), context, pipeline=False)
+            _check_command_body(job, (), base_dir, context, search_space=None)
+            _check_env_bindings(job.environment_variables, job.inputs, (), context)
+            _warn_ignored(job, (), context)
+        elif isinstance(job, SweepJob):
+            _check_sweep(job, (), base_dir, context)
+        else:
+            _check_names(job.inputs, job.outputs, (), context, pipeline=True)
+            for name, node in job.jobs.items():
+                where: KeyPath = ("jobs", name)
+                if isinstance(node, SweepNode):
+                    _check_sweep(node, where, base_dir, context)
+                else:
+                    _check_names(node.inputs, node.outputs, where, context, pipeline=False)
+                    _check_command_body(node, where, base_dir, context, search_space=None)
+                    _check_env_bindings(node.environment_variables, node.inputs, where, context)
+                    _warn_ignored(node, where, context)
+            bindings.check_pipeline(job)
+            for key in ("on_init", "on_finalize"):
+                if job.settings.model_extra and key in job.settings.model_extra:
+                    context.warn("not supported by targets; ignored", ("settings", key))
+    except bindings.BindingError as exc:
+        raise context.error(exc.reason, exc.keys, hint=exc.hint) from exc
+
+
+def _check_sweep(
+    job: SweepJob | SweepNode, where: KeyPath, base_dir: Path, context: _Context
+) -> None:
+    _check_names(job.inputs, job.outputs, where, context, pipeline=False)
+    for name in job.search_space:
+        if not NAME_PATTERN.fullmatch(name):
+            raise context.error(
+                f"search_space name {name!r} must be letters, digits and underscores",
+                (*where, "search_space", name),
+            )
+    _check_command_body(
+        job.trial, (*where, "trial"), base_dir, context, search_space=job.search_space, job=job
+    )
+    _check_env_bindings(job.trial.environment_variables, job.inputs, (*where, "trial"), context)
+    for key in ("services", "identity", "queue_settings"):
+        if getattr(job, key) is not None:
+            context.warn("accepted but not used by targets", (*where, key))
+    if job.trial.queue_settings is not None:
+        context.warn("accepted but not used by targets", (*where, "trial", "queue_settings"))
+
+
+def _check_names(
+    inputs: dict[str, Any],
+    outputs: dict[str, Any],
+    where: KeyPath,
+    context: _Context,
+    *,
+    pipeline: bool,
+) -> None:
+    pattern = PIPELINE_INPUT_PATTERN if pipeline else NAME_PATTERN
+    for name in inputs:
+        if not pattern.fullmatch(name):
+            raise context.error(
+                f"input name {name!r} must be letters, digits and underscores"
+                + (" (dots separate parameter groups)" if pipeline else ""),
+                (*where, "inputs", name),
+            )
+    for name in outputs:
+        if not NAME_PATTERN.fullmatch(name):
+            raise context.error(
+                f"output name {name!r} must be letters, digits and underscores",
+                (*where, "outputs", name),
+            )
+
+
+def _check_command_body(
+    body: CommandJob | CommandNode | Trial,
+    where: KeyPath,
+    base_dir: Path,
+    context: _Context,
+    *,
+    search_space: dict[str, Any] | None,
+    job: SweepJob | SweepNode | None = None,
+) -> None:
+    owner = job if job is not None else body
+    inputs = getattr(owner, "inputs", {})
+    outputs = getattr(owner, "outputs", {})
+    bindings.check_command(
+        body.command,
+        inputs=inputs,
+        outputs=outputs,
+        search_space=search_space,
+        keys=(*where, "command"),
+    )
+    if body.code is not None:
+        _check_local(body.code, (*where, "code"), base_dir, context, what="code path")
+    environment = body.environment
+    if isinstance(environment, InlineEnvironment):
+        for key in ("name", "version"):
+            if getattr(environment, key) is not None:
+                context.warn(
+                    "ignored: an inline environment is anonymous (named by its content)",
+                    (*where, "environment", key),
+                )
+        if isinstance(environment.conda_file, str):
+            _check_local(
+                environment.conda_file,
+                (*where, "environment", "conda_file"),
+                base_dir,
+                context,
+                what="conda file",
+                want_file=True,
+            )
+        if environment.build is not None and not _is_remote(environment.build.path):
+            _check_local(
+                environment.build.path,
+                (*where, "environment", "build", "path"),
+                base_dir,
+                context,
+                what="build context",
+            )
+
+
+def _check_env_bindings(
+    variables: dict[str, str], inputs: dict[str, Any], where: KeyPath, context: _Context
+) -> None:
+    for name, value in variables.items():
+        keys: KeyPath = (*where, "environment_variables", name)
+        for ref in bindings.references(value, keys):
+            if ref.scope != "inputs":
+                raise bindings.BindingError(
+                    f"{ref.text} cannot be used in an environment variable; "
+                    "use ${{inputs.<name>}}",
+                    keys,
+                )
+            if ref.name not in inputs:
+                raise bindings.BindingError(f"{ref.text} names no input of this job", keys)
+
+
+def _warn_ignored(body: CommandJob | CommandNode, where: KeyPath, context: _Context) -> None:
+    for key in ("services", "identity", "queue_settings"):
+        if getattr(body, key) is not None:
+            context.warn("accepted but not used by targets", (*where, key))
+
+
+def _is_remote(value: str) -> bool:
+    if value.startswith("azureml:") and not value.startswith("azureml://"):
+        return bool(_VERSIONED_ASSET.match(value))
+    return bool(_REMOTE.match(value))
+
+
+def _check_local(
+    value: str,
+    key_path: KeyPath,
+    base_dir: Path,
+    context: _Context,
+    *,
+    what: str,
+    want_file: bool = False,
+) -> None:
+    if _is_remote(value):
+        return
+    given = Path(value).expanduser()
+    resolved = given if given.is_absolute() else (base_dir / given).resolve()
+    if not resolved.exists():
+        hint = None
+        if value.startswith("azureml:"):
+            hint = "an asset reference needs a version or label: azureml:<name>:<version>"
+        raise context.error(
+            f"{what} {value!r} not found (resolved to {resolved}; relative paths are "
+            "relative to the job file's folder)",
+            key_path,
+            hint=hint,
+        )
+    if want_file and not resolved.is_file():
+        raise context.error(f"{what} {value!r} is not a file ({resolved})", key_path)
+
+
+# ------------------------------------------------------------------ errors -----------
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "null"
+    text = repr(
+        value
+        if not isinstance(value, int | float) or isinstance(value, bool)
+        else (int(value) if isinstance(value, int) else float(value))
+    )
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _unwrap(annotation: Any) -> tuple[Any, tuple[Any, ...]]:
+    metadata: tuple[Any, ...] = ()
+    while typing.get_origin(annotation) is Annotated:
+        args = typing.get_args(annotation)
+        annotation, metadata = args[0], metadata + tuple(args[1:])
+    return annotation, metadata
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _step(annotation: Any, part: str | int) -> tuple[Any, bool]:
+    """Follow one pydantic ``loc`` part through an annotation: (next annotation, whether
+    ``part`` indexed the data rather than naming a union member)."""
+    annotation, _ = _unwrap(annotation)
+    origin = typing.get_origin(annotation)
+    if _is_model(annotation):
+        info = annotation.model_fields.get(str(part))
+        return (info.annotation if info is not None else None), True
+    if origin is dict:
+        return typing.get_args(annotation)[1], True
+    if origin is list:
+        return typing.get_args(annotation)[0], True
+    if origin in (typing.Union, types.UnionType):
+        members = [m for m in typing.get_args(annotation) if m is not type(None)]
+        for member in members:
+            base, metadata = _unwrap(member)
+            tags = [m.tag for m in metadata if isinstance(m, Tag)]
+            if part in tags or getattr(base, "__name__", None) == part:
+                return member, False
+        if len(members) == 1:
+            return _step(members[0], part)
+        for member in members:
+            base, _ = _unwrap(member)
+            if typing.get_origin(base) is dict or (
+                _is_model(base) and str(part) in base.model_fields
+            ):
+                return _step(member, part)
+    return None, True
+
+
+def _model_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseModel] | None:
+    annotation: Any = model
+    for part in loc:
+        if annotation is None:
+            return None
+        annotation, _ = _step(annotation, part)
+    base, _ = _unwrap(annotation)
+    if typing.get_origin(base) in (typing.Union, types.UnionType):
+        models = [m for m in (_unwrap(a)[0] for a in typing.get_args(base)) if _is_model(m)]
+        base = models[0] if len(models) == 1 else None
+    return base if _is_model(base) else None
+
+
+def _data_path(loc: tuple[str | int, ...], data: Any, kind: str) -> KeyPath:
+    path: list[str | int] = []
+    current = data
+    for position, part in enumerate(loc):
+        in_dict = isinstance(current, dict) and part in current
+        in_list = isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
+        if in_dict or in_list:
+            path.append(part)
+            current = current[part]
+        elif position == len(loc) - 1 and kind in ("missing", "extra_forbidden"):
+            path.append(part)
+            current = None
+    return tuple(path)
+
+
+def _message(error: Any, key_path: KeyPath) -> str:
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    got = _describe(error.get("input"))
+    if kind == "missing":
+        return (
+            f"required key {str(key_path[-1])!r} is missing"
+            if key_path
+            else "required key is missing"
+        )
+    if kind == "union_tag_invalid":
+        expected = ctx.get("expected_tags", "")
+        return f"unknown type {ctx.get('tag')!r}; expected one of {expected}"
+    if kind == "union_tag_not_found":
+        return "required key 'type' is missing"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"expected an integer, got {got}"
+    if kind in ("float_parsing", "float_type"):
+        return f"expected a number, got {got}"
+    if kind in ("bool_parsing", "bool_type"):
+        return f"expected true or false, got {got}"
+    if kind == "string_type":
+        return f"expected a string, got {got}"
+    if kind in ("list_type", "tuple_type"):
+        return f"expected a list, got {got}"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"expected a mapping, got {got}"
+    if kind == "literal_error":
+        return f"expected one of {ctx.get('expected', '?')}, got {got}"
+    if kind == "too_short":
+        return "must not be empty"
+    if kind == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        bound = {
+            "greater_than_equal": ("at least", "ge"),
+            "greater_than": ("greater than", "gt"),
+            "less_than_equal": ("at most", "le"),
+            "less_than": ("less than", "lt"),
+        }[kind]
+        return f"must be {bound[0]} {ctx.get(bound[1])}, got {got}"
+    return f"{error['msg']}, got {got}"
+
+
+def _problems(
+    exc: ValidationError, model: type[BaseModel], data: Any, context: _Context
+) -> list[Problem]:
+    grouped: dict[KeyPath, list[Any]] = {}
+    for error in exc.errors():
+        key_path = _data_path(error["loc"], data, error["type"])
+        grouped.setdefault(key_path, []).append(error)
+    problems: list[Problem] = []
+    for key_path, errors in grouped.items():
+        file, shown, line = context.locate(key_path)
+        first = errors[0]
+        if first["type"] == "extra_forbidden" and key_path:
+            section = _model_at(model, tuple(first["loc"][:-1]))
+            valid = list(section.model_fields) if section is not None else []
+            key = str(key_path[-1])
+            message = f"unknown key {key!r}{suggest(key, valid)}"
+        else:
+            message = " or ".join(dict.fromkeys(_message(e, key_path) for e in errors))
+        for prefix, text in context.overridden.items():
+            if key_path[: len(prefix)] == prefix:
+                message += f" (set by --set {text})"
+                break
+        problems.append(Problem(message, file, line, dotted(shown) or None))
+    return problems
