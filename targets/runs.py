@@ -139,7 +139,13 @@ def submit_run(
     workspace.ledger.insert(record)
     try:
         handle = target.submit(
-            SubmitRequest(run_id=run_id, config=config, snapshot=snapshot, environment=environment),
+            SubmitRequest(
+                run_id=run_id,
+                config=config,
+                snapshot=snapshot,
+                environment=environment,
+                experiment=experiment,
+            ),
             report,
         )
     except BaseException as exc:
@@ -236,6 +242,9 @@ class Run:
         if state.status.terminal and not record.collected:
             self._pull_logs(target, handle)
             target.fetch_outputs(handle, self.folder)
+            from targets.tracking import merge_into_workspace
+
+            merge_into_workspace(self.folder, self.workspace.dir / "mlruns", self.id)
             record = self._record = self.workspace.ledger.update(self.id, collected=True)
         return record
 
@@ -273,6 +282,11 @@ class Run:
                 "total_size": (data.get("snapshot") or {}).get("total_size"),
             }
             details["origin"] = data.get("origin")
+        from targets.tracking import read_run_metrics
+
+        tracked = read_run_metrics(self.folder)
+        details["params"] = tracked.get("params", {})
+        details["metrics"] = tracked.get("metrics", {})
         return details
 
     def cancel(self) -> RunRecord:

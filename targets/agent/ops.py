@@ -134,12 +134,13 @@ def start_run(
 
 
 def list_outputs(root: str, run_id: str, have: dict[str, list[float]]) -> list[list[Any]]:
-    """Files of the run's ``outputs/`` and ``logs/`` that the client lacks or has in another
-    version: ``[[relative path, size, mtime]]``. ``have`` maps path -> [size, mtime]."""
+    """Files to collect (``outputs/``, ``logs/``, the MLflow store) that the client lacks
+    or has in another version: ``[[name, size, mtime]]`` with names as in the workspace
+    run folder. ``have`` maps name -> [size, mtime]."""
     wd = os.path.join(rundir.run_path(root, run_id), "wd")
     result = []
-    for top in ("outputs", "logs"):
-        base = os.path.join(wd, top)
+    for top, inside in sorted(rundir.COLLECTED.items()):
+        base = os.path.join(wd, *inside.split("/"))
         for dirpath, dirnames, filenames in os.walk(base):
             dirnames.sort()
             for name in sorted(filenames):
@@ -148,7 +149,7 @@ def list_outputs(root: str, run_id: str, have: dict[str, list[float]]) -> list[l
                     st = os.stat(full)
                 except OSError:
                     continue
-                rel = os.path.relpath(full, wd).replace(os.sep, "/")
+                rel = top + "/" + os.path.relpath(full, base).replace(os.sep, "/")
                 known = have.get(rel)
                 if known and int(known[0]) == st.st_size and int(known[1]) == int(st.st_mtime):
                     continue
@@ -157,13 +158,12 @@ def list_outputs(root: str, run_id: str, have: dict[str, list[float]]) -> list[l
 
 
 def output_path(root: str, run_id: str, rel: str) -> str:
-    if (
-        rel.startswith("/")
-        or ".." in rel.split("/")
-        or rel.split("/")[0] not in ("outputs", "logs")
-    ):
+    """The file on the target for a collected name (see :func:`list_outputs`)."""
+    parts = rel.split("/")
+    if rel.startswith("/") or ".." in parts or parts[0] not in rundir.COLLECTED:
         raise ValueError("bad output path %r" % rel)
-    return os.path.join(rundir.run_path(root, run_id), "wd", *rel.split("/"))
+    inside = rundir.COLLECTED[parts[0]].split("/")
+    return os.path.join(rundir.run_path(root, run_id), "wd", *inside, *parts[1:])
 
 
 def which_tool(root: str, name: str) -> str | None:

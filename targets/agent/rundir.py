@@ -29,6 +29,11 @@ __all__ = [
 ]
 
 TERMINAL = ("Completed", "Failed", "Canceled")
+# What is collected from a run's working directory: name in the workspace run folder ->
+# path inside ``wd``. ``.targets/`` is never part of a snapshot, so the MLflow store there
+# cannot collide with the project's own files.
+COLLECTED = {"outputs": "outputs", "logs": "logs", "mlruns": ".targets/mlruns"}
+MLFLOW_STORE = COLLECTED["mlruns"]
 SYSTEM_LOGS = ("prepare.log", "driver.log")
 MAX_CHUNK = 1 << 20
 

@@ -178,6 +178,7 @@ def _container_environ(spec: dict[str, Any], wd: str) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
         TARGETS_OUTPUTS_DIR=os.path.join(wd, "outputs"),
     )
+    env.update(_mlflow_environ(spec, wd))
     return env
 
 
@@ -210,6 +211,24 @@ def _environ(spec: dict[str, Any], python: str, run_dir: str) -> dict[str, str]:
     env["AZUREML_RUN_ID"] = run_id
     env["TARGETS_OUTPUTS_DIR"] = os.path.join(run_dir, "wd", "outputs")
     env["PYTHONUNBUFFERED"] = "1"
+    env.update(_mlflow_environ(spec, os.path.join(run_dir, "wd")))
+    return env
+
+
+def _mlflow_environ(spec: dict[str, Any], wd: str) -> dict[str, str]:
+    """MLflow logs into a file store in the run folder, collected with the outputs and
+    merged into the workspace's store (unless the run names its own tracking URI)."""
+    own = spec.get("environment_variables") or {}
+    if "MLFLOW_TRACKING_URI" in own:
+        return {}
+    store = os.path.join(wd, *rundir.MLFLOW_STORE.split("/"))
+    env = {
+        "MLFLOW_TRACKING_URI": "file://" + store,
+        # MLflow 3 keeps the file store but asks for this opt-in.
+        "MLFLOW_ALLOW_FILE_STORE": "true",
+    }
+    if spec.get("experiment") and "MLFLOW_EXPERIMENT_NAME" not in own:
+        env["MLFLOW_EXPERIMENT_NAME"] = str(spec["experiment"])
     return env
 
 

@@ -116,6 +116,8 @@ def show(ctx: click.Context, run_id: str, output: str) -> None:
         if details.get("snapshot")
         else None,
         "git": details.get("git"),
+        "params": ", ".join(f"{k}={v}" for k, v in sorted(details["params"].items())) or None,
+        "metrics": ", ".join(f"{k}={v:g}" for k, v in sorted(details["metrics"].items())) or None,
         "folder": details["folder"],
         "files": ", ".join(details["files"]) or "-",
     }

@@ -143,8 +143,8 @@ class LocalAgentClient(AgentClient):
 
     def fetch(self, run_id: str, dest: Path) -> None:
         wd = Path(rundir.run_path(self.root, run_id)) / "wd"
-        for sub in ("outputs", "logs"):
-            _sync_tree(wd / sub, dest / sub)
+        for top, inside in rundir.COLLECTED.items():
+            _sync_tree(wd / inside, dest / top)
 
 
 class StreamAgentClient(AgentClient):
@@ -235,7 +235,7 @@ class StreamAgentClient(AgentClient):
 
     def fetch(self, run_id: str, dest: Path) -> None:
         have: dict[str, list[int]] = {}
-        for top in ("outputs", "logs"):
+        for top in rundir.COLLECTED:
             base = dest / top
             if base.is_dir():
                 for path in base.rglob("*"):
@@ -247,7 +247,7 @@ class StreamAgentClient(AgentClient):
         reader = ChunkReader(self._in, compressed=True)
         for rel, size, mtime in files:
             parts = str(rel).split("/")
-            if parts[0] not in ("outputs", "logs") or ".." in parts or str(rel).startswith("/"):
+            if parts[0] not in rundir.COLLECTED or ".." in parts or str(rel).startswith("/"):
                 reader.drain()
                 raise AgentError(f"the target sent a bad file name {rel!r}")
             target = dest.joinpath(*parts)
@@ -542,6 +542,7 @@ def run_spec(
     variables.update(config.environment_variables)
     return {
         "run_id": request.run_id,
+        "experiment": request.experiment,
         "entry": entry,
         "environment": dict(request.environment.to_json(), hash=request.environment.hash),
         "environment_variables": variables,

@@ -152,6 +152,7 @@ class SubmitRequest:
     config: RunConfiguration
     snapshot: Snapshot
     environment: EnvironmentSpec
+    experiment: str | None = None
 
 
 Progress = Callable[[str, int, int], None]

@@ -1,0 +1,154 @@
+"""MLflow tracking: every run logs to a store that ends up in the workspace.
+
+Each run gets ``MLFLOW_TRACKING_URI`` pointing at an MLflow *file store* inside its own
+run folder on the target (``wd/.targets/mlruns``), so ``mlflow.log_*`` and
+``mlflow.autolog()`` work unchanged. The store comes back with ``./outputs`` and
+``./logs`` (as ``mlruns/`` in the run's workspace folder). This module then merges it into
+the workspace's store, ``.targets/mlruns``, which ``mlflow ui`` reads:
+
+    MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri .targets/mlruns
+
+Design choice: a file store that is collected, not a tracking server reached through the
+SSH connection. A run must not depend on its client, and a tunnelled server would make
+every ``log_metric`` of a detached run fail once the client goes away. A file store also
+needs nothing on the target beyond the ``mlflow`` package the script already imports, and
+it reads as plain files here, without MLflow installed in the client.
+MLflow 3 keeps the file store in maintenance mode behind ``MLFLOW_ALLOW_FILE_STORE=true``,
+which the runs get.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["merge_into_workspace", "read_run_metrics"]
+
+RUN_TAG = "targets.run_id"
+
+
+def _meta(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _experiments(store: Path) -> dict[str, Path]:
+    """Experiment name -> folder, in a file store."""
+    found = {}
+    if store.is_dir():
+        for folder in store.iterdir():
+            if folder.is_dir() and not folder.name.startswith("."):
+                name = _meta(folder / "meta.yaml").get("name")
+                if name:
+                    found[str(name)] = folder
+    return found
+
+
+def _runs(experiment: Path) -> list[Path]:
+    return sorted(p for p in experiment.iterdir() if p.is_dir() and (p / "meta.yaml").exists())
+
+
+def read_run_metrics(run_folder: Path) -> dict[str, Any]:
+    """The params, last metric values and tags logged by the run's MLflow runs (from its
+    collected store). ``{}`` when the run logged nothing."""
+    store = run_folder / "mlruns"
+    result: dict[str, Any] = {}
+    for experiment in _experiments(store).values():
+        for run in _runs(experiment):
+            params = {p.name: p.read_text().strip() for p in _files(run / "params")}
+            metrics: dict[str, float] = {}
+            history: dict[str, list[float]] = {}
+            for metric in _files(run / "metrics"):
+                values = []
+                for line in metric.read_text().splitlines():
+                    parts = line.split()
+                    if len(parts) >= 2:
+                        try:
+                            values.append(float(parts[1]))
+                        except ValueError:
+                            continue
+                if values:
+                    metrics[metric.name] = values[-1]
+                    history[metric.name] = values
+            result.setdefault("runs", []).append(
+                {
+                    "mlflow_run_id": run.name,
+                    "params": params,
+                    "metrics": metrics,
+                    "history": history,
+                }
+            )
+            result.setdefault("params", {}).update(params)
+            result.setdefault("metrics", {}).update(metrics)
+    return result
+
+
+def _files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def merge_into_workspace(run_folder: Path, workspace_store: Path, run_id: str) -> int:
+    """Copy the run's MLflow runs into the workspace store (experiments matched by name,
+    created when new), rewriting their ids and artifact locations, and tagging each with
+    ``targets.run_id``. Idempotent. Returns how many MLflow runs were merged."""
+    source = run_folder / "mlruns"
+    merged = 0
+    if not source.is_dir():
+        return 0
+    targets_exps = _experiments(workspace_store)
+    for name, experiment in _experiments(source).items():
+        runs = _runs(experiment)
+        if not runs:
+            continue
+        dest_exp = targets_exps.get(name)
+        if dest_exp is None:
+            dest_exp = _create_experiment(workspace_store, name)
+            targets_exps[name] = dest_exp
+        for run in runs:
+            dest = dest_exp / run.name
+            if dest.exists():
+                shutil.rmtree(dest)
+            shutil.copytree(run, dest)
+            meta = _meta(dest / "meta.yaml")
+            meta["experiment_id"] = dest_exp.name
+            meta["artifact_uri"] = (dest / "artifacts").resolve().as_uri()
+            (dest / "meta.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+            tags = dest / "tags"
+            tags.mkdir(exist_ok=True)
+            (tags / RUN_TAG).write_text(run_id)
+            merged += 1
+    return merged
+
+
+def _create_experiment(store: Path, name: str) -> Path:
+    store.mkdir(parents=True, exist_ok=True)
+    if not (store / "0" / "meta.yaml").exists():
+        _write_experiment(store / "0", "0", "Default")
+    experiment_id = str(uuid.uuid4().int % 10**18)
+    folder = store / experiment_id
+    _write_experiment(folder, experiment_id, name)
+    return folder
+
+
+def _write_experiment(folder: Path, experiment_id: str, name: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    now = int(time.time() * 1000)
+    meta = {
+        "artifact_location": folder.resolve().as_uri(),
+        "creation_time": now,
+        "experiment_id": experiment_id,
+        "last_update_time": now,
+        "lifecycle_stage": "active",
+        "name": name,
+    }
+    (folder / "meta.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
