@@ -21,6 +21,8 @@ Every problem is a ConfigError (exit code 2) with the file, line and key path.
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
 import types
 import typing
@@ -201,7 +203,7 @@ def load_job(path: str | Path, *, overrides: Sequence[str] = ()) -> LoadedJob:
         context.overridden[parts] = text
     data = apply_overrides(doc.data, overrides)
     job_type = _job_type(data, context)
-    data = _resolve_file_refs(data, (), file.parent, context, {file.resolve()})
+    data = _resolve_file_refs(data, (), file.parent, context, frozenset({file.resolve()}))
     _drop_read_only(data)
     model: type[CommandJob | SweepJob | PipelineJob]
     if job_type == "command":
@@ -254,26 +256,33 @@ def _job_type(data: dict[str, Any], context: _Context) -> str:
 
 
 def _resolve_file_refs(
-    body: dict[str, Any], key_path: KeyPath, folder: Path, context: _Context, active: set[Path]
+    body: dict[str, Any],
+    key_path: KeyPath,
+    folder: Path,
+    context: _Context,
+    active: frozenset[Path],
 ) -> dict[str, Any]:
     """A copy of a job (or node, or trial) body where ``file:`` strings at mapping-valued
     keys are replaced by the content of the file they name (relative to ``folder``);
-    pipeline nodes, search-space entries and the sweep trial are followed."""
+    pipeline nodes, search-space entries and the sweep trial are followed. ``active``:
+    the files being read on this branch (a file that includes itself is an error)."""
     out = dict(body)
     for key, value in body.items():
         sub: KeyPath = (*key_path, key)
-        folder_here = folder
+        here, seen = folder, active
         if key in _NESTED_KEYS or (key == "jobs" and not key_path):
-            value, folder_here = _maybe_load(value, sub, folder, context, active)
+            value, here, seen = _maybe_load(value, sub, folder, context, active)
         if key == "trial" and isinstance(value, dict):
-            value = _resolve_file_refs(value, sub, folder_here, context, active)
+            value = _resolve_file_refs(value, sub, here, context, seen)
         elif key in ("jobs", "search_space") and isinstance(value, dict):
             entries = {}
             for name, entry in value.items():
                 entry_path: KeyPath = (*sub, name)
-                entry, entry_folder = _maybe_load(entry, entry_path, folder_here, context, active)
+                entry, entry_folder, entry_seen = _maybe_load(
+                    entry, entry_path, here, context, seen
+                )
                 if key == "jobs" and isinstance(entry, dict):
-                    entry = _resolve_file_refs(entry, entry_path, entry_folder, context, active)
+                    entry = _resolve_file_refs(entry, entry_path, entry_folder, context, entry_seen)
                 entries[name] = entry
             value = entries
         out[key] = value
@@ -281,10 +290,12 @@ def _resolve_file_refs(
 
 
 def _maybe_load(
-    value: Any, key_path: KeyPath, folder: Path, context: _Context, active: set[Path]
-) -> tuple[Any, Path]:
+    value: Any, key_path: KeyPath, folder: Path, context: _Context, active: frozenset[Path]
+) -> tuple[Any, Path, frozenset[Path]]:
+    """``value`` itself, or the mapping in the file a ``file:`` string names, with the
+    folder its own references are relative to and the updated ``active`` set."""
     if not (isinstance(value, str) and value.startswith(FILE_PREFIX)):
-        return value, folder
+        return value, folder, active
     target = (folder / value[len(FILE_PREFIX) :].strip()).expanduser().resolve()
     if target in active:
         raise context.error(f"{value!r} refers back to a file that includes it", key_path)
@@ -300,8 +311,51 @@ def _maybe_load(
             f"a file: reference must hold a mapping, got {_describe(doc.data)}", path=str(target)
         )
     context.sources[key_path] = (doc, ())
-    active.add(target)
-    return doc.data, target.parent
+    _rebase(doc.data, str(key_path[-1]), key_path, target.parent, context.doc.path.parent)
+    return doc.data, target.parent, active | {target}
+
+
+def _rebase(data: dict[str, Any], key: str, key_path: KeyPath, source: Path, base: Path) -> None:
+    """Make the local paths of a referenced file relative to the job file's folder.
+
+    As in the SDK, paths in a ``file:`` file are relative to that file; the models keep
+    one base folder (:attr:`LoadedJob.base_dir`), so they are rewritten here."""
+    if source == base:
+        return
+
+    def moved(value: Any) -> Any:
+        if not isinstance(value, str) or _is_remote(value) or "${{" in value:
+            return value
+        given = Path(value).expanduser()
+        if given.is_absolute() or "://" in value:
+            return value
+        return os.path.relpath(source / given, base)
+
+    def environment(env: Any) -> None:
+        if isinstance(env, dict):
+            if isinstance(env.get("conda_file"), str):
+                env["conda_file"] = moved(env["conda_file"])
+            build = env.get("build")
+            if isinstance(build, dict) and "path" in build:
+                build["path"] = moved(build["path"])
+
+    if key == "environment":
+        environment(data)
+        return
+    is_node = len(key_path) == 2 and key_path[0] == "jobs"
+    if key != "trial" and not is_node:
+        return
+    if "code" in data:
+        data["code"] = moved(data["code"])
+    environment(data.get("environment"))
+    inputs = data.get("inputs")
+    if isinstance(inputs, dict):
+        for item in inputs.values():
+            if isinstance(item, dict) and "path" in item:
+                item["path"] = moved(item["path"])
+    trial = data.get("trial")
+    if isinstance(trial, dict):
+        _rebase(trial, "trial", (*key_path, "trial"), source, base)
 
 
 # ------------------------------------------------------------------ preparation ------
@@ -645,10 +699,18 @@ def _model_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseMo
     return base if _is_model(base) else None
 
 
-def _data_path(loc: tuple[str | int, ...], data: Any, kind: str) -> KeyPath:
+def _data_path(model: type[BaseModel], loc: tuple[str | int, ...], data: Any, kind: str) -> KeyPath:
+    """The part of a pydantic ``loc`` that indexes the data (union tags left out; the
+    model is walked alongside, since a tag such as ``command`` can also be a key)."""
     path: list[str | int] = []
+    annotation: Any = model
     current = data
     for position, part in enumerate(loc):
+        indexes = True
+        if annotation is not None:
+            annotation, indexes = _step(annotation, part)
+        if not indexes:
+            continue
         in_dict = isinstance(current, dict) and part in current
         in_list = isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
         if in_dict or in_list:
@@ -709,10 +771,21 @@ def _problems(
 ) -> list[Problem]:
     grouped: dict[KeyPath, list[Any]] = {}
     for error in exc.errors():
-        key_path = _data_path(error["loc"], data, error["type"])
+        key_path = _data_path(model, error["loc"], data, error["type"])
         grouped.setdefault(key_path, []).append(error)
+    # A misspelt required key is reported once, as the unknown key with its suggestion.
+    explained: set[KeyPath] = set()
+    for key_path, errors in grouped.items():
+        if errors[0]["type"] == "extra_forbidden" and key_path:
+            section = _model_at(model, tuple(errors[0]["loc"][:-1]))
+            valid = list(section.model_fields) if section is not None else []
+            close = difflib.get_close_matches(str(key_path[-1]), valid, n=1, cutoff=0.6)
+            if close:
+                explained.add((*key_path[:-1], close[0]))
     problems: list[Problem] = []
     for key_path, errors in grouped.items():
+        if key_path in explained and all(e["type"] == "missing" for e in errors):
+            continue
         file, shown, line = context.locate(key_path)
         first = errors[0]
         if first["type"] == "extra_forbidden" and key_path:

@@ -1,5 +1,6 @@
 """Fixture for the corpus's hello-sweep.yml: a trial that takes --A, --B, --C and logs
-``random_metric`` (the sweep's primary metric) with MLflow when installed and MLFLOW_TRACKING_URI is set; always prints it.
+``random_metric`` (the sweep's primary metric) with MLflow when it is installed and
+MLFLOW_TRACKING_URI is set; it always prints ``random_metric=<value>``.
 
 The metric is a deterministic function of the arguments so that tests can predict the
 best trial: lower is better (the sweep minimizes it)."""

@@ -38,12 +38,13 @@ if SVC is not None:
 else:
     centroids = {}
     for label in sorted(set(labels)):
-        members = [f for f, lab in zip(features, labels) if lab == label]
-        centroids[label] = [sum(col) / len(members) for col in zip(*members)]
+        members = [features[i] for i in range(len(labels)) if labels[i] == label]
+        width = len(members[0])
+        centroids[label] = [sum(m[c] for m in members) / len(members) for c in range(width)]
     predicted = [min(centroids, key=lambda c: math.dist(f, centroids[c])) for f in features]
     description = "nearest centroid (scikit-learn is not installed)"
 
-accuracy = sum(p == t for p, t in zip(predicted, labels)) / len(labels)
+accuracy = sum(predicted[i] == labels[i] for i in range(len(labels))) / len(labels)
 print(f"columns: {', '.join(header)}")
 print(f"model: {description}")
 print(f"accuracy={accuracy}")
