@@ -503,6 +503,27 @@ EXPECTED: dict[str, dict[str, Any]] = {
 }
 
 
+def test_public_api_is_pinned() -> None:
+    import targets.jobs
+
+    assert targets.jobs.__all__ == [
+        "CommandJob",
+        "Job",
+        "LoadedJob",
+        "PipelineJob",
+        "Reference",
+        "SweepJob",
+        "apply_overrides",
+        "load_job",
+        "pipeline_graph",
+        "references",
+        "render",
+        "topological_levels",
+    ]
+    for name in targets.jobs.__all__:
+        assert getattr(targets.jobs, name) is not None
+
+
 def test_every_corpus_file_has_an_expectation() -> None:
     assert len(CORPUS_FILES) >= 28
     assert sorted(EXPECTED) == CORPUS_FILES

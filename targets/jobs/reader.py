@@ -491,7 +491,13 @@ def _check_sweep(
     _check_command_body(
         job.trial, (*where, "trial"), base_dir, context, search_space=job.search_space, job=job
     )
-    _check_env_bindings(job.trial.environment_variables, job.inputs, (*where, "trial"), context)
+    _check_env_bindings(
+        job.trial.environment_variables,
+        job.inputs,
+        (*where, "trial"),
+        context,
+        search_space=job.search_space,
+    )
     for key in ("services", "identity", "queue_settings"):
         if getattr(job, key) is not None:
             context.warn("accepted but not used by targets", (*where, key))
@@ -572,11 +578,19 @@ def _check_command_body(
 
 
 def _check_env_bindings(
-    variables: dict[str, str], inputs: dict[str, Any], where: KeyPath, context: _Context
+    variables: dict[str, str],
+    inputs: dict[str, Any],
+    where: KeyPath,
+    context: _Context,
+    search_space: dict[str, Any] | None = None,
 ) -> None:
     for name, value in variables.items():
         keys: KeyPath = (*where, "environment_variables", name)
         for ref in bindings.references(value, keys):
+            if ref.scope == "search_space" and search_space is not None:
+                if ref.name not in search_space:
+                    raise bindings.BindingError(f"{ref.text} names no search_space entry", keys)
+                continue
             if ref.scope != "inputs":
                 raise bindings.BindingError(
                     f"{ref.text} cannot be used in an environment variable; "
