@@ -306,15 +306,25 @@ def registry_rc(reg: LocalRegistry, script: str, interpreter: str = "python3") -
     )
 
 
+def forget_images(engine: DockerEngine, reg: LocalRegistry, project: Path) -> None:
+    """Remove the pulled base and the environment image of project/rc.yml, whoever built
+    them, so that the next run has to pull."""
+    from targets.environments import resolve_environment
+    from targets.runconfig.io import load_runconfig
+
+    loaded = load_runconfig(project / "rc.yml", project_dir=project)
+    env_hash = resolve_environment(loaded.config, loaded.source_directory).hash
+    engine.run("image", "rm", f"targets-env:{env_hash}", check=False)
+    engine.run("image", "rm", reg.image, check=False)
+
+
 def test_private_registry_password_from_the_keyring(
     docker_engine, local_registry, project, write, cli
 ):
     reg = local_registry
-    # Make sure a pull is needed: no pulled base, no environment image from earlier runs.
-    docker_engine.run("image", "rm", reg.image, check=False)
-    assert cli("envs", "prune").code == 0
     write(project / "p.py", "print('pulled and ran')\n")
     write(project / "rc.yml", registry_rc(reg, "p.py"))
+    forget_images(docker_engine, reg, project)  # a pull must be needed
     missing = cli("run", "rc.yml")
     assert missing.code == 2, missing
     assert f"targets registry login {reg.address} --username {reg.username}" in missing.err
@@ -347,10 +357,9 @@ def test_private_registry_wrong_password_is_a_clear_failure(
     docker_engine, local_registry, project, write, cli
 ):
     reg = local_registry
-    docker_engine.run("image", "rm", reg.image, check=False)
-    assert cli("envs", "prune").code == 0
     write(project / "p.py", "print('never')\n")
     write(project / "rc.yml", registry_rc(reg, "p.py", interpreter="/usr/bin/python3"))
+    forget_images(docker_engine, reg, project)
     assert (
         cli(
             "registry",

@@ -47,6 +47,17 @@ __all__ = [
 ]
 
 LABEL = "compute-targets.env"
+ROOT_LABEL = "compute-targets.root"
+"""Which agent root built an image: listing and pruning see only their own root's
+images, so two users (or two test sessions) on one engine never prune each other's."""
+
+
+def root_id(root: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(os.path.abspath(root).encode()).hexdigest()[:16]
+
+
 ENV_PYTHON = "/opt/targets-env/bin/python"
 _STEP_TIMEOUT = 3600.0
 
@@ -151,8 +162,17 @@ class CLIDriver:
                 % (tag, "\n".join("  " + line for line in tail[-15:]))
             )
 
-    def images(self) -> list[dict[str, Any]]:
-        done = self._run("image", "ls", "--filter", "label=" + LABEL, "--format", "{{json .}}")
+    def images(self, root: str) -> list[dict[str, Any]]:
+        done = self._run(
+            "image",
+            "ls",
+            "--filter",
+            "label=" + LABEL,
+            "--filter",
+            "label=%s=%s" % (ROOT_LABEL, root_id(root)),
+            "--format",
+            "{{json .}}",
+        )
         if done.returncode != 0:
             return []
         result = []
@@ -372,7 +392,7 @@ def ensure_image(
                     "FROM %s\nCOPY . /tmp/targets-env/\n"
                     "RUN sh /tmp/targets-env/install.sh && rm -rf /tmp/targets-env\n" % base
                 )
-            driver.build(context, tag, log, {LABEL: env_hash})
+            driver.build(context, tag, log, {LABEL: env_hash, ROOT_LABEL: root_id(root)})
         finally:
             shutil.rmtree(build_dir, ignore_errors=True)
         return {"image": tag, "reused": False, "python": _python(spec)}
@@ -398,16 +418,16 @@ def run_options(
     }
 
 
-def list_images(driver: Any) -> list[dict[str, Any]]:
+def list_images(driver: Any, root: str) -> list[dict[str, Any]]:
     try:
-        return list(driver.images())
+        return list(driver.images(root))
     except ContainerError:
         return []
 
 
-def prune_images(driver: Any, keep: set[str]) -> list[str]:
+def prune_images(driver: Any, keep: set[str], root: str) -> list[str]:
     removed = []
-    for image in list_images(driver):
+    for image in list_images(driver, root):
         env_hash = image["tag"].rpartition(":")[2]
         if env_hash in keep:
             continue

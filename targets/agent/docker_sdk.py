@@ -15,7 +15,7 @@ import subprocess
 import threading
 from typing import IO, Any
 
-from .containers import LABEL, ContainerError
+from .containers import LABEL, ROOT_LABEL, ContainerError, root_id
 
 __all__ = ["SDKDriver", "translate_arguments"]
 
@@ -201,9 +201,10 @@ class SDKDriver:
         except self._docker.errors.APIError as exc:
             raise ContainerError("building the image %s failed: %s" % (tag, exc)) from exc
 
-    def images(self) -> list[dict[str, Any]]:
+    def images(self, root: str) -> list[dict[str, Any]]:
         result = []
-        for image in self.client.images.list(filters={"label": LABEL}):
+        mine = ["%s" % LABEL, "%s=%s" % (ROOT_LABEL, root_id(root))]
+        for image in self.client.images.list(filters={"label": mine}):
             for tag in image.tags:
                 result.append(
                     {

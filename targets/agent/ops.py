@@ -192,7 +192,7 @@ def envs_list(root: str, driver: str = "cli") -> list[dict[str, Any]]:
     found = envs.list_environments(root)
     if shutil.which("docker") or driver == "sdk":
         try:
-            images = containers.list_images(containers.driver(driver))
+            images = containers.list_images(containers.driver(driver), root)
         except (containers.ContainerError, ImportError):
             images = []
         for image in images:
@@ -260,7 +260,7 @@ def envs_prune(
     removed = envs.prune_environments(root, keep_hashes=keep, older_than_seconds=older_than_seconds)
     if older_than_seconds is None and (shutil.which("docker") or driver == "sdk"):
         with contextlib.suppress(containers.ContainerError, ImportError):
-            removed += containers.prune_images(containers.driver(driver), keep)
+            removed += containers.prune_images(containers.driver(driver), keep, root)
     return removed
 
 
