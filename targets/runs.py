@@ -10,11 +10,13 @@ because no kind implements it.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -34,10 +36,21 @@ from targets.workspace import Workspace, new_run_id
 
 if TYPE_CHECKING:
     from targets.runconfig.model import RunConfiguration
+    from targets.snapshot import Snapshot
 
 __all__ = ["Run", "list_runs", "refresh_open_runs", "submit_run"]
 
 SYSTEM_LOGS = ("prepare.log", "driver.log")
+DRIVER = "driver"
+"""The handle kind of sweep and pipeline parents: a local process drives their children."""
+
+
+def _pid_alive(pid: int) -> bool:
+    from targets.agent.rundir import is_alive
+
+    return is_alive(pid, None)
+
+
 _TERMINAL_NAMES = {s.value for s in TERMINAL_STATUSES}
 
 
@@ -48,7 +61,10 @@ def _entry_text(config: RunConfiguration) -> str:
         return shlex.join([config.script, *config.arguments])
     if isinstance(config.command, list):
         return shlex.join(config.command)
-    return str(config.command or "")
+    # One line for listings: a multi-line command reads as its lines joined with "; ".
+    return "; ".join(
+        line.strip() for line in str(config.command or "").splitlines() if line.strip()
+    )
 
 
 def _check_entry(config: RunConfiguration, source_dir: Path) -> None:
@@ -82,6 +98,7 @@ def submit_run(
     run_id: str | None = None,
     progress: Progress | None = None,
     origin: dict[str, Any] | None = None,
+    extra_files: Mapping[str, Snapshot] | None = None,
 ) -> Run:
     """Validate, snapshot, record and start one run; return without waiting for it.
 
@@ -107,7 +124,16 @@ def submit_run(
         cache_path=workspace.cache_dir / "snapshot-hashes.db",
         progress=lambda done, total: report("snapshot", done, total),
     )
+    if extra_files:
+        from targets.snapshot import combine
 
+        snapshot = combine(snapshot, extra_files)
+
+    if run_id is not None:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}", run_id):
+            raise UsageError(f"invalid run name {run_id!r}: use letters, digits, '_', '.', '-'")
+        if workspace.ledger.get(run_id) is not None:
+            raise UsageError(f"a run named {run_id!r} exists already; pick another name")
     workspace.ensure()
     run_id = run_id or new_run_id(experiment)
     run_dir = workspace.run_dir(run_id)
@@ -236,6 +262,8 @@ class Run:
         handle = self.handle
         if handle is None:
             return record
+        if handle.kind == DRIVER:
+            return self._refresh_parent()
         target = self._get_target()
         state = target.status(handle)
         record = self._record_state(state)
@@ -247,6 +275,59 @@ class Run:
             merge_into_workspace(self.folder, self.workspace.dir / "mlruns", self.id)
             record = self._record = self.workspace.ledger.update(self.id, collected=True)
         return record
+
+    # -- parents of sweeps and pipelines: driven by a local driver process --------------
+
+    def _refresh_parent(self) -> RunRecord:
+        record = self._record = self.workspace.ledger.get(self.id) or self._record
+        if record.status in _TERMINAL_NAMES:
+            if not record.collected:
+                record = self._record = self.workspace.ledger.update(self.id, collected=True)
+            return record
+        pid = int((record.handle or {}).get("data", {}).get("pid") or 0)
+        if pid and not _pid_alive(pid):
+            record = self._record = self.workspace.ledger.get(self.id) or record
+            if record.status not in _TERMINAL_NAMES:
+                record = self._record = self.workspace.ledger.update(
+                    self.id,
+                    status=RunStatus.FAILED.value,
+                    ended_at=time.time(),
+                    message="the driver process ended unexpectedly",
+                    collected=True,
+                )
+        return record
+
+    def _cancel_parent(self) -> RunRecord:
+        import os
+        import signal
+
+        (self.folder / "cancel").write_text(str(time.time()))
+        pid = int((self._record.handle or {}).get("data", {}).get("pid") or 0)
+        if pid and _pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        return self.refresh()
+
+    def _stream_parent(self, sink: IO[bytes], follow: bool) -> RunRecord:
+        log = self.folder / "driver.log"
+        offset = 0
+        delay = 0.05
+        while True:
+            record = self.refresh()
+            if log.exists():
+                with open(log, "rb") as fh:
+                    fh.seek(offset)
+                    data = fh.read()
+                if data:
+                    sink.write(data)
+                    sink.flush()
+                    offset += len(data)
+            if record.status in _TERMINAL_NAMES or not follow:
+                if log.exists() and log.stat().st_size > offset:
+                    continue  # the last lines first
+                return record
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
 
     def _record_state(self, state: RunState) -> RunRecord:
         r = self._record
@@ -295,6 +376,8 @@ class Run:
         if record.status in _TERMINAL_NAMES:
             return record
         handle = self.handle
+        if handle is not None and handle.kind == DRIVER:
+            return self._cancel_parent()
         if handle is None:
             return self.workspace.ledger.update(
                 self.id, status=RunStatus.CANCELED.value, ended_at=time.time(), collected=True
@@ -351,6 +434,8 @@ class Run:
         ``follow``, blocks until the run ends (Ctrl-C stops streaming, not the run).
         """
         sink = out if out is not None else sys.stdout.buffer
+        if self.handle is not None and self.handle.kind == DRIVER:
+            return self._stream_parent(sink, follow)
         if from_start:
             for name in SYSTEM_LOGS:
                 path = self.folder / name

@@ -66,7 +66,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,6 +148,14 @@ class Snapshot:
     git: GitState | None
     digest: str  # sha256 of the canonical manifest (paths, modes, digests, links)
     hashed_files: int = field(default=0, compare=False)
+    sources: Mapping[str, Path] | None = field(default=None, compare=False)
+    """Where files that are not under ``root`` are read from (see :func:`combine`)."""
+
+    def source(self, path: str) -> Path:
+        """The local file holding the content of the entry ``path``."""
+        if self.sources and path in self.sources:
+            return self.sources[path]
+        return self.root / path
 
     def to_manifest(self) -> dict[str, Any]:
         """A JSON-able dict: ``{"digest", "total_size", "files", "git"}``.
@@ -723,3 +731,46 @@ def _hash_all(
             hint="fix their permissions, or add them to .targetsignore",
         )
     return entries, rows, len(todo)
+
+
+def snapshot_file(path: Path) -> Snapshot:
+    """A snapshot holding the single file ``path`` (under its own name)."""
+    try:
+        digest, st = _hash_file(str(path))
+    except _Unhashable as exc:
+        raise SnapshotError(f"cannot read {path}: {exc.reason}") from exc
+    entry = FileEntry(path=path.name, size=st.st_size, mode=_mode(st.st_mode), digest=digest)
+    return Snapshot(
+        root=path.parent,
+        files=(entry,),
+        total_size=st.st_size,
+        git=None,
+        digest=_manifest_digest((entry,)),
+    )
+
+
+def combine(main: Snapshot, extra: Mapping[str, Snapshot]) -> Snapshot:
+    """``main`` plus the files of each ``extra`` snapshot under the folder named by its key
+    (for example a job's inputs under ``_inputs/<name>``). The result's :meth:`source`
+    finds every file; its manifest is one tree."""
+    files = list(main.files)
+    sources = dict(main.sources or {})
+    taken = {f.path for f in files}
+    for prefix, part in extra.items():
+        for entry in part.files:
+            path = f"{prefix.strip('/')}/{entry.path}"
+            if path in taken:
+                raise SnapshotError(f"{path} exists in the source directory and as an input")
+            taken.add(path)
+            files.append(FileEntry(path, entry.size, entry.mode, entry.digest, entry.link))
+            if entry.link is None:
+                sources[path] = part.source(entry.path)
+    files.sort(key=lambda f: f.path)
+    return Snapshot(
+        root=main.root,
+        files=tuple(files),
+        total_size=sum(f.size for f in files),
+        git=main.git,
+        digest=_manifest_digest(files),
+        sources=sources,
+    )

@@ -35,6 +35,12 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "Validate and convert run configurations.",
     ),
     "schema": ("targets.cli.runconfig_cmd", "schema", "Print the JSON Schema of a file format."),
+    "job": ("targets.cli.job_cmd", "job", "Submit Azure ML v2 job files (az ml habits)."),
+    "datastores": (
+        "targets.cli.datastores_cmd",
+        "datastores",
+        "Register folders for azureml://datastores/ inputs.",
+    ),
     "registry": (
         "targets.cli.registry_cmd",
         "registry",

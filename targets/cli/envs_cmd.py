@@ -68,3 +68,35 @@ def prune(ctx: click.Context, target: str, older_than_days: float | None, output
         emit_json({"removed": removed})
         return
     err_console().print(f"removed {len(removed)} environment(s)", highlight=False)
+
+
+@envs.command()
+@click.option(
+    "--file",
+    "-f",
+    "file",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="An Azure ML v2 environment YAML (name, version, image, conda_file).",
+)
+@output_option
+@click.pass_context
+def create(ctx: click.Context, file: str, output: str) -> None:
+    """Register an environment in the workspace, for jobs that name it
+    (azureml:NAME:VERSION or azureml:NAME@latest)."""
+    from pathlib import Path
+
+    from targets.assets import register_environment
+
+    env = register_environment(workspace_of(ctx), Path(file))
+    if output == "json":
+        emit_json(
+            {
+                "name": env.name,
+                "version": env.version,
+                "image": env.image,
+                "conda_file": str(env.conda_file) if env.conda_file else None,
+            }
+        )
+        return
+    err_console().print(f"registered environment {env.name}:{env.version}", highlight=False)

@@ -29,6 +29,74 @@ def _is_runconfig(path: Path) -> bool:
     return path.suffix.lower() in RUNCONFIG_SUFFIXES or path.parent.name in CONFIG_DIRS
 
 
+_JOB_KEYS = {
+    "compute",
+    "code",
+    "inputs",
+    "outputs",
+    "trial",
+    "jobs",
+    "search_space",
+    "distribution",
+    "resources",
+    "limits",
+    "display_name",
+    "settings",
+    "objective",
+}
+
+
+def _is_job(path: Path) -> bool:
+    """An Azure ML v2 job YAML (not one of our runconfigs)?"""
+    if path.suffix.lower() not in (".yml", ".yaml") or not path.is_file():
+        return False
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return False  # the runconfig reader reports it with its line
+    if not isinstance(data, dict):
+        return False
+    if "azureml" in str(data.get("$schema", "")) or data.get("type") in (
+        "command",
+        "sweep",
+        "pipeline",
+        "automl",
+        "spark",
+        "import",
+        "Command",
+    ):
+        return True
+    if _JOB_KEYS & set(data):
+        return True
+    env = data.get("environment")
+    # Our runconfigs describe environments with python/docker sections; jobs name an
+    # image or a conda file, or refer to a registered environment by a string.
+    return isinstance(env, str) or (
+        isinstance(env, dict) and bool({"image", "conda_file"} & set(env))
+    )
+
+
+def run_job(
+    ctx: click.Context,
+    file: str,
+    overrides: tuple[str, ...],
+    target: str | None,
+    name: str | None,
+    detach: bool,
+    output: str,
+) -> None:
+    """Run an Azure ML v2 job file: a command, sweep or pipeline job."""
+    from targets.jobs.reader import load_job
+    from targets.jobs.submit import submit_job
+
+    ws = workspace_of(ctx)
+    loaded = load_job(file, overrides=overrides)
+    run_ = submit_job(ws, loaded, compute=target, name=name, warn=warn, overrides=overrides)
+    _follow(run_, detach=detach, output=output, target_name=run_.record.target)
+
+
 @click.command(context_settings={"ignore_unknown_options": False})
 @click.argument("file", required=False)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
@@ -48,6 +116,14 @@ def _is_runconfig(path: Path) -> bool:
     type=click.Path(file_okay=False),
     help="The folder to snapshot (default: the current directory for a script).",
 )
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a key of a v2 job file (repeatable), e.g. inputs.lr=0.01.",
+)
+@click.option("--stream", is_flag=True, help="Stream the output (the default; for az ml habits).")
 @click.option("--detach", "-d", is_flag=True, help="Return once the run started; don't stream.")
 @output_option
 @click.pass_context
@@ -61,6 +137,8 @@ def run(
     command: str | None,
     runconfig_file: str | None,
     source_dir: str | None,
+    overrides: tuple[str, ...],
+    stream: bool,
     detach: bool,
     output: str,
 ) -> None:
@@ -79,6 +157,16 @@ def run(
     """
     from targets.runconfig.model import RunConfiguration
 
+    if file is not None and command is None and _is_job(Path(file)):
+        if args or runconfig_file or source_dir:
+            raise UsageError("a v2 job file takes --set, --target and --name only")
+        run_job(ctx, file, overrides, target, display_name, detach, output)
+        return
+    if overrides:
+        raise UsageError(
+            "--set applies to Azure ML v2 job files",
+            hint="edit the runconfig, or give its values as options",
+        )
     ws = workspace_of(ctx)
     cwd = Path.cwd()
     origin: dict[str, Any] = {"argv": sys.argv[1:]}
@@ -150,6 +238,10 @@ def run(
         )
     finally:
         progress.close()
+    _follow(run_, detach=detach, output=output, target_name=config.target)
+
+
+def _follow(run_: Any, *, detach: bool, output: str, target_name: str) -> None:
     if detach:
         if output == "json":
             emit_json(run_.get_details())
@@ -157,7 +249,7 @@ def run(
             click.echo(run_.id)
             say(f"follow it with: targets runs logs {run_.id} --follow", dim=True)
         return
-    say(f"run {run_.id} on {config.target}", dim=True)
+    say(f"run {run_.id} on {target_name}", dim=True)
     sink = sys.stderr.buffer if output == "json" else sys.stdout.buffer
     try:
         record = run_.stream(sink, from_start=False)

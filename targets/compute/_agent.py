@@ -472,7 +472,7 @@ class AgentTarget(ComputeTarget):
         for path, size, mode, digest, link in rows:
             key = digest + (".x" if mode & 0o111 else "")
             if link is None and key in missing and key not in items:
-                items[key] = (key, snapshot.root / path, int(size))
+                items[key] = (key, snapshot.source(path), int(size))
         if items:
             agent.put(list(items.values()), progress)
         uv = None

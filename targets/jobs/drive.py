@@ -1,0 +1,71 @@
+"""``python -m targets.jobs.drive WORKSPACE RUN_ID``: the detached driver of a sweep or
+pipeline parent run. It submits the children, follows them, writes what happens to the
+parent's ``driver.log`` and records the parent's end in the ledger."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from targets.errors import TargetsError
+from targets.jobs.parent import ParentLog
+from targets.jobs.reader import load_job
+from targets.runs import Run
+from targets.workspace import Workspace
+
+__all__ = ["drive", "main"]
+
+_stop = {"requested": False}
+
+
+def drive(ws: Workspace, run_id: str) -> int:
+    folder = ws.run_dir(run_id)
+    info: dict[str, Any] = json.loads((folder / "run.json").read_text())
+    say = ParentLog(folder)
+    parent = Run(ws, run_id)
+    started = time.time()
+    ws.ledger.update(run_id, status="Running", started_at=started)
+
+    def cancelled() -> bool:
+        return _stop["requested"] or (folder / "cancel").exists()
+
+    try:
+        loaded = load_job(info["job"], overrides=tuple(info.get("overrides") or ()))
+        if info["kind"] == "sweep":
+            from targets.jobs.sweep import drive_sweep
+
+            message = drive_sweep(ws, loaded, parent, info.get("compute"), say, cancelled)
+        else:
+            from targets.jobs.pipeline import drive_pipeline
+
+            message = drive_pipeline(ws, loaded, parent, info.get("compute"), say, cancelled)
+        status = "Canceled" if message == "canceled" else "Completed"
+    except TargetsError as exc:
+        say(f"failed: {exc}")
+        status, message = "Failed", str(exc).splitlines()[0]
+    except Exception as exc:  # a bug: still end the parent cleanly, and say what happened
+        say(f"failed: {type(exc).__name__}: {exc}")
+        status, message = "Failed", f"{type(exc).__name__}: {exc}"
+    ws.ledger.update(
+        run_id,
+        status=status,
+        ended_at=time.time(),
+        message=message,
+        exit_code=0 if status == "Completed" else 1,
+        phases={"running": time.time() - started},
+    )
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    signal.signal(signal.SIGTERM, lambda *_: _stop.update(requested=True))
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    return drive(Workspace(Path(argv[0])), argv[1])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

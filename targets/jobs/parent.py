@@ -1,0 +1,120 @@
+"""Parent runs of sweeps and pipelines: a ledger record and a run folder whose
+``driver.log`` tells what the driver does; the children are ordinary runs with
+``parent_id`` set.
+
+The driver (:mod:`targets.jobs.drive`) runs in its own process, detached from the
+terminal like every run: ``targets run`` follows the parent's log, and Ctrl-C stops
+following, not the sweep or pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from targets.ledger import RunRecord
+from targets.runs import Run
+from targets.workspace import Workspace, new_run_id
+
+__all__ = ["ParentLog", "create_parent", "launch_driver"]
+
+
+def create_parent(
+    ws: Workspace,
+    *,
+    kind: str,
+    loaded_path: Path,
+    overrides: tuple[str, ...],
+    compute: str | None,
+    experiment: str,
+    display_name: str | None,
+    name: str | None,
+    entry: str,
+) -> Run:
+    """Record a sweep or pipeline parent run (Queued) with what its driver needs."""
+    ws.ensure()
+    run_id = name or new_run_id(experiment)
+    if ws.ledger.get(run_id) is not None:
+        from targets.errors import UsageError
+
+        raise UsageError(f"a run named {run_id!r} exists already; pick another name")
+    folder = ws.run_dir(run_id)
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text(
+        json.dumps(
+            {
+                "run_id": run_id,
+                "experiment": experiment,
+                "kind": kind,
+                "job": str(loaded_path),
+                "overrides": list(overrides),
+                "compute": compute,
+            }
+        )
+    )
+    (folder / "driver.log").touch()
+    ws.ledger.insert(
+        RunRecord(
+            id=run_id,
+            experiment=experiment,
+            target=compute or "local",
+            kind=kind,
+            status="Queued",
+            created_at=time.time(),
+            display_name=display_name,
+            entry=entry,
+        )
+    )
+    return Run(ws, run_id)
+
+
+def launch_driver(ws: Workspace, run_id: str) -> None:
+    """Start the driver of a parent run in its own session; it outlives this process."""
+    folder = ws.run_dir(run_id)
+    with open(folder / "driver-process.log", "ab") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "targets.jobs.drive", str(ws.root), run_id],
+            stdin=subprocess.DEVNULL,
+            stdout=err,
+            stderr=err,
+            start_new_session=True,
+            env={**os.environ, "TARGETS_WORKSPACE": str(ws.root)},
+        )
+    ws.ledger.update(
+        run_id,
+        handle={"kind": "driver", "target": "local", "run_id": run_id, "data": {"pid": proc.pid}},
+    )
+
+
+class ParentLog:
+    """Lines of the parent's ``driver.log`` (what a user following the run sees)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "driver.log"
+
+    def __call__(self, line: str) -> None:
+        with open(self.path, "a") as fh:
+            fh.write(line.rstrip("\n") + "\n")
+
+
+def parent_state(ws: Workspace, run_id: str) -> dict[str, Any]:
+    record = ws.ledger.get(run_id)
+    return record.to_json() if record else {}
+
+
+def relay_output(say: ParentLog, label: str, run: Run, limit: int = 200) -> None:
+    """Show a finished child's output in the parent's log, each line labelled."""
+    log = run.folder / "driver.log"
+    if not log.exists():
+        return
+    lines = log.read_text(errors="replace").splitlines()
+    shown = lines[-limit:]
+    if len(lines) > limit:
+        say(f"[{label}] ... ({len(lines) - limit} earlier lines in {log})")
+    for line in shown:
+        say(f"[{label}] {line}")

@@ -1,0 +1,165 @@
+"""Submitting v2 jobs: a command job is one run; sweeps and pipelines are a parent run
+whose children are ordinary runs (see :mod:`targets.jobs.sweep` and
+:mod:`targets.jobs.pipeline`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from targets.compute.base import Capability, ComputeTarget
+from targets.jobs.execute import compute_name, prepare_command
+from targets.jobs.model import CommandJob, PipelineJob, SweepJob
+from targets.jobs.reader import LoadedJob
+from targets.runs import Run, submit_run
+from targets.workspace import Workspace
+
+__all__ = ["docker_problem", "submit_command", "submit_job"]
+
+
+def docker_problem(target: ComputeTarget) -> str | None:
+    """None when ``target`` can run containers now, else the reason it cannot."""
+    if Capability.DOCKER not in target.capabilities:
+        return f"target kind {target.kind!r} does not run containers"
+    from targets.compute._agent import AgentTarget
+
+    if isinstance(target, AgentTarget):
+        found = target.agent().call("docker_check", driver=target.docker_driver, gpu=False)
+        if not found.get("ok"):
+            return str(found.get("error"))
+    return None
+
+
+def _needs_image(loaded: LoadedJob, body: Any) -> bool:
+    env = body.environment
+    return isinstance(env, str) or bool(getattr(env, "image", None))
+
+
+def submit_command(
+    ws: Workspace,
+    loaded: LoadedJob,
+    body: Any,
+    *,
+    compute: str,
+    node: str | None = None,
+    inputs: dict[str, Any] | None = None,
+    outputs: dict[str, Any] | None = None,
+    given_inputs: dict[str, Any] | None = None,
+    extra_values: dict[str, str] | None = None,
+    experiment: str | None = None,
+    display_name: str | None = None,
+    run_id: str | None = None,
+    parent_id: str | None = None,
+    origin: dict[str, Any] | None = None,
+    warn: Any = None,
+    max_run_duration_seconds: int | None = None,
+    output_types: dict[str, Any] | None = None,
+) -> Run:
+    """Submit one command (job, trial or step) to the target ``compute``."""
+    target = ws.get_target(compute)
+    docker = docker_problem(target) if _needs_image(loaded, body) else None
+    prepared = prepare_command(
+        ws,
+        loaded,
+        body,
+        target_name=compute,
+        docker_ok=docker,
+        node=node,
+        inputs=inputs,
+        outputs=outputs,
+        given_inputs=given_inputs,
+        extra_values=extra_values,
+        run_name=run_id or "",
+        output_types=output_types,
+    )
+    if warn is not None:
+        for line in prepared.warnings:
+            warn(line)
+    if max_run_duration_seconds:
+        prepared.config.max_run_duration_seconds = max_run_duration_seconds
+    return submit_run(
+        ws,
+        prepared.config,
+        source_dir=prepared.source_dir,
+        experiment=experiment,
+        display_name=display_name,
+        parent_id=parent_id,
+        run_id=run_id,
+        origin={**(origin or {}), "job": str(loaded.path), "outputs": prepared.outputs},
+        extra_files=prepared.extra,
+    )
+
+
+def submit_job(
+    ws: Workspace,
+    loaded: LoadedJob,
+    *,
+    compute: str | None = None,
+    name: str | None = None,
+    warn: Any = None,
+    overrides: tuple[str, ...] = (),
+) -> Run:
+    """Start the job. A command job returns its run; sweeps and pipelines return their
+    parent run, which the caller follows with :func:`targets.jobs.drive.follow`."""
+    job = loaded.job
+    if warn is not None:
+        for line in loaded.warnings:
+            warn(line)
+    from targets.jobs.execute import precheck
+
+    precheck(ws, loaded, compute)
+    if isinstance(job, CommandJob):
+        return submit_command(
+            ws,
+            loaded,
+            job,
+            compute=compute or compute_name(job.compute),
+            inputs=dict(job.inputs),
+            outputs=dict(job.outputs),
+            experiment=job.experiment_name,
+            display_name=job.display_name,
+            run_id=name or job.name,
+            origin={"tags": dict(job.tags), "description": job.description},
+            warn=warn,
+        )
+    if isinstance(job, SweepJob | PipelineJob):
+        return _start_parent(ws, loaded, compute=compute, name=name, overrides=overrides)
+    raise TypeError(f"unexpected job {type(job).__name__}")  # the reader allows no other
+
+
+def _start_parent(
+    ws: Workspace,
+    loaded: LoadedJob,
+    *,
+    compute: str | None,
+    name: str | None,
+    overrides: tuple[str, ...],
+) -> Run:
+    """Record the parent run and start its detached driver."""
+    from targets.jobs.parent import create_parent, launch_driver
+
+    job = loaded.job
+    assert isinstance(job, SweepJob | PipelineJob)
+    if compute is not None:
+        ws.get_target(compute)  # an unknown target is an error before anything starts
+    kind = "sweep" if isinstance(job, SweepJob) else "pipeline"
+    if isinstance(job, SweepJob):
+        from targets.jobs.sweep import sampler_for
+
+        sampler_for(job)  # an invalid sampling setup is refused before anything starts
+    else:
+        from targets.jobs.bindings import check_pipeline
+
+        check_pipeline(job)
+    parent = create_parent(
+        ws,
+        kind=kind,
+        loaded_path=loaded.path,
+        overrides=overrides,
+        compute=compute,
+        experiment=job.experiment_name or ws.default_experiment(),
+        display_name=job.display_name,
+        name=name or job.name,
+        entry=f"{kind} {loaded.path.name}",
+    )
+    launch_driver(ws, parent.id)
+    return Run(ws, parent.id)

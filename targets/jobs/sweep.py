@@ -1,0 +1,245 @@
+"""Sweep jobs: trials are child runs; Optuna samples the search space and prunes.
+
+- Sampling: ``random`` → ``RandomSampler(seed)``, ``grid`` → ``GridSampler`` (choice
+  parameters only, as in Azure ML), ``bayesian`` → ``TPESampler(seed)``.
+- Distributions (Azure ML's meaning): ``choice``, ``randint(upper)`` in [0, upper),
+  ``uniform``, ``quniform`` (rounded to q), ``loguniform``/``qloguniform`` (``exp`` of a
+  uniform between min_value and max_value), ``normal``/``qnormal``/``lognormal``/
+  ``qlognormal`` (drawn by Optuna as a uniform quantile, mapped through the normal
+  distribution's inverse CDF).
+- The objective is the trial's last logged value of ``primary_metric`` (MLflow, collected
+  with the run); a trial that logged none does not count.
+- Early termination uses Optuna pruners on the metric's history, read while trials run:
+  ``median_stopping`` → ``MedianPruner``, ``truncation_selection`` →
+  ``PercentilePruner``, ``bandit`` → Azure ML's slack rule as a small Optuna pruner.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+from targets.errors import ConfigError, TargetsError
+from targets.jobs.model import SweepJob
+from targets.jobs.reader import LoadedJob
+from targets.runs import Run
+from targets.workspace import Workspace
+
+__all__ = ["drive_sweep", "sampler_for", "suggest"]
+
+
+def _require_optuna() -> Any:
+    try:
+        import optuna
+    except ImportError as exc:
+        from targets.errors import MissingExtraError
+
+        raise MissingExtraError("optuna", "sweep") from exc
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def suggest(trial: Any, name: str, dist: Any) -> Any:
+    """A value for parameter ``name`` drawn by an Optuna trial, Azure ML's way."""
+    kind = dist.type
+    if kind == "choice":
+        values = list(dist.values)
+        if any(isinstance(v, dict) for v in values):
+            raise ConfigError(f"search_space.{name}: nested search spaces are not supported")
+        return trial.suggest_categorical(name, values)
+    if kind == "randint":
+        return trial.suggest_int(name, 0, int(dist.upper) - 1)
+    if kind in ("uniform", "quniform"):
+        value = trial.suggest_float(name, dist.min_value, dist.max_value)
+    elif kind in ("loguniform", "qloguniform"):
+        value = math.exp(trial.suggest_float(name, dist.min_value, dist.max_value))
+    elif kind in ("normal", "qnormal", "lognormal", "qlognormal"):
+        quantile = trial.suggest_float(name, 1e-6, 1 - 1e-6)
+        value = statistics.NormalDist(dist.mu, dist.sigma).inv_cdf(quantile)
+        if kind.endswith("lognormal"):
+            value = math.exp(value)
+    else:  # pragma: no cover - the model allows no other type
+        raise ConfigError(f"search_space.{name}: unknown distribution {kind!r}")
+    q = getattr(dist, "q", None)
+    if kind.startswith("q") and q:
+        value = round(value / q) * q
+    return value
+
+
+def sampler_for(job: SweepJob) -> Any:
+    optuna = _require_optuna()
+    algo = job.sampling_algorithm
+    kind = getattr(algo, "type", algo) if algo is not None else "random"
+    seed = getattr(algo, "seed", None)
+    if kind == "grid":
+        grid = {}
+        for name, dist in job.search_space.items():
+            if dist.type != "choice":
+                raise ConfigError(
+                    f"search_space.{name}: grid sampling takes choice parameters only",
+                    hint="use sampling_algorithm: random or bayesian",
+                )
+            grid[name] = list(dist.values)
+        return optuna.samplers.GridSampler(grid, seed=seed)
+    if kind == "bayesian":
+        return optuna.samplers.TPESampler(seed=seed)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def _pruner(job: SweepJob) -> Any:
+    optuna = _require_optuna()
+    policy = job.early_termination
+    if policy is None:
+        return optuna.pruners.NopPruner()
+    interval = int(getattr(policy, "evaluation_interval", None) or 1)
+    delay = int(getattr(policy, "delay_evaluation", None) or 0)
+    if policy.type == "median_stopping":
+        return optuna.pruners.MedianPruner(n_warmup_steps=delay, interval_steps=interval)
+    if policy.type == "truncation_selection":
+        return optuna.pruners.PercentilePruner(
+            float(policy.truncation_percentage), n_warmup_steps=delay, interval_steps=interval
+        )
+    return _bandit(optuna, policy, delay, interval)
+
+
+def _bandit(optuna: Any, policy: Any, delay: int, interval: int) -> Any:
+    slack_factor = getattr(policy, "slack_factor", None)
+    slack_amount = getattr(policy, "slack_amount", None)
+
+    class BanditPruner(optuna.pruners.BasePruner):  # type: ignore[misc]
+        """Azure ML's bandit policy: stop a trial whose metric falls outside the slack
+        allowed from the best trial at the same step."""
+
+        def prune(self, study: Any, trial: Any) -> bool:
+            step = trial.last_step
+            if step is None or step < delay or step % interval:
+                return False
+            value = trial.intermediate_values[step]
+            others = [
+                t.intermediate_values[step]
+                for t in study.trials
+                if t.number != trial.number and step in t.intermediate_values
+            ]
+            if not others:
+                return False
+            maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+            best = max(others) if maximize else min(others)
+            if maximize:
+                limit = best / (1 + slack_factor) if slack_factor else best - slack_amount
+                return bool(value < limit)
+            limit = best * (1 + slack_factor) if slack_factor else best + slack_amount
+            return bool(value > limit)
+
+    return BanditPruner()
+
+
+def _metric(run: Run, name: str) -> list[float]:
+    from targets.tracking import read_run_metrics
+
+    tracked = read_run_metrics(run.folder)
+    for mlflow_run in tracked.get("runs", []):
+        if name in mlflow_run.get("history", {}):
+            return list(mlflow_run["history"][name])
+    return []
+
+
+def drive_sweep(
+    ws: Workspace,
+    loaded: LoadedJob,
+    parent: Run,
+    compute: str | None,
+    say: Callable[[str], None],
+    cancelled: Callable[[], bool],
+) -> str:
+    """Run the sweep's trials; return the summary message. Raises TargetsError when no
+    trial logged the objective's metric."""
+    from targets.jobs.execute import compute_name
+    from targets.jobs.submit import submit_command
+
+    optuna = _require_optuna()
+    job = loaded.job
+    assert isinstance(job, SweepJob)
+    metric = job.objective.primary_metric
+    direction = "maximize" if job.objective.goal == "maximize" else "minimize"
+    study = optuna.create_study(direction=direction, sampler=sampler_for(job), pruner=_pruner(job))
+    limits = job.limits
+    total = limits.max_total_trials
+    concurrent = max(1, int(limits.max_concurrent_trials or 1))
+    deadline = time.monotonic() + limits.timeout if limits.timeout else None
+    target = compute or compute_name(job.compute)
+    running: dict[str, tuple[Any, Run, int]] = {}  # run id -> (trial, run, steps reported)
+    chosen: dict[int, dict[str, Any]] = {}  # trial number -> the values the trial ran with
+    started = 0
+    results: list[tuple[float, str, dict[str, Any]]] = []
+    say(f"sweep: {total} trials, {concurrent} at a time, {direction} {metric!r}")
+    while started < total or running:
+        if cancelled() or (deadline is not None and time.monotonic() > deadline):
+            why = "canceled" if cancelled() else f"timeout of {limits.timeout} s reached"
+            say(f"sweep stopping: {why}")
+            for _trial, run, _steps in running.values():
+                run.cancel()
+            if cancelled():
+                return "canceled"
+            break
+        while started < total and len(running) < concurrent:
+            trial = study.ask()
+            params = {name: suggest(trial, name, dist) for name, dist in job.search_space.items()}
+            values = {f"search_space.{k}": str(v) for k, v in params.items()}
+            chosen[trial.number] = params
+            run = submit_command(
+                ws,
+                loaded,
+                job.trial,
+                compute=target,
+                inputs=dict(job.inputs),
+                outputs=dict(job.outputs),
+                extra_values=values,
+                experiment=parent.experiment,
+                display_name=f"trial {started}",
+                parent_id=parent.id,
+                origin={"sweep": parent.id, "params": params},
+                max_run_duration_seconds=limits.trial_timeout,
+            )
+            started += 1
+            say(f"trial {trial.number}: {run.id} {params}")
+            running[run.id] = (trial, run, 0)
+        time.sleep(0.5)
+        for run_id, (trial, run, reported) in list(running.items()):
+            record = run.refresh()
+            history = _metric(run, metric) if record.collected else []
+            if record.status not in ("Completed", "Failed", "Canceled"):
+                if job.early_termination is not None:
+                    run._get_target().fetch_outputs(run.handle, run.folder)  # type: ignore[arg-type]
+                    live = _metric(run, metric)
+                    for step in range(reported, len(live)):
+                        trial.report(live[step], step)
+                    running[run_id] = (trial, run, len(live))
+                    if len(live) > reported and trial.should_prune():
+                        say(f"trial {trial.number}: stopped early by the policy")
+                        run.cancel()
+                        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                        del running[run_id]
+                continue
+            del running[run_id]
+            run.close()
+            if record.status == "Completed" and history:
+                value = history[-1]
+                study.tell(trial, value)
+                results.append((value, run.id, chosen[trial.number]))
+                say(f"trial {trial.number}: {metric}={value:g} ({run.id})")
+            else:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                reason = record.status if record.status != "Completed" else f"no {metric!r} logged"
+                say(f"trial {trial.number}: {reason} ({run.id})")
+    if not results:
+        raise TargetsError(
+            f"no trial logged the objective's metric {metric!r}",
+            hint=f"log it from the trial script, e.g. mlflow.log_metric({metric!r}, value)",
+        )
+    best = (min if direction == "minimize" else max)(results, key=lambda r: r[0])
+    summary = f"best trial {best[1]}: {metric}={best[0]:g} with {best[2]}"
+    say(summary)
+    return summary
