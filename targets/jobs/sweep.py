@@ -136,6 +136,20 @@ def _bandit(optuna: Any, policy: Any, delay: int, interval: int) -> Any:
     return BanditPruner()
 
 
+def _tell(study: Any, trial: Any, value: float | None = None, state: Any = None) -> None:
+    """``study.tell`` for ask-and-tell use: the grid sampler calls ``study.stop()`` once
+    its grid is used up, which Optuna allows only inside ``optimize``; the trial is
+    recorded before that, and our loop stops by itself."""
+    try:
+        if state is None:
+            study.tell(trial, value)
+        else:
+            study.tell(trial, state=state)
+    except RuntimeError as exc:
+        if "Study.stop" not in str(exc):
+            raise
+
+
 def _metric(run: Run, name: str) -> list[float]:
     from targets.tracking import read_run_metrics
 
@@ -167,6 +181,11 @@ def drive_sweep(
     study = optuna.create_study(direction=direction, sampler=sampler_for(job), pruner=_pruner(job))
     limits = job.limits
     total = limits.max_total_trials
+    algo = job.sampling_algorithm
+    if getattr(algo, "type", algo) == "grid":  # a grid ends when every point was tried
+        total = min(
+            total, math.prod(len(getattr(d, "values", ())) or 1 for d in job.search_space.values())
+        )
     concurrent = max(1, int(limits.max_concurrent_trials or 1))
     deadline = time.monotonic() + limits.timeout if limits.timeout else None
     target = compute or compute_name(job.compute)
@@ -220,18 +239,18 @@ def drive_sweep(
                     if len(live) > reported and trial.should_prune():
                         say(f"trial {trial.number}: stopped early by the policy")
                         run.cancel()
-                        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                        _tell(study, trial, state=optuna.trial.TrialState.PRUNED)
                         del running[run_id]
                 continue
             del running[run_id]
             run.close()
             if record.status == "Completed" and history:
                 value = history[-1]
-                study.tell(trial, value)
+                _tell(study, trial, value)
                 results.append((value, run.id, chosen[trial.number]))
                 say(f"trial {trial.number}: {metric}={value:g} ({run.id})")
             else:
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                _tell(study, trial, state=optuna.trial.TrialState.FAIL)
                 reason = record.status if record.status != "Completed" else f"no {metric!r} logged"
                 say(f"trial {trial.number}: {reason} ({run.id})")
     if not results:
