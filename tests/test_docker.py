@@ -376,3 +376,18 @@ def test_private_registry_wrong_password_is_a_clear_failure(
     assert result.code != 0
     assert "refused" in result.err or "could not pull" in result.err, result
     assert "not-the-password" not in result.err
+
+
+def test_a_v2_job_runs_in_its_image_where_docker_is_usable(docker_engine, project, write, cli):
+    write(
+        project / "job.yml",
+        f"""
+command: python3 -c "import os; print('in image', os.path.exists('/.dockerenv'))"
+environment:
+  image: {docker_engine.image}
+""",
+    )
+    result = cli("run", "job.yml")
+    assert result.code == 0, result
+    assert "in image True" in result.out
+    assert "set aside" not in result.err

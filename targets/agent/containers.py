@@ -310,9 +310,13 @@ def check(driver: Any, gpu: bool) -> dict[str, Any]:
 
 
 def _install_script(spec: dict[str, Any], wheel_dirs: dict[str, str]) -> str:
-    """Shell commands that install the spec's packages into /opt/targets-env."""
+    """Shell commands that install the spec's packages into /opt/targets-env (and make
+    ``python`` name Python 3 where the image has only ``python3``, as job commands
+    usually say ``python``)."""
+    alias = ('command -v python >/dev/null 2>&1 || ! command -v python3 >/dev/null 2>&1 || '
+             'ln -s "$(command -v python3)" /usr/local/bin/python\n')
     if not spec.get("managed"):
-        return ""
+        return alias
     requirements, _from_conda = envs._requirements(spec)
     options = []
     for option in spec.get("pip_options") or []:
@@ -332,7 +336,7 @@ def _install_script(spec: dict[str, Any], wheel_dirs: dict[str, str]) -> str:
             "/opt/targets-env/bin/python -m pip install --no-cache-dir "
             "--disable-pip-version-check %s %s" % (opts, quoted)
         )
-    return "\n".join(lines) + "\n"
+    return alias + "\n".join(lines) + "\n"
 
 
 def _sh_quote(text: str) -> str:
