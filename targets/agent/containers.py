@@ -313,8 +313,10 @@ def _install_script(spec: dict[str, Any], wheel_dirs: dict[str, str]) -> str:
     """Shell commands that install the spec's packages into /opt/targets-env (and make
     ``python`` name Python 3 where the image has only ``python3``, as job commands
     usually say ``python``)."""
-    alias = ('command -v python >/dev/null 2>&1 || ! command -v python3 >/dev/null 2>&1 || '
-             'ln -s "$(command -v python3)" /usr/local/bin/python\n')
+    alias = (
+        "command -v python >/dev/null 2>&1 || ! command -v python3 >/dev/null 2>&1 || "
+        'ln -s "$(command -v python3)" /usr/local/bin/python\n'
+    )
     if not spec.get("managed"):
         return alias
     requirements, _from_conda = envs._requirements(spec)
