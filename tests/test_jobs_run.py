@@ -294,3 +294,52 @@ limits: {max_total_trials: 2, max_concurrent_trials: 2}
     result = cli("run", str(job), timeout=300)
     assert result.code == 1, result
     assert "no trial logged the objective's metric 'accuracy'" in result.out + result.err
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        "{type: median_stopping, evaluation_interval: 1, delay_evaluation: 1}",
+        "{type: bandit, slack_factor: 0.5, evaluation_interval: 1, delay_evaluation: 1}",
+        "{type: truncation_selection, truncation_percentage: 50, evaluation_interval: 1}",
+    ],
+)
+def test_early_termination_stops_a_worse_trial_while_it_runs(
+    jobs: Path, cli, write, project, policy
+):
+    write(
+        jobs / "src" / "steps.py",
+        """
+import sys, time, mlflow
+b = float(sys.argv[1])
+for step in range(40):
+    mlflow.log_metric("loss", b, step=step)
+    time.sleep(0.15)
+print("finished all steps")
+""",
+    )
+    # The grid is walked in a fixed order: b=1 first (good), then b=50 (worse: to be stopped
+    # early while it runs).
+    job = write(
+        jobs / "pruned-sweep.yml",
+        f"""
+type: sweep
+trial:
+  command: python steps.py ${{{{search_space.b}}}}
+  code: src
+  environment: azureml:sklearn-1.5@latest
+search_space:
+  b: {{type: choice, values: [50, 1]}}
+sampling_algorithm: grid
+objective: {{goal: minimize, primary_metric: loss}}
+limits: {{max_total_trials: 2, max_concurrent_trials: 1}}
+early_termination: {policy}
+""",
+    )
+    result = cli("run", str(job), timeout=300)
+    assert result.code == 0, result
+    assert "stopped early by the policy" in result.out
+    sweep = next(r for r in Workspace(project).ledger.list(limit=None) if r.kind == "sweep")
+    children = cli("runs", "list", "--parent", sweep.id, "-o", "json").json()
+    assert sorted(c["status"] for c in children) == ["Canceled", "Completed"]
+    assert "loss=1" in result.out  # the good trial is the best one

@@ -83,7 +83,8 @@ def sampler_for(job: SweepJob) -> Any:
                     hint="use sampling_algorithm: random or bayesian",
                 )
             grid[name] = list(dist.values)
-        return optuna.samplers.GridSampler(grid, seed=seed)
+        # A fixed seed: the grid is walked in the same order on every run.
+        return optuna.samplers.GridSampler(grid, seed=0 if seed is None else seed)
     if kind == "bayesian":
         return optuna.samplers.TPESampler(seed=seed)
     return optuna.samplers.RandomSampler(seed=seed)
@@ -97,10 +98,17 @@ def _pruner(job: SweepJob) -> Any:
     interval = int(getattr(policy, "evaluation_interval", None) or 1)
     delay = int(getattr(policy, "delay_evaluation", None) or 0)
     if policy.type == "median_stopping":
-        return optuna.pruners.MedianPruner(n_warmup_steps=delay, interval_steps=interval)
+        # One finished trial is enough to compare with (Azure ML's policy has no warm-up
+        # in trials, only `delay_evaluation` in steps).
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=1, n_warmup_steps=delay, interval_steps=interval
+        )
     if policy.type == "truncation_selection":
         return optuna.pruners.PercentilePruner(
-            float(policy.truncation_percentage), n_warmup_steps=delay, interval_steps=interval
+            float(policy.truncation_percentage),
+            n_startup_trials=1,
+            n_warmup_steps=delay,
+            interval_steps=interval,
         )
     return _bandit(optuna, policy, delay, interval)
 
