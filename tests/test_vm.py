@@ -406,3 +406,40 @@ def test_password_without_a_keyring_says_what_to_do_and_connects_nowhere(sshd, p
     assert sshd.password not in result.err
     assert not (project / ".targets" / "targets.yml").exists()
     assert sshd.log.count("Connection from") == before  # the server was never contacted
+
+
+def test_mlflow_store_of_a_vm_run_comes_back_and_is_merged(dsvm, project, write, cli):
+    # The VM's python3 has no mlflow package: the script writes what mlflow.log_param and
+    # log_metric write into the file store MLFLOW_TRACKING_URI names (same layout).
+    write(
+        project / "log.py",
+        """
+import os, pathlib, time
+store = pathlib.Path(os.environ["MLFLOW_TRACKING_URI"].removeprefix("file://"))
+assert os.environ["MLFLOW_EXPERIMENT_NAME"] == "vmexp"
+exp = store / "123"
+run = exp / "abc123"
+(run / "params").mkdir(parents=True)
+(run / "metrics").mkdir()
+(run / "tags").mkdir()
+(run / "artifacts").mkdir()
+exp.joinpath("meta.yaml").write_text(
+    f"artifact_location: file://{exp}\\nexperiment_id: '123'\\nname: vmexp\\n"
+    "lifecycle_stage: active\\ncreation_time: 1\\nlast_update_time: 1\\n")
+run.joinpath("meta.yaml").write_text(
+    f"artifact_uri: file://{run}/artifacts\\nend_time: 2\\nentry_point_name: ''\\n"
+    "experiment_id: '123'\\nlifecycle_stage: active\\nrun_id: abc123\\nrun_name: r\\n"
+    "source_name: ''\\nsource_type: 4\\nsource_version: ''\\nstart_time: 1\\nstatus: 3\\n"
+    "tags: []\\nuser_id: u\\n")
+run.joinpath("params", "lr").write_text("0.01")
+run.joinpath("metrics", "acc").write_text("1 0.5 0\\n2 0.75 1\\n")
+print("logged on the vm")
+""",
+    )
+    result = cli("run", "log.py", "--target", dsvm, "-e", "vmexp")
+    assert result.code == 0, result
+    run_id = Workspace(project).ledger.list(limit=1)[0].id
+    shown = cli("runs", "show", run_id, "-o", "json").json()
+    assert shown["params"] == {"lr": "0.01"} and shown["metrics"] == {"acc": 0.75}
+    merged = list((project / ".targets" / "mlruns").glob("*/abc123/tags/targets.run_id"))
+    assert len(merged) == 1 and merged[0].read_text() == run_id
