@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -113,3 +113,23 @@ def pid_alive(pid: int) -> bool:
 @pytest.fixture
 def in_ci() -> bool:
     return bool(os.environ.get("CI"))
+
+
+@pytest.fixture
+def shared_wheels() -> Iterator[Path]:
+    """A folder with the wheel ``tinypkg 1.0`` that every user can read: the SSH test
+    user and containers build environments from it (pytest's own temporary folders are
+    private to root)."""
+    import shutil
+    import uuid
+
+    from tests.test_environments import make_wheel
+
+    folder = Path(f"/tmp/targets-wheels-{uuid.uuid4().hex}")
+    folder.mkdir(mode=0o755)
+    os.chmod(folder, 0o755)
+    make_wheel(folder, "tinypkg", "1.0")
+    for wheel in folder.iterdir():
+        os.chmod(wheel, 0o644)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)

@@ -4,12 +4,9 @@ CLI driven by the agent), against the real Docker engine started by the test set
 from __future__ import annotations
 
 import json
-import os
 import pwd
 import shutil
 import subprocess
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +15,6 @@ from targets.workspace import Workspace
 from tests.conftest import wait_until
 from tests.dockerd import DockerEngine, docker_engine_fixture  # noqa: F401
 from tests.sshd import SSHServer, sshd_fixture, sshd_server_fixture  # noqa: F401
-from tests.test_environments import make_wheel
 
 # One engine serves the whole session, and `envs prune` removes every image of ours that
 # no run uses: these tests run on one worker, one after the other.
@@ -50,19 +46,6 @@ def last(project: Path) -> dict:
 def containers_named(engine: DockerEngine, run_id: str) -> list[str]:
     out = engine.run("ps", "-a", "--filter", f"name=targets-{run_id}", "--format", "{{.Names}}")
     return [line for line in out.stdout.split() if line]
-
-
-@pytest.fixture
-def wheels() -> Iterator[Path]:
-    """A wheel folder every user can read (the VM's user builds from it too)."""
-    folder = Path(f"/tmp/targets-docker-wheels-{uuid.uuid4().hex}")
-    folder.mkdir(mode=0o755)
-    os.chmod(folder, 0o755)
-    make_wheel(folder, "tinypkg", "1.0")
-    for wheel in folder.iterdir():
-        os.chmod(wheel, 0o644)
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_a_run_in_a_container_on_the_local_target(docker_engine, project, write, cli):
@@ -97,7 +80,7 @@ pathlib.Path("outputs/o.txt").write_text("from the container")
 
 
 def test_the_environment_image_is_built_once_then_reused_and_pruned(
-    docker_engine, project, write, cli, wheels
+    docker_engine, project, write, cli, shared_wheels
 ):
     write(
         project / "use.py",
@@ -105,7 +88,7 @@ def test_the_environment_image_is_built_once_then_reused_and_pruned(
     )
     python = (
         "  python:\n    conda_dependencies:\n      dependencies:\n        - pip:\n"
-        f"          - --no-index\n          - --find-links {wheels}\n"
+        f"          - --no-index\n          - --find-links {shared_wheels}\n"
         "          - tinypkg==1.0\n"
     )
     write(project / "rc.yml", rc("use.py", docker_engine.image, python=python))
@@ -254,7 +237,7 @@ def docker_vm(docker_engine, sshd: SSHServer, project: Path, cli) -> str:
 
 
 def test_docker_on_a_vm_outputs_belong_to_the_user_and_builds_happen_once(
-    docker_vm, docker_engine, project, write, cli, sshd, wheels
+    docker_vm, docker_engine, project, write, cli, sshd, shared_wheels
 ):
     write(
         project / "c.py",
@@ -267,7 +250,7 @@ pathlib.Path("outputs/o.txt").write_text("x")
     )
     python = (
         "  python:\n    conda_dependencies:\n      dependencies:\n        - pip:\n"
-        f"          - --no-index\n          - --find-links {wheels}\n"
+        f"          - --no-index\n          - --find-links {shared_wheels}\n"
         "          - tinypkg==1.0\n"
     )
     write(

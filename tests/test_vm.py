@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import uuid
@@ -19,7 +18,6 @@ from targets.testing import ComputeTargetContract, make_request, wait_for_end
 from targets.workspace import Workspace
 from tests.conftest import TARGETS, wait_until
 from tests.sshd import SSHServer, sshd_fixture, sshd_server_fixture  # noqa: F401
-from tests.test_environments import make_wheel
 
 
 class TestVMContract(ComputeTargetContract):
@@ -301,19 +299,6 @@ def test_two_clients_run_on_one_vm_at_once(dsvm, project, write):
     assert sorted(o.strip() for o in outs) == ["done 0", "done 1", "done 2"]
     runs = Workspace(project).ledger.list()
     assert len({r.id for r in runs}) == 3 and {r.status for r in runs} == {"Completed"}
-
-
-@pytest.fixture
-def shared_wheels() -> Iterator[Path]:
-    """A wheel folder the remote user can read (pytest's tmp folders are private)."""
-    folder = Path(f"/tmp/targets-wheels-{uuid.uuid4().hex}")
-    folder.mkdir(mode=0o755)
-    os.chmod(folder, 0o755)
-    make_wheel(folder, "tinypkg", "1.0")
-    for wheel in folder.iterdir():
-        os.chmod(wheel, 0o644)
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_system_managed_environment_is_built_on_the_vm_and_reused(

@@ -53,11 +53,13 @@ from targets.jobs.overrides import apply_overrides, parse_override
 from targets.runconfig.io import (
     Problem,
     YamlDocument,
+    describe_value,
     dotted,
     parse_yaml,
     raise_problems,
     read_text,
     suggest,
+    validation_message,
 )
 
 __all__ = ["LoadedJob", "load_job"]
@@ -189,7 +191,7 @@ def load_job(path: str | Path, *, overrides: Sequence[str] = ()) -> LoadedJob:
     doc = parse_yaml(read_text(file, "job"), file)
     context = _Context(doc)
     if not isinstance(doc.data, dict):
-        got = "an empty file" if doc.data is None else _describe(doc.data)
+        got = "an empty file" if doc.data is None else describe_value(doc.data)
         raise ConfigError(f"expected a mapping of job keys, got {got}", path=str(file))
     raise_problems(
         [
@@ -234,7 +236,9 @@ def _job_type(data: dict[str, Any], context: _Context) -> str:
         return "command"
     supported = ", ".join(JOB_TYPES)
     if not isinstance(raw, str):
-        raise context.error(f"expected a job type ({supported}), got {_describe(raw)}", ("type",))
+        raise context.error(
+            f"expected a job type ({supported}), got {describe_value(raw)}", ("type",)
+        )
     if raw in JOB_TYPES:
         return raw
     if raw in SDK_ONLY_TYPES:
@@ -308,7 +312,8 @@ def _maybe_load(
     doc = parse_yaml(read_text(target, "referenced"), target)
     if not isinstance(doc.data, dict):
         raise ConfigError(
-            f"a file: reference must hold a mapping, got {_describe(doc.data)}", path=str(target)
+            f"a file: reference must hold a mapping, got {describe_value(doc.data)}",
+            path=str(target),
         )
     context.sources[key_path] = (doc, ())
     _rebase(doc.data, str(key_path[-1]), key_path, target.parent, context.doc.path.parent)
@@ -643,21 +648,6 @@ def _check_local(
 # ------------------------------------------------------------------ errors -----------
 
 
-def _describe(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if value is None:
-        return "null"
-    text = repr(
-        value
-        if not isinstance(value, int | float) or isinstance(value, bool)
-        else (int(value) if isinstance(value, int) else float(value))
-    )
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _unwrap(annotation: Any) -> tuple[Any, tuple[Any, ...]]:
     metadata: tuple[Any, ...] = ()
     while typing.get_origin(annotation) is Annotated:
@@ -736,50 +726,6 @@ def _data_path(model: type[BaseModel], loc: tuple[str | int, ...], data: Any, ki
     return tuple(path)
 
 
-def _message(error: Any, key_path: KeyPath) -> str:
-    kind = error["type"]
-    ctx = error.get("ctx") or {}
-    got = _describe(error.get("input"))
-    if kind == "missing":
-        return (
-            f"required key {str(key_path[-1])!r} is missing"
-            if key_path
-            else "required key is missing"
-        )
-    if kind == "union_tag_invalid":
-        expected = ctx.get("expected_tags", "")
-        return f"unknown type {ctx.get('tag')!r}; expected one of {expected}"
-    if kind == "union_tag_not_found":
-        return "required key 'type' is missing"
-    if kind in ("int_parsing", "int_type", "int_from_float"):
-        return f"expected an integer, got {got}"
-    if kind in ("float_parsing", "float_type"):
-        return f"expected a number, got {got}"
-    if kind in ("bool_parsing", "bool_type"):
-        return f"expected true or false, got {got}"
-    if kind == "string_type":
-        return f"expected a string, got {got}"
-    if kind in ("list_type", "tuple_type"):
-        return f"expected a list, got {got}"
-    if kind in ("dict_type", "model_type", "model_attributes_type"):
-        return f"expected a mapping, got {got}"
-    if kind == "literal_error":
-        return f"expected one of {ctx.get('expected', '?')}, got {got}"
-    if kind == "too_short":
-        return "must not be empty"
-    if kind == "value_error":
-        return str(ctx.get("error", error["msg"]))
-    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-        bound = {
-            "greater_than_equal": ("at least", "ge"),
-            "greater_than": ("greater than", "gt"),
-            "less_than_equal": ("at most", "le"),
-            "less_than": ("less than", "lt"),
-        }[kind]
-        return f"must be {bound[0]} {ctx.get(bound[1])}, got {got}"
-    return f"{error['msg']}, got {got}"
-
-
 def _problems(
     exc: ValidationError, model: type[BaseModel], data: Any, context: _Context
 ) -> list[Problem]:
@@ -808,7 +754,7 @@ def _problems(
             key = str(key_path[-1])
             message = f"unknown key {key!r}{suggest(key, valid)}"
         else:
-            message = " or ".join(dict.fromkeys(_message(e, key_path) for e in errors))
+            message = " or ".join(dict.fromkeys(validation_message(e, key_path) for e in errors))
         for prefix, text in context.overridden.items():
             if key_path[: len(prefix)] == prefix:
                 message += f" (set by --set {text})"

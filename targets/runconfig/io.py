@@ -344,7 +344,8 @@ _TYPE_WORDS = {
 }
 
 
-def _describe_input(value: Any) -> str:
+def describe_value(value: Any) -> str:
+    """A short description of a value that failed validation, for error messages."""
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
@@ -355,12 +356,28 @@ def _describe_input(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _message_for(error: Any) -> str:
+_BOUNDS = {
+    "greater_than_equal": ("at least", "ge"),
+    "greater_than": ("greater than", "gt"),
+    "less_than_equal": ("at most", "le"),
+    "less_than": ("less than", "lt"),
+}
+
+
+def validation_message(error: Any, key_path: KeyPath = ()) -> str:
+    """One pydantic error as a sentence a user can act on (shared by every file reader).
+    ``key_path`` is where it happened, to name a missing key."""
     kind = error["type"]
-    got = _describe_input(error.get("input"))
+    got = describe_value(error.get("input"))
     ctx = error.get("ctx") or {}
     if kind == "missing":
+        if key_path:
+            return f"required key {str(key_path[-1])!r} is missing"
         return "required key is missing"
+    if kind == "union_tag_invalid":
+        return f"unknown type {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags', '')}"
+    if kind == "union_tag_not_found":
+        return "required key 'type' is missing"
     if kind in ("int_parsing", "int_type", "int_from_float"):
         return f"expected an integer, got {got}"
     if kind in ("float_parsing", "float_type"):
@@ -375,12 +392,13 @@ def _message_for(error: Any) -> str:
         return f"expected a mapping, got {got}"
     if kind == "literal_error":
         return f"expected one of {ctx.get('expected', '?')}, got {got}"
+    if kind == "too_short":
+        return "must not be empty"
     if kind == "value_error":
         return str(ctx.get("error", error["msg"]))
-    if kind == "greater_than_equal":
-        return f"must be at least {ctx.get('ge')}, got {got}"
-    if kind == "greater_than":
-        return f"must be greater than {ctx.get('gt')}, got {got}"
+    if kind in _BOUNDS:
+        words, key = _BOUNDS[kind]
+        return f"must be {words} {ctx.get(key)}, got {got}"
     return f"{error['msg']}, got {got}"
 
 
@@ -465,10 +483,10 @@ def validation_problems(
                 word = _TYPE_WORDS.get(branch[0], branch[0]) if branch else "?"
                 if word not in kinds:
                     kinds.append(word)
-            got = _describe_input(first.get("input"))
+            got = describe_value(first.get("input"))
             message = f"expected {' or '.join(kinds)}, got {got}"
         else:
-            message = "; ".join(dict.fromkeys(_message_for(e) for e, _ in errors))
+            message = "; ".join(dict.fromkeys(validation_message(e) for e, _ in errors))
         problems.append(Problem(message, file, line, dotted(shown) or None))
     return problems
 
@@ -638,7 +656,7 @@ def load_runconfig(
     doc = parse_yaml(text, file)
     fmt = detect_format(file, doc.data)
     if not isinstance(doc.data, dict):
-        got = "an empty file" if doc.data is None else _describe_input(doc.data)
+        got = "an empty file" if doc.data is None else describe_value(doc.data)
         raise ConfigError(f"expected a mapping of runconfig keys, got {got}", path=str(file))
     if fmt == "targets":
         return _load_ours(doc, project)
