@@ -474,3 +474,17 @@ def test_large_uploads_show_progress_on_a_terminal(project, write):
     assert "sending files" in text
     assert "/251 files" in text  # files counted with the bytes
     assert "with progress" in text
+
+
+def test_deleting_a_run_frees_its_folder_on_the_target_too(project, cli, write, isolated_home):
+    write(project / "t.py", "import time; time.sleep(1); print('x')\n")
+    run_id = cli("run", "t.py", "-d").out.strip()
+    refused = cli("runs", "delete", run_id)
+    assert refused.code == 2 and "has not ended" in refused.err
+    assert cli("runs", "logs", run_id, "-f").code == 0
+    target_copy = isolated_home / ".targets" / "runs" / run_id
+    assert target_copy.is_dir()
+    assert cli("runs", "delete", run_id).code == 0
+    assert not target_copy.exists()
+    assert not (project / ".targets" / "runs" / run_id).exists()
+    assert cli("runs", "show", run_id).code == 2

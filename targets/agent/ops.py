@@ -264,6 +264,18 @@ def envs_prune(
     return removed
 
 
+def discard_run(root: str, run_id: str) -> bool:
+    """Delete an ended run's folder on this target (after its outputs were collected).
+    A run that has not ended is left alone. Returns whether something was deleted."""
+    if rundir.read_status(root, run_id).get("status") not in rundir.TERMINAL:
+        return False
+    path = rundir.run_path(root, run_id)
+    if not os.path.isdir(path):
+        return False
+    shutil.rmtree(path, ignore_errors=True)
+    return True
+
+
 def operations(root: str) -> dict[str, Callable[..., Any]]:
     """The request/response operations by name, with their keyword arguments: what the
     server answers over SSH and what the local target calls in-process."""
@@ -276,6 +288,7 @@ def operations(root: str) -> dict[str, Callable[..., Any]]:
         ),
         "status": lambda run_id: rundir.read_status(root, run_id),
         "cancel": lambda run_id: rundir.cancel_run(root, run_id),
+        "discard": lambda run_id: discard_run(root, run_id),
         "which_tool": lambda name: which_tool(root, name),
         "install_tool": lambda name, key: install_tool(root, name, key),
         "envs_list": lambda driver="cli": envs_list(root, driver),

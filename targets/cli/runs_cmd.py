@@ -207,6 +207,15 @@ def delete(ctx: click.Context, run_id: str) -> None:
     run = Run(ws, run_id)
     if run.refresh().status not in ("Completed", "Failed", "Canceled"):
         raise UsageError(f"run {run.id} has not ended", hint=f"targets runs cancel {run.id}")
+    handle = run.handle
+    if handle is not None and handle.kind != "driver":
+        from targets.errors import TargetsError
+
+        try:
+            run._get_target().discard(handle)  # the target's copy too
+        except TargetsError as exc:
+            say(f"the copy on {run.record.target} was kept: {exc}")
+        run.close()
     shutil.rmtree(run.folder, ignore_errors=True)
     ws.ledger.delete(run.id)
     err_console().print(f"deleted {run.id}", highlight=False)

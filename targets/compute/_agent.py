@@ -517,6 +517,9 @@ class AgentTarget(ComputeTarget):
     def cancel(self, handle: RunHandle) -> None:
         self.agent().call("cancel", run_id=handle.run_id)
 
+    def discard(self, handle: RunHandle) -> None:
+        self.agent().call("discard", run_id=handle.run_id)
+
     def environments(self) -> list[dict[str, Any]]:
         return list(self.agent().call("envs_list", driver=self.docker_driver))
 

@@ -249,6 +249,9 @@ class ComputeTarget(ABC):
         """Stop the run and its whole process tree. Idempotent."""
         raise UnsupportedOperation(f"target kind {self.kind!r} cannot cancel runs")
 
+    def discard(self, handle: RunHandle) -> None:  # noqa: B027 - optional, no-op by default
+        """Free what an ended (and collected) run keeps on the target. Idempotent."""
+
     def environments(self) -> list[dict[str, Any]]:
         """Environments prepared on this target (hash, builder, size, last use)."""
         raise UnsupportedOperation(f"target kind {self.kind!r} cannot list environments")
