@@ -24,7 +24,7 @@ import sys
 import time
 from typing import Any
 
-from . import containers, envs, rundir
+from . import containers, envs, rundir, spark
 
 __all__ = ["launch", "main"]
 
@@ -183,6 +183,8 @@ def _container_environ(spec: dict[str, Any], wd: str) -> dict[str, str]:
 
 
 def _argv(spec: dict[str, Any], python: str) -> list[str]:
+    if spark.is_pyspark(spec):
+        return spark.argv(spec)
     entry = spec["entry"]
     if entry.get("script"):
         return [python, entry["script"], *list(entry.get("arguments") or [])]
@@ -283,6 +285,8 @@ def supervise(root: str, run_id: str) -> int:
                     default_python=spec.get("default_python"),
                     timeout=spec.get("prepare_timeout_seconds"),
                 )
+            if spark.is_pyspark(spec):
+                spark.prepare(spec, env_result, root, log)
         except (envs.EnvError, containers.ContainerError) as exc:
             log.write(("\nenvironment preparation failed: %s\n" % exc).encode())
             phases["preparing"] = time.time() - t0
@@ -313,7 +317,7 @@ def supervise(root: str, run_id: str) -> int:
                         stdin=subprocess.DEVNULL,
                         stdout=out,
                         stderr=subprocess.STDOUT,
-                        env=_environ(spec, python, run_dir),
+                        env=spark.environ(spec, _environ(spec, python, run_dir)),
                         start_new_session=True,
                     )
                 )
@@ -341,6 +345,7 @@ def supervise(root: str, run_id: str) -> int:
         if reason:
             proc.stop()
             code = proc.returncode
+            spark.after_stop(spec, os.path.join(run_dir, "driver.log"))
             break
     phases["running"] = time.time() - t1
     if reason == "canceled":

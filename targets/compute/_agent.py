@@ -550,6 +550,13 @@ def run_spec(
         "environment": dict(request.environment.to_json(), hash=request.environment.hash),
         "environment_variables": variables,
         "max_run_duration_seconds": config.max_run_duration_seconds,
+        "framework": config.framework,
+        "spark": {
+            "configuration": dict(config.spark.configuration),
+            "packages": [p.coordinate for p in config.environment.spark.packages],
+            "repositories": list(config.environment.spark.repositories),
+            "deploy_mode": config.hdi.yarn_deploy_mode,
+        },
         "default_python": default_python,
         "uv": uv,
         "prepare_timeout_seconds": prepare_timeout(),
