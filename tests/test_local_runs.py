@@ -477,10 +477,16 @@ def test_large_uploads_show_progress_on_a_terminal(project, write):
 
 
 def test_deleting_a_run_frees_its_folder_on_the_target_too(project, cli, write, isolated_home):
-    write(project / "t.py", "import time; time.sleep(1); print('x')\n")
+    marker = project.parent / "finish"
+    write(
+        project / "t.py",
+        f"import os, time\nwhile not os.path.exists({str(marker)!r}):\n"
+        "    time.sleep(0.05)\nprint('x')\n",
+    )
     run_id = cli("run", "t.py", "-d").out.strip()
     refused = cli("runs", "delete", run_id)
     assert refused.code == 2 and "has not ended" in refused.err
+    marker.touch()
     assert cli("runs", "logs", run_id, "-f").code == 0
     target_copy = isolated_home / ".targets" / "runs" / run_id
     assert target_copy.is_dir()
