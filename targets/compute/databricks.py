@@ -1,0 +1,673 @@
+"""The ``databricks`` target: one-time runs (``jobs/runs/submit``) in a Databricks workspace.
+
+Built on ``databricks-sdk`` (the ``databricks`` extra), imported lazily: ``targets --help``
+and every other kind work without it.
+
+A submit does, in order:
+
+1. check the run can be expressed on Databricks (no Docker, no conda-only packages) --
+   before anything is uploaded;
+2. upload each snapshot file not already there to the workspace files folder
+   ``/Users/<me>/.targets/objects/<sha256>`` (one ``workspace/list`` tells what is present,
+   so an unchanged snapshot uploads nothing);
+3. upload ``spec.json`` (the manifest: path -> digest, the entry point, the arguments and
+   variables) and ``_targets_wrapper.py`` into ``/Users/<me>/.targets/runs/<run_id>/``;
+4. ``jobs/runs/submit`` a one-time run of one ``spark_python_task`` running the wrapper on
+   the attached cluster (or a new job cluster), with the environment's pip packages and
+   Spark packages as run libraries and ``max_run_duration_seconds`` as ``timeout_seconds``.
+
+On the driver the wrapper copies the objects into a local run folder by the manifest,
+changes into it, runs the user's script with its arguments (``runpy``, ``sys.argv``) and
+copies ``./outputs`` and ``./logs`` to the run's workspace folder (through the
+``/Workspace`` file system of the driver), also after a failure or a cancel; it records the
+exit code in ``exit.json`` there.
+
+Design choice: workspace files rather than a Unity Catalog volume. Workspace files exist
+in every workspace (volumes need Unity Catalog and a catalog/schema the user may write
+to), are addressed by the user's own folder (no extra attach option), and are readable and
+writable from the driver as ``/Workspace/...`` (Databricks Runtime 13.3 LTS and later). The
+cost is the import API's 10 MB request limit: a larger file is refused before anything is
+uploaded (a volume would lift it; see docs/targets/databricks.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import posixpath
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from targets.compute.base import (
+    Capability,
+    ComputeTarget,
+    LogChunk,
+    Progress,
+    RunHandle,
+    RunState,
+    RunStatus,
+    SubmitRequest,
+    TargetContext,
+    _no_progress,
+)
+from targets.errors import (
+    AuthenticationError,
+    ConnectionFailed,
+    MissingExtraError,
+    TargetsError,
+    UsageError,
+)
+
+__all__ = ["DatabricksAPIError", "DatabricksOptions", "DatabricksTarget", "parse_cluster_spec"]
+
+#: Fields a ``--new-cluster`` spec must have, and the optional ones it may have.
+REQUIRED_CLUSTER_FIELDS = ("spark_version", "node_type_id", "num_workers")
+OPTIONAL_CLUSTER_FIELDS = (
+    "driver_node_type_id",
+    "instance_pool_id",
+    "policy_id",
+    "runtime_engine",
+    "data_security_mode",
+    "single_user_name",
+)
+#: The import API takes at most 10 MB of base64 per request: 3/4 of that is raw bytes.
+MAX_IMPORT_BYTES = 10 * 1024 * 1024 * 3 // 4
+WRAPPER_NAME = "_targets_wrapper.py"
+#: Where the driver sees workspace files.
+WORKSPACE_MOUNT = "/Workspace"
+_TERMINAL_LIFE_CYCLES = {"TERMINATED", "SKIPPED", "INTERNAL_ERROR"}
+
+
+class DatabricksAPIError(TargetsError):
+    """The Databricks REST API refused or failed a request; the message is Databricks'."""
+
+
+def parse_cluster_spec(value: str) -> dict[str, str | int]:
+    """``"spark_version=15.4.x-scala2.12,node_type_id=Standard_DS3_v2,num_workers=2"`` ->
+    a dict. Raises ``ValueError`` naming a missing, unknown or malformed field."""
+    spec: dict[str, str | int] = {}
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        key, eq, raw = part.partition("=")
+        key, raw = key.strip(), raw.strip()
+        if not eq or not key or not raw:
+            raise ValueError(f"{part!r} is not key=value")
+        spec[key] = raw
+    return _checked_cluster_spec(spec)
+
+
+def _checked_cluster_spec(spec: Mapping[str, Any]) -> dict[str, str | int]:
+    known = set(REQUIRED_CLUSTER_FIELDS) | set(OPTIONAL_CLUSTER_FIELDS)
+    unknown = sorted(set(spec) - known)
+    if unknown:
+        raise ValueError(
+            f"unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    missing = [k for k in REQUIRED_CLUSTER_FIELDS if k not in spec]
+    if missing:
+        raise ValueError(
+            f"missing field(s) {', '.join(missing)} "
+            "(give spark_version=...,node_type_id=...,num_workers=N)"
+        )
+    out: dict[str, str | int] = {k: str(v) for k, v in spec.items()}
+    try:
+        workers = int(str(spec["num_workers"]))
+    except ValueError:
+        raise ValueError(f"num_workers={spec['num_workers']!r} is not a whole number") from None
+    if workers < 0:
+        raise ValueError("num_workers must be 0 or more")
+    out["num_workers"] = workers
+    return out
+
+
+class DatabricksOptions(BaseModel):
+    """``targets attach NAME --type databricks ...`` options. The token is a secret
+    (``--token-stdin``), kept in the keyring."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = Field(description="Workspace URL, e.g. https://adb-123.4.azuredatabricks.net.")
+    cluster_id: str | None = Field(default=None, description="An existing cluster to run on.")
+    new_cluster: dict[str, str | int] | None = Field(
+        default=None,
+        description="A new job cluster per run: spark_version=...,node_type_id=...,num_workers=N.",
+    )
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        value = value.strip().rstrip("/")
+        parts = urlsplit(value)
+        loopback = parts.hostname in {"127.0.0.1", "localhost", "::1"}
+        if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+            raise ValueError("give the workspace URL, starting with https://")
+        if not parts.hostname or parts.path or parts.query:
+            raise ValueError(
+                "give the workspace URL only, e.g. https://adb-123.4.azuredatabricks.net"
+            )
+        return value
+
+    @field_validator("new_cluster", mode="before")
+    @classmethod
+    def _new_cluster(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return parse_cluster_spec(value)
+        if isinstance(value, Mapping):
+            return _checked_cluster_spec(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_cluster(self) -> DatabricksOptions:
+        if (self.cluster_id is None) == (self.new_cluster is None):
+            raise ValueError("give exactly one of --cluster-id ID or --new-cluster SPEC")
+        return self
+
+
+# -- the wrapper that runs on the driver ---------------------------------------------------
+
+_WRAPPER = r'''"""Written by `targets`: materialise a run folder from content-addressed objects,
+run the user's entry point in it, copy ./outputs and ./logs back. Arguments: the driver's
+mount of workspace files, and the run's workspace folder."""
+import json, os, runpy, shutil, signal, subprocess, sys, tempfile, traceback
+
+
+def _term(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def main():
+    mount, folder = sys.argv[1], sys.argv[2]
+    base = mount + folder
+    with open(os.path.join(base, "spec.json")) as fh:
+        spec = json.load(fh)
+    objects = mount + spec["objects"]
+    wd = tempfile.mkdtemp(prefix="targets-run-")
+    for path, size, mode, digest, link in spec["files"]:
+        dest = os.path.join(wd, *path.split("/"))
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        if link is not None:
+            os.symlink(link, dest)
+            continue
+        shutil.copyfile(os.path.join(objects, digest), dest)
+        os.chmod(dest, mode)
+    for top in ("outputs", "logs"):
+        os.makedirs(os.path.join(wd, top), exist_ok=True)
+    os.environ.update(spec["environment_variables"])
+    os.environ["TARGETS_RUN_ID"] = spec["run_id"]
+    os.chdir(wd)
+    signal.signal(signal.SIGTERM, _term)
+    code, error = 0, None
+    entry = spec["entry"]
+    try:
+        if "script" in entry:
+            script = os.path.join(wd, entry["script"])
+            sys.argv = [script] + list(entry["arguments"])
+            sys.path.insert(0, os.path.dirname(script))
+            runpy.run_path(script, run_name="__main__")
+        else:
+            code = subprocess.call(entry["command"], shell=True)
+    except SystemExit as exc:
+        if exc.code is None:
+            code = 0
+        elif isinstance(exc.code, int):
+            code = exc.code
+        else:
+            print(exc.code, file=sys.stderr)
+            code, error = 1, str(exc.code)
+    except BaseException as exc:
+        traceback.print_exc()
+        code, error = 1, "%s: %s" % (type(exc).__name__, exc)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for top in ("outputs", "logs"):
+        try:
+            shutil.copytree(os.path.join(wd, top), os.path.join(base, top), dirs_exist_ok=True)
+        except OSError as exc:
+            print("targets: could not copy %s back: %s" % (top, exc), file=sys.stderr)
+    with open(os.path.join(base, "exit.json"), "w") as fh:
+        json.dump({"exit_code": code, "error": error}, fh)
+    if code:
+        sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def wrapper_source() -> str:
+    """The wrapper's Python source (uploaded with each run)."""
+    return _WRAPPER
+
+
+# -- the kind ------------------------------------------------------------------------------
+
+
+class DatabricksTarget(ComputeTarget):
+    """A Databricks workspace: an existing cluster, or a new job cluster per run.
+
+    Creating it opens nothing; the SDK client is made on first use. ``close`` is
+    idempotent. Every SDK error becomes a :class:`TargetsError` carrying Databricks'
+    message: a refused token is :class:`AuthenticationError`.
+    """
+
+    kind = "databricks"
+    description = "a Databricks workspace (one-time runs on a cluster or a new job cluster)"
+    options_model = DatabricksOptions
+    capabilities = frozenset({Capability.SPARK, Capability.CANCEL, Capability.LIVE_LOGS})
+    secret_names = ("token",)
+
+    _client: Any = None
+    _me: str | None = None
+
+    def __init__(
+        self, name: str, options: BaseModel | None = None, context: TargetContext | None = None
+    ) -> None:
+        super().__init__(name, options, context)
+        self._finished: dict[str, dict[str, Any]] = {}
+
+    @property
+    def opts(self) -> DatabricksOptions:
+        if not isinstance(self.options, DatabricksOptions):
+            raise TypeError(f"{type(self).__name__} needs DatabricksOptions")
+        return self.options
+
+    # -- connection ----------------------------------------------------------------------
+
+    def client(self) -> Any:
+        """The ``WorkspaceClient``, made on first use."""
+        if self._client is None:
+            try:
+                from databricks.sdk import WorkspaceClient
+                from databricks.sdk.config import Config
+            except ImportError as exc:
+                raise MissingExtraError("databricks-sdk", "databricks") from exc
+            token = self.context.secret("token")
+            if not token:
+                raise UsageError(
+                    f"no Databricks token is stored for target {self.name!r}",
+                    hint=f"targets attach {self.name} --type databricks ... --token-stdin --force",
+                )
+            with self._translated("connecting"):
+                config = Config(
+                    host=self.opts.host, token=token, auth_type="pat", retry_timeout_seconds=30
+                )
+                self._client = WorkspaceClient(config=config)
+        return self._client
+
+    def close(self) -> None:
+        self._client = None
+
+    @contextmanager
+    def _translated(self, doing: str) -> Iterator[None]:
+        """Turn SDK and transport errors into ours, keeping Databricks' message."""
+        try:
+            yield
+        except TargetsError:
+            raise
+        except Exception as exc:
+            raise self._translate(exc, doing) from exc
+
+    def _translate(self, exc: Exception, doing: str) -> TargetsError:
+        try:
+            from databricks.sdk import errors
+            from databricks.sdk.errors.base import DatabricksError
+        except ImportError:  # pragma: no cover - client() checked it
+            return DatabricksAPIError(f"{doing}: {exc}")
+        host = self.opts.host
+        if isinstance(exc, errors.Unauthenticated | errors.PermissionDenied):
+            return AuthenticationError(
+                f"Databricks at {host} refused the token while {doing}: {exc}",
+                hint=f"create a new personal access token and attach again: targets attach "
+                f"{self.name} --type databricks ... --token-stdin --force",
+            )
+        if isinstance(exc, DatabricksError):
+            return DatabricksAPIError(f"Databricks at {host} failed while {doing}: {exc}")
+        import requests
+
+        if isinstance(exc, requests.RequestException | OSError):
+            return ConnectionFailed(f"cannot reach Databricks at {host} while {doing}: {exc}")
+        return DatabricksAPIError(f"Databricks at {host} failed while {doing}: {exc}")
+
+    def _user(self) -> str:
+        if self._me is None:
+            with self._translated("checking the token"):
+                me = self.client().current_user.me()
+            self._me = str(me.user_name)
+        return self._me
+
+    def _root(self) -> str:
+        return f"/Users/{self._user()}/.targets"
+
+    # -- attach --------------------------------------------------------------------------
+
+    def probe(self) -> dict[str, Any]:
+        """Check the token (who am I) and the cluster; return facts. Raises
+        :class:`AuthenticationError` for a refused token and :class:`UsageError` for an
+        unknown cluster id."""
+        facts: dict[str, Any] = {"host": self.opts.host, "user": self._user()}
+        if self.opts.cluster_id is not None:
+            from databricks.sdk import errors
+
+            try:
+                cluster = self.client().clusters.get(self.opts.cluster_id)
+            except (errors.InvalidParameterValue, errors.NotFound) as exc:
+                raise UsageError(
+                    f"Databricks cluster {self.opts.cluster_id!r} does not exist at "
+                    f"{self.opts.host}: {exc}",
+                    hint="copy the cluster id from the cluster's page (Compute > cluster > "
+                    "Advanced options > Tags), or use --new-cluster",
+                ) from exc
+            except Exception as exc:
+                raise self._translate(exc, "looking up the cluster") from exc
+            facts["cluster"] = {
+                "id": self.opts.cluster_id,
+                "name": cluster.cluster_name,
+                "spark_version": cluster.spark_version,
+                "state": cluster.state.value if cluster.state is not None else None,
+            }
+        else:
+            facts["new_cluster"] = dict(self.opts.new_cluster or {})
+        return facts
+
+    # -- submit --------------------------------------------------------------------------
+
+    def _check_request(self, request: SubmitRequest) -> None:
+        env = request.environment
+        if env.docker is not None:
+            raise UsageError(
+                f"target {self.name!r} (Databricks) cannot run a Docker environment",
+                hint="set environment.docker.enabled: false",
+            )
+        conda = [p for p in env.conda_packages if p.split("=")[0].strip() not in {"python", "pip"}]
+        if env.managed and conda:
+            raise UsageError(
+                f"Databricks runs take pip and Maven libraries only, not conda packages: "
+                f"{', '.join(conda)}",
+                hint="move them to the pip section of the conda file",
+            )
+        for entry in request.snapshot.files:
+            if entry.link is None and entry.size > MAX_IMPORT_BYTES:
+                raise UsageError(
+                    f"{entry.path} ({entry.size} bytes) is larger than the workspace import "
+                    f"API takes ({MAX_IMPORT_BYTES} bytes)",
+                    hint="keep large data out of the source directory (.amlignore) and read it "
+                    "from cloud storage or a volume",
+                )
+
+    def _libraries(self, request: SubmitRequest) -> list[Any]:
+        from databricks.sdk.service import compute
+
+        libraries: list[Any] = []
+        if request.environment.managed:
+            for package in request.environment.pip_packages:
+                libraries.append(compute.Library(pypi=compute.PythonPyPiLibrary(package=package)))
+        spark = request.config.environment.spark
+        repo = spark.repositories[0] if spark.repositories else None
+        for maven in spark.packages:
+            libraries.append(
+                compute.Library(maven=compute.MavenLibrary(coordinates=maven.coordinate, repo=repo))
+            )
+        section = request.config.environment.databricks
+        if section is not None:
+            for item in section.pypi_libraries:
+                libraries.append(compute.Library(pypi=compute.PythonPyPiLibrary.from_dict(item)))
+            for item in section.maven_libraries:
+                libraries.append(compute.Library(maven=compute.MavenLibrary.from_dict(item)))
+        return libraries
+
+    def _present(self, folder: str) -> set[str]:
+        from databricks.sdk import errors
+
+        w = self.client()
+        try:
+            return {posixpath.basename(str(o.path)) for o in w.workspace.list(folder)}
+        except errors.NotFound:
+            w.workspace.mkdirs(folder)
+            return set()
+
+    def _import(self, path: str, data: bytes) -> None:
+        from databricks.sdk.service.workspace import ImportFormat
+
+        self.client().workspace.import_(
+            path,
+            content=base64.b64encode(data).decode("ascii"),
+            format=ImportFormat.AUTO,
+            overwrite=True,
+        )
+
+    def submit(self, request: SubmitRequest, progress: Progress = _no_progress) -> RunHandle:
+        """Upload what is missing, then submit a one-time run. Returns once Databricks
+        has accepted the run; does not wait for it."""
+        self._check_request(request)
+        w = self.client()
+        from databricks.sdk.service import compute, jobs
+
+        root = self._root()
+        objects = f"{root}/objects"
+        folder = f"{root}/runs/{request.run_id}"
+        rows = request.snapshot.to_manifest()["files"]
+        with self._translated("uploading the snapshot"):
+            present = self._present(objects)
+            todo: dict[str, Path] = {}
+            for path, _size, _mode, digest, link in rows:
+                if link is None and digest not in present:
+                    todo.setdefault(digest, request.snapshot.source(path))
+            for count, (digest, source) in enumerate(sorted(todo.items()), 1):
+                self._import(f"{objects}/{digest}", source.read_bytes())
+                progress("upload-files", count, len(todo))
+            w.workspace.mkdirs(folder)
+            config = request.config
+            entry: dict[str, Any]
+            if config.script:
+                entry = {"script": config.script, "arguments": list(config.arguments)}
+            else:
+                entry = {"command": config.command}
+            variables = dict(config.environment.environment_variables)
+            variables.update(config.environment_variables)
+            spec = {
+                "run_id": request.run_id,
+                "objects": objects,
+                "files": rows,
+                "entry": entry,
+                "environment_variables": variables,
+            }
+            self._import(f"{folder}/spec.json", json.dumps(spec).encode())
+            self._import(f"{folder}/{WRAPPER_NAME}", _WRAPPER.encode())
+        task = jobs.SubmitTask(
+            task_key="targets",
+            spark_python_task=jobs.SparkPythonTask(
+                python_file=f"{folder}/{WRAPPER_NAME}",
+                parameters=[WORKSPACE_MOUNT, folder],
+                source=jobs.Source.WORKSPACE,
+            ),
+            libraries=self._libraries(request) or None,
+        )
+        if self.opts.cluster_id is not None:
+            task.existing_cluster_id = self.opts.cluster_id
+        else:
+            task.new_cluster = compute.ClusterSpec.from_dict(dict(self.opts.new_cluster or {}))
+        limit = config.max_run_duration_seconds
+        with self._translated("submitting the run"):
+            waiter = w.jobs.submit(
+                run_name=f"targets {request.run_id}",
+                tasks=[task],
+                timeout_seconds=int(limit) if limit else None,
+                idempotency_token=request.run_id[:64],
+            )
+        return RunHandle(
+            kind=self.kind,
+            target=self.name,
+            run_id=request.run_id,
+            data={
+                "databricks_run_id": int(waiter.run_id),
+                "folder": folder,
+                "max_run_duration_seconds": limit,
+                "uploaded": len(todo),
+            },
+        )
+
+    # -- status, logs, outputs -----------------------------------------------------------
+
+    def _run(self, handle: RunHandle) -> Any:
+        with self._translated(f"reading run {handle.run_id}"):
+            return self.client().jobs.get_run(int(handle.data["databricks_run_id"]))
+
+    def _exit_info(self, handle: RunHandle) -> dict[str, Any]:
+        """``exit.json`` the wrapper wrote (empty when it never got that far)."""
+        from databricks.sdk import errors
+
+        try:
+            with self._translated(f"reading the exit code of run {handle.run_id}"):
+                raw = self._export(f"{handle.data['folder']}/exit.json")
+        except DatabricksAPIError as exc:
+            if isinstance(exc.__cause__, errors.NotFound):
+                return {}
+            raise
+        try:
+            info = json.loads(raw)
+        except ValueError:
+            return {}
+        return info if isinstance(info, dict) else {}
+
+    def _export(self, path: str) -> bytes:
+        from databricks.sdk.service.workspace import ExportFormat
+
+        got = self.client().workspace.export(path, format=ExportFormat.AUTO)
+        return base64.b64decode(got.content or "")
+
+    def status(self, handle: RunHandle) -> RunState:
+        """Map Databricks' ``life_cycle_state``/``result_state`` to a :class:`RunState`."""
+        done = self._finished.get(handle.run_id)
+        if done is not None:
+            return done["state"]  # type: ignore[no-any-return]
+        run = self._run(handle)
+        state = run.state
+        life = state.life_cycle_state.value if state and state.life_cycle_state else "PENDING"
+        result = state.result_state.value if state and state.result_state else None
+        message = state.state_message if state else None
+        started = run.start_time / 1000 if run.start_time else None
+        if life in {"PENDING", "QUEUED", "BLOCKED", "WAITING_FOR_RETRY"}:
+            return RunState(RunStatus.QUEUED, message=message or None, started_at=started)
+        if life in {"RUNNING", "TERMINATING"}:
+            return RunState(RunStatus.RUNNING, started_at=started)
+        info = self._exit_info(handle)
+        code = info.get("exit_code")
+        exit_code = int(code) if isinstance(code, int) else None
+        ended = run.end_time / 1000 if run.end_time else None
+        if result == "SUCCESS" and life == "TERMINATED":
+            status, text = RunStatus.COMPLETED, None
+            exit_code = 0 if exit_code is None else exit_code
+        elif result == "CANCELED":
+            status, text = RunStatus.CANCELED, message or "canceled"
+        elif result == "TIMEDOUT":
+            limit = handle.data.get("max_run_duration_seconds")
+            status = RunStatus.FAILED
+            text = f"exceeded max_run_duration_seconds ({limit}s): {message or 'timed out'}"
+        else:
+            status = RunStatus.FAILED
+            text = info.get("error") or message or f"{life} {result or ''}".strip()
+        final = RunState(status, exit_code, text, started_at=started, ended_at=ended)
+        self._finished[handle.run_id] = {"state": final, "run": run}
+        return final
+
+    def _status_lines(self, run: Any) -> tuple[str, str]:
+        """Status transitions as lines that only grow: each depends on how far the run got,
+        never on when it was polled. Returns (lines before the driver output, the last)."""
+        state = run.state
+        life = state.life_cycle_state.value if state and state.life_cycle_state else "PENDING"
+        lines = [f"[databricks] run {run.run_id} submitted, waiting for the cluster"]
+        ran = life in {"RUNNING", "TERMINATING"} or (
+            life in _TERMINAL_LIFE_CYCLES and (run.execution_duration or 0) > 0
+        )
+        if ran:
+            lines.append("[databricks] running")
+        last = ""
+        if life in _TERMINAL_LIFE_CYCLES:
+            result = state.result_state.value if state and state.result_state else "-"
+            message = (state.state_message or "").strip()
+            last = f"[databricks] {life} {result}" + (f": {message}" if message else "") + "\n"
+        return "".join(line + "\n" for line in lines), last
+
+    def _driver_output(self, handle: RunHandle, run: Any) -> bytes:
+        done = self._finished.get(handle.run_id)
+        if done is not None and "driver" in done:
+            return done["driver"]  # type: ignore[no-any-return]
+        tasks = run.tasks or []
+        if not tasks:
+            return b""
+        with self._translated(f"reading the output of run {handle.run_id}"):
+            output = self.client().jobs.get_run_output(int(tasks[0].run_id))
+        text = output.logs or ""
+        if output.error_trace and output.error_trace not in text:
+            text += ("\n" if text and not text.endswith("\n") else "") + output.error_trace
+        if output.logs_truncated:
+            text += "\n[targets: Databricks truncated the driver output]\n"
+        data = text.encode()
+        if done is not None:
+            done["driver"] = data
+        return data
+
+    def read_logs(self, handle: RunHandle, offsets: Mapping[str, int]) -> list[LogChunk]:
+        """``driver.log``: status transitions while the run goes, then, once it has ended,
+        the driver's standard output (``runs/get-output``) and the final state."""
+        done = self._finished.get(handle.run_id)
+        run = done["run"] if done is not None else self._run(handle)
+        head, last = self._status_lines(run)
+        data = head.encode()
+        if last:
+            self.status(handle)  # remembers the terminal run
+            output = self._driver_output(handle, run)
+            if output and not output.endswith(b"\n"):
+                output += b"\n"
+            data += output + last.encode()
+        start = offsets.get("driver.log", 0)
+        if len(data) > start:
+            return [LogChunk("driver.log", start, data[start:])]
+        return []
+
+    def fetch_outputs(self, handle: RunHandle, dest: Path) -> None:
+        """Download the run folder's ``outputs/`` and ``logs/`` (files whose size differs
+        from the local copy). Idempotent."""
+        from databricks.sdk import errors
+
+        folder = str(handle.data["folder"])
+        w = self.client()
+        with self._translated(f"downloading the outputs of run {handle.run_id}"):
+            for top in ("outputs", "logs"):
+                pending = [f"{folder}/{top}"]
+                while pending:
+                    current = pending.pop()
+                    try:
+                        items = list(w.workspace.list(current))
+                    except errors.NotFound:
+                        continue
+                    for item in items:
+                        path = str(item.path)
+                        kind = item.object_type.value if item.object_type else ""
+                        if kind == "DIRECTORY":
+                            pending.append(path)
+                            continue
+                        rel = posixpath.relpath(path, folder).split("/")
+                        if ".." in rel:
+                            continue
+                        local = dest.joinpath(*rel)
+                        same_size = local.is_file() and local.stat().st_size == item.size
+                        if same_size and item.size is not None:
+                            continue
+                        local.parent.mkdir(parents=True, exist_ok=True)
+                        tmp = local.with_name(f".{local.name}.part")
+                        tmp.write_bytes(self._export(path))
+                        tmp.replace(local)
+
+    def cancel(self, handle: RunHandle) -> None:
+        """Ask Databricks to cancel the run; returns without waiting. Idempotent."""
+        with self._translated(f"canceling run {handle.run_id}"):
+            self.client().jobs.cancel_run(int(handle.data["databricks_run_id"]))

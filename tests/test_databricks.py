@@ -1,0 +1,345 @@
+"""The ``databricks`` kind, with the real ``databricks-sdk`` talking to a local emulator of
+the Databricks REST API (``tests/databricks_emulator.py``): no workspace is reachable from
+the test machine."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("databricks.sdk")
+
+from targets.compute.base import RunStatus, TargetContext
+from targets.compute.databricks import (
+    DatabricksAPIError,
+    DatabricksOptions,
+    DatabricksTarget,
+    parse_cluster_spec,
+)
+from targets.errors import AuthenticationError, UsageError
+from targets.testing import (
+    ComputeTargetContract,
+    collect_logs,
+    make_request,
+    wait_for_end,
+)
+from tests.conftest import CLIResult
+from tests.databricks_emulator import DatabricksEmulator
+
+TOKEN = "dapi-test-0123456789abcdef"
+CLUSTER = "0123-456789-abcde"
+
+
+@pytest.fixture
+def emulator() -> Iterator[DatabricksEmulator]:
+    with DatabricksEmulator(token=TOKEN) as dbx:
+        yield dbx
+
+
+def _target(
+    dbx: DatabricksEmulator, tmp_path: Path, token: str = TOKEN, **options: object
+) -> DatabricksTarget:
+    values: dict[str, object] = {"host": dbx.host, "cluster_id": CLUSTER}
+    values.update(options)
+    context = TargetContext(
+        state_dir=tmp_path / "state", secret=lambda name: token if name == "token" else None
+    )
+    return DatabricksTarget("dbx", DatabricksOptions.model_validate(values), context)
+
+
+@pytest.fixture
+def target(emulator: DatabricksEmulator, tmp_path: Path) -> Iterator[DatabricksTarget]:
+    target = _target(emulator, tmp_path)
+    with target:
+        yield target
+
+
+# -- options -------------------------------------------------------------------------------
+
+
+def test_new_cluster_spec_is_parsed_into_fields() -> None:
+    spec = parse_cluster_spec(
+        "spark_version=15.4.x-scala2.12,node_type_id=Standard_DS3_v2,num_workers=2"
+    )
+    assert spec == {
+        "spark_version": "15.4.x-scala2.12",
+        "node_type_id": "Standard_DS3_v2",
+        "num_workers": 2,
+    }
+
+
+def test_new_cluster_spec_missing_a_field_names_it() -> None:
+    with pytest.raises(ValueError, match="num_workers"):
+        parse_cluster_spec("spark_version=15.4.x-scala2.12,node_type_id=Standard_DS3_v2")
+
+
+def test_options_need_exactly_one_cluster_and_an_https_host() -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        DatabricksOptions(host="https://adb-1.2.azuredatabricks.net")
+    with pytest.raises(ValueError, match="https://"):
+        DatabricksOptions(host="http://adb-1.2.azuredatabricks.net", cluster_id=CLUSTER)
+
+
+# -- attach through the CLI ----------------------------------------------------------------
+
+
+def test_attach_keeps_the_token_in_the_keyring_only(
+    emulator: DatabricksEmulator, project: Path, cli: Callable[..., CLIResult], isolated_home: Path
+) -> None:
+    got = cli(
+        "attach", "mydbx", "--type", "databricks", "--host", emulator.host,
+        "--token-stdin", "--cluster-id", CLUSTER, "--output", "json",
+        input=TOKEN + "\n",
+    )  # fmt: skip
+    assert got.code == 0, got
+    facts = got.json()
+    assert TOKEN not in got.out + got.err
+    assert "someone@example.com" in json.dumps(facts)
+    for path in (project / ".targets").rglob("*"):
+        if path.is_file():
+            assert TOKEN.encode() not in path.read_bytes(), path
+    shown = cli("show", "mydbx")
+    assert shown.code == 0, shown
+    assert TOKEN not in shown.out
+
+
+def test_attach_with_a_refused_token_attaches_nothing(
+    emulator: DatabricksEmulator, project: Path, cli: Callable[..., CLIResult]
+) -> None:
+    got = cli(
+        "attach", "mydbx", "--type", "databricks", "--host", emulator.host,
+        "--token-stdin", "--cluster-id", CLUSTER, input="dapi-wrong\n",
+    )  # fmt: skip
+    assert got.code == 1, got
+    assert "refused the token" in got.err
+    assert "Traceback" not in got.err
+    assert "mydbx" not in cli("list").out
+
+
+def test_attach_with_an_unknown_cluster_names_it(
+    emulator: DatabricksEmulator, project: Path, cli: Callable[..., CLIResult]
+) -> None:
+    got = cli(
+        "attach", "mydbx", "--type", "databricks", "--host", emulator.host,
+        "--token-stdin", "--cluster-id", "0000-nope", input=TOKEN + "\n",
+    )  # fmt: skip
+    assert got.code == 2, got
+    assert "0000-nope" in got.err and "does not exist" in got.err
+    assert "mydbx" not in cli("list").out
+
+
+def test_attach_with_a_new_cluster_missing_a_field_sends_nothing(
+    emulator: DatabricksEmulator, project: Path, cli: Callable[..., CLIResult]
+) -> None:
+    got = cli(
+        "attach", "mydbx", "--type", "databricks", "--host", emulator.host, "--token-stdin",
+        "--new-cluster", "spark_version=15.4.x-scala2.12,num_workers=2", input=TOKEN + "\n",
+    )  # fmt: skip
+    assert got.code == 2, got
+    assert "node_type_id" in got.err
+    assert emulator.calls == []
+
+
+def test_targets_run_on_databricks_brings_outputs_back(
+    emulator: DatabricksEmulator, project: Path, cli: Callable[..., CLIResult]
+) -> None:
+    attached = cli(
+        "attach", "mydbx", "--type", "databricks", "--host", emulator.host,
+        "--token-stdin", "--cluster-id", CLUSTER, input=TOKEN + "\n",
+    )  # fmt: skip
+    assert attached.code == 0, attached
+    (project / "train.py").write_text(
+        "import sys\nprint('hello', sys.argv[1:])\nopen('outputs/o.txt', 'w').write('x')\n"
+    )
+    (project / "run.yml").write_text(
+        "script: train.py\narguments: [--lr, '0.1']\ntarget: mydbx\n"
+        "environment:\n  python:\n    user_managed_dependencies: true\n"
+    )
+    got = cli("run", "run.yml")
+    assert got.code == 0, got
+    assert "hello ['--lr', '0.1']" in got.out
+    assert "[databricks] TERMINATED SUCCESS" in got.out
+    found = list((project / ".targets" / "runs").glob("*/outputs/o.txt"))
+    assert [p.read_text() for p in found] == ["x"]
+
+
+def test_refused_token_is_an_authentication_error(
+    emulator: DatabricksEmulator, tmp_path: Path
+) -> None:
+    with (
+        _target(emulator, tmp_path, token="dapi-wrong") as target,
+        pytest.raises(AuthenticationError, match="Invalid access token"),
+    ):
+        target.probe()
+
+
+def test_unknown_cluster_is_a_usage_error(emulator: DatabricksEmulator, tmp_path: Path) -> None:
+    with (
+        _target(emulator, tmp_path, cluster_id="0000-nope") as target,
+        pytest.raises(UsageError, match="0000-nope"),
+    ):
+        target.probe()
+
+
+# -- runs ----------------------------------------------------------------------------------
+
+
+def test_script_with_arguments_completes_and_its_outputs_come_back(
+    target: DatabricksTarget, emulator: DatabricksEmulator, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    (src / "pkg").mkdir(parents=True)
+    (src / "pkg" / "__init__.py").write_text("VALUE = 'from a module'\n")
+    (src / "train.py").write_text(
+        "import os, sys\nfrom pkg import VALUE\n"
+        "print('args', sys.argv[1:], VALUE)\n"
+        "open('outputs/model.txt', 'w').write(' '.join(sys.argv[1:]))\n"
+    )
+    request = make_request(src, script="train.py", arguments=["--epochs", "3"])
+    handle = target.submit(request)
+    state = wait_for_end(target, handle)
+    assert state.status is RunStatus.COMPLETED, state
+    assert state.exit_code == 0
+    logs = collect_logs(target, handle)
+    assert b"args ['--epochs', '3'] from a module" in logs["driver.log"]
+    assert logs["driver.log"].endswith(b"[databricks] TERMINATED SUCCESS\n")
+    dest = tmp_path / "fetched"
+    target.fetch_outputs(handle, dest)
+    assert (dest / "outputs" / "model.txt").read_text() == "--epochs 3"
+    body = next(b for m, p, b in emulator.calls if p.endswith("/jobs/runs/submit"))
+    (task,) = body["tasks"]
+    assert task["existing_cluster_id"] == CLUSTER
+    assert task["spark_python_task"]["python_file"].endswith("/_targets_wrapper.py")
+
+
+def test_failing_script_fails_with_its_exit_code_and_message(
+    target: DatabricksTarget, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "main.py").write_text("raise RuntimeError('the data is bad')\n")
+    handle = target.submit(make_request(src))
+    state = wait_for_end(target, handle)
+    assert state.status is RunStatus.FAILED
+    assert state.exit_code == 1
+    assert "the data is bad" in (state.message or "")
+    assert b"RuntimeError: the data is bad" in collect_logs(target, handle)["driver.log"]
+
+
+def test_an_unchanged_snapshot_uploads_nothing_again(
+    target: DatabricksTarget, emulator: DatabricksEmulator, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "main.py").write_text("print('hi')\n")
+    (src / "data.csv").write_text("a,b\n1,2\n")
+    first = target.submit(make_request(src))
+    assert len(emulator.imports("/.targets/objects/")) == 2
+    assert first.data["uploaded"] == 2
+    wait_for_end(target, first)
+    second = target.submit(make_request(src))
+    assert len(emulator.imports("/.targets/objects/")) == 2
+    assert second.data["uploaded"] == 0
+    assert wait_for_end(target, second).status is RunStatus.COMPLETED
+
+
+def test_environment_packages_become_run_libraries(
+    target: DatabricksTarget, emulator: DatabricksEmulator, tmp_path: Path
+) -> None:
+    from targets.runconfig.model import CondaSpec, RunConfiguration, SparkPackage
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "main.py").write_text("print('ok')\n")
+    config = RunConfiguration(script="main.py", framework="pyspark")
+    config.environment.python.conda_dependencies = CondaSpec.model_validate(
+        {"dependencies": ["python=3.11", {"pip": ["requests==2.32.3"]}]}
+    )
+    config.environment.spark.packages = [
+        SparkPackage(group="com.databricks", artifact="spark-xml_2.12", version="0.18.0")
+    ]
+    handle = target.submit(make_request(src, config=config))
+    body = next(b for m, p, b in emulator.calls if p.endswith("/jobs/runs/submit"))
+    libraries = body["tasks"][0]["libraries"]
+    assert {"pypi": {"package": "requests==2.32.3"}} in libraries
+    assert {"maven": {"coordinates": "com.databricks:spark-xml_2.12:0.18.0"}} in libraries
+    wait_for_end(target, handle)
+
+
+def test_a_new_job_cluster_goes_into_the_run(emulator: DatabricksEmulator, tmp_path: Path) -> None:
+    spec = "spark_version=15.4.x-scala2.12,node_type_id=Standard_DS3_v2,num_workers=2"
+    with _target(emulator, tmp_path, cluster_id=None, new_cluster=spec) as target:
+        src = tmp_path / "src"
+        src.mkdir()
+        (src / "main.py").write_text("print('on a job cluster')\n")
+        handle = target.submit(make_request(src))
+        assert wait_for_end(target, handle).status is RunStatus.COMPLETED
+    body = next(b for m, p, b in emulator.calls if p.endswith("/jobs/runs/submit"))
+    assert body["tasks"][0]["new_cluster"] == {
+        "spark_version": "15.4.x-scala2.12",
+        "node_type_id": "Standard_DS3_v2",
+        "num_workers": 2,
+    }
+
+
+def test_a_docker_environment_is_refused_before_anything_is_uploaded(
+    target: DatabricksTarget, emulator: DatabricksEmulator, tmp_path: Path
+) -> None:
+    from targets.runconfig.model import RunConfiguration
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "main.py").write_text("print('x')\n")
+    config = RunConfiguration(script="main.py")
+    config.environment.docker.enabled = True
+    config.environment.docker.base_image = "python:3.11"
+    with pytest.raises(UsageError, match="Docker"):
+        target.submit(make_request(src, config=config))
+    assert emulator.imports() == []
+
+
+def test_api_errors_carry_the_databricks_message(
+    target: DatabricksTarget, emulator: DatabricksEmulator
+) -> None:
+    from targets.compute.base import RunHandle
+
+    handle = RunHandle("databricks", "dbx", "r1", {"databricks_run_id": 99999, "folder": "/x"})
+    with pytest.raises(DatabricksAPIError, match="Run 99999 does not exist"):
+        target.status(handle)
+
+
+def test_cancel_a_running_run(target: DatabricksTarget, tmp_path: Path) -> None:
+    import time
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "main.py").write_text(
+        "import time\nopen('outputs/started', 'w').write('yes')\nprint('up', flush=True)\n"
+        "time.sleep(300)\n"
+    )
+    handle = target.submit(make_request(src))
+    while target.status(handle).status is not RunStatus.RUNNING:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    target.cancel(handle)
+    state = wait_for_end(target, handle, 60)
+    assert state.status is RunStatus.CANCELED
+    dest = tmp_path / "fetched"
+    target.fetch_outputs(handle, dest)
+    assert (dest / "outputs" / "started").read_text() == "yes"
+
+
+# -- the contract every kind passes --------------------------------------------------------
+
+
+class TestDatabricksContract(ComputeTargetContract):
+    run_timeout = 60
+
+    @pytest.fixture
+    def target(self, emulator: DatabricksEmulator, tmp_path: Path) -> Iterator[DatabricksTarget]:
+        target = _target(emulator, tmp_path)
+        with target:
+            yield target
