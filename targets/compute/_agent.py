@@ -536,19 +536,12 @@ def run_spec(
 ) -> dict[str, Any]:
     """The ``spec.json`` the supervisor reads: what to run, in which environment."""
     config = request.config
-    entry: dict[str, Any]
-    if config.script:
-        entry = {"script": config.script, "arguments": list(config.arguments)}
-    else:
-        entry = {"command": config.command}
-    variables = dict(config.environment.environment_variables)
-    variables.update(config.environment_variables)
     return {
         "run_id": request.run_id,
         "experiment": request.experiment,
-        "entry": entry,
+        "entry": request.entry(),
         "environment": dict(request.environment.to_json(), hash=request.environment.hash),
-        "environment_variables": variables,
+        "environment_variables": request.environment_variables(),
         "max_run_duration_seconds": config.max_run_duration_seconds,
         "framework": config.framework,
         "spark": {

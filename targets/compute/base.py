@@ -154,6 +154,18 @@ class SubmitRequest:
     environment: EnvironmentSpec
     experiment: str | None = None
 
+    def entry(self) -> dict[str, Any]:
+        """What runs: ``{"script", "arguments"}`` or ``{"command"}``."""
+        if self.config.script:
+            return {"script": self.config.script, "arguments": list(self.config.arguments)}
+        return {"command": self.config.command}
+
+    def environment_variables(self) -> dict[str, str]:
+        """The run's variables: the environment's, then the runconfig's (which win)."""
+        variables = dict(self.config.environment.environment_variables)
+        variables.update(self.config.environment_variables)
+        return variables
+
 
 Progress = Callable[[str, int, int], None]
 """``progress(phase, done, total)``: kinds call it during long work (upload, build)."""

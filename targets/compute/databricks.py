@@ -465,19 +465,12 @@ class DatabricksTarget(ComputeTarget):
                 progress("upload-files", count, len(todo))
             w.workspace.mkdirs(folder)
             config = request.config
-            entry: dict[str, Any]
-            if config.script:
-                entry = {"script": config.script, "arguments": list(config.arguments)}
-            else:
-                entry = {"command": config.command}
-            variables = dict(config.environment.environment_variables)
-            variables.update(config.environment_variables)
             spec = {
                 "run_id": request.run_id,
                 "objects": objects,
                 "files": rows,
-                "entry": entry,
-                "environment_variables": variables,
+                "entry": request.entry(),
+                "environment_variables": request.environment_variables(),
             }
             self._import(f"{folder}/spec.json", json.dumps(spec).encode())
             self._import(f"{folder}/{WRAPPER_NAME}", _WRAPPER.encode())
