@@ -35,6 +35,7 @@ class LocalTarget(AgentTarget):
             Capability.VIRTUALENV,
             Capability.CONDA,
             Capability.DOCKER,
+            Capability.SPARK,
             Capability.CANCEL,
             Capability.LIVE_LOGS,
         }
