@@ -343,3 +343,91 @@ class TestDatabricksContract(ComputeTargetContract):
         target = _target(emulator, tmp_path)
         with target:
             yield target
+
+
+# -- attaching by Azure workspace name, as Azure ML does ------------------------------------
+
+
+def test_attach_by_workspace_name_and_resource_group(
+    emulator: DatabricksEmulator, project: Path, cli: Callable[..., CLIResult], tmp_path: Path
+) -> None:
+    import os
+
+    from tests.azure_arm_emulator import ArmEmulator, fake_az
+
+    arm_token = "arm-token-from-az-login"
+    workspace_url = emulator.host.removeprefix("http://")
+    found = {("sub-1", "rg", "ws"): workspace_url, ("sub-1", "rg", "ws2"): workspace_url}
+    with ArmEmulator(arm_token, found) as arm:
+        env = {
+            "TARGETS_AZURE_RESOURCE_MANAGER": arm.url,
+            "PATH": f"{fake_az(tmp_path / 'bin', arm_token)}:{os.environ['PATH']}",
+        }
+        attach = (
+            "attach", "dbxws", "--type", "databricks", "--workspace-name", "ws",
+            "--resource-group", "rg", "--subscription", "sub-1", "--token-stdin",
+            "--cluster-id", CLUSTER,
+        )  # fmt: skip
+        attached = cli(*attach, input=TOKEN + "\n", env=env)
+        assert attached.code == 0, attached
+        shown = cli("show", "dbxws", "-o", "json").json()
+        assert shown["facts"]["host"] == emulator.host  # found through Resource Manager
+        (project / "t.py").write_text("print('found by name')\n")
+        ran = cli("run", "t.py", "--target", "dbxws", env=env)
+        assert ran.code == 0 and "found by name" in ran.out, ran
+        lookups = len(arm.requests)
+
+        missing = cli(
+            "attach",
+            "nows",
+            "--type",
+            "databricks",
+            "--workspace-name",
+            "nope",
+            "--resource-group",
+            "rg",
+            "--subscription",
+            "sub-1",
+            "--token-stdin",
+            "--cluster-id",
+            CLUSTER,
+            input=TOKEN + "\n",
+            env=env,
+        )
+        assert missing.code == 2, missing
+        assert "no Azure Databricks workspace 'nope'" in missing.err
+
+        logged_out = {**env, "PATH": f"{fake_az(tmp_path / 'bin2', None)}:{os.environ['PATH']}"}
+        refused = cli(
+            "attach",
+            "nologin",
+            "--type",
+            "databricks",
+            "--workspace-name",
+            "ws2",
+            "--resource-group",
+            "rg",
+            "--subscription",
+            "sub-1",
+            "--token-stdin",
+            "--cluster-id",
+            CLUSTER,
+            input=TOKEN + "\n",
+            env=logged_out,
+        )
+        assert refused.code != 0, refused
+        assert "az login" in refused.err
+    assert lookups == 1  # the run reused the host found at attach
+    assert {t["name"] for t in cli("list", "-o", "json").json()} == {"local", "dbxws"}
+
+
+def test_workspace_name_needs_its_resource_group() -> None:
+    with pytest.raises(ValueError, match="together"):
+        DatabricksOptions(workspace_name="ws", cluster_id="c")
+    with pytest.raises(ValueError, match="either --host"):
+        DatabricksOptions(
+            host="https://adb-1.azuredatabricks.net",
+            workspace_name="ws",
+            resource_group="rg",
+            cluster_id="c",
+        )

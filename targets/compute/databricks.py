@@ -131,7 +131,16 @@ class DatabricksOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    host: str = Field(description="Workspace URL, e.g. https://adb-123.4.azuredatabricks.net.")
+    host: str | None = Field(
+        default=None, description="Workspace URL, e.g. https://adb-123.4.azuredatabricks.net."
+    )
+    workspace_name: str | None = Field(
+        default=None, description="Azure Databricks workspace name (with --resource-group)."
+    )
+    resource_group: str | None = Field(default=None, description="Its Azure resource group.")
+    subscription: str | None = Field(
+        default=None, description="Its Azure subscription (default: AZURE_SUBSCRIPTION_ID)."
+    )
     cluster_id: str | None = Field(default=None, description="An existing cluster to run on.")
     new_cluster: dict[str, str | int] | None = Field(
         default=None,
@@ -140,9 +149,11 @@ class DatabricksOptions(BaseModel):
 
     @field_validator("host")
     @classmethod
-    def _host(cls, value: str) -> str:
+    def _host(cls, value: str | None) -> str | None:
         from urllib.parse import urlsplit
 
+        if value is None:
+            return None
         value = value.strip().rstrip("/")
         parts = urlsplit(value)
         loopback = parts.hostname in {"127.0.0.1", "localhost", "::1"}
@@ -167,6 +178,11 @@ class DatabricksOptions(BaseModel):
     def _one_cluster(self) -> DatabricksOptions:
         if (self.cluster_id is None) == (self.new_cluster is None):
             raise ValueError("give exactly one of --cluster-id ID or --new-cluster SPEC")
+        by_name = self.workspace_name is not None or self.resource_group is not None
+        if by_name and (self.workspace_name is None or self.resource_group is None):
+            raise ValueError("give --workspace-name and --resource-group together")
+        if (self.host is None) == (not by_name):
+            raise ValueError("give either --host URL or --workspace-name NAME --resource-group RG")
         return self
 
 
@@ -281,6 +297,30 @@ class DatabricksTarget(ComputeTarget):
 
     # -- connection ----------------------------------------------------------------------
 
+    @property
+    def host(self) -> str:
+        """The workspace URL: given, or looked up once through Azure Resource Manager
+        (then remembered in the workspace's state folder)."""
+        if self.opts.host:
+            return self.opts.host
+        import json
+
+        cache = self.context.state_dir / "databricks-hosts.json"
+        key = (
+            f"{self.opts.subscription or ''}/{self.opts.resource_group}/{self.opts.workspace_name}"
+        )
+        known = json.loads(cache.read_text()) if cache.exists() else {}
+        if key not in known:
+            from targets.compute.azure_lookup import resolve_databricks_host
+
+            assert self.opts.workspace_name and self.opts.resource_group  # options validated
+            known[key] = resolve_databricks_host(
+                self.opts.subscription, self.opts.resource_group, self.opts.workspace_name
+            )
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps(known, indent=1))
+        return str(known[key])
+
     def client(self) -> Any:
         """The ``WorkspaceClient``, made on first use."""
         if self._client is None:
@@ -297,7 +337,7 @@ class DatabricksTarget(ComputeTarget):
                 )
             with self._translated("connecting"):
                 config = Config(
-                    host=self.opts.host, token=token, auth_type="pat", retry_timeout_seconds=30
+                    host=self.host, token=token, auth_type="pat", retry_timeout_seconds=30
                 )
                 self._client = WorkspaceClient(config=config)
         return self._client
@@ -321,7 +361,7 @@ class DatabricksTarget(ComputeTarget):
             from databricks.sdk.errors.base import DatabricksError
         except ImportError:  # pragma: no cover - client() checked it
             return DatabricksAPIError(f"{doing}: {exc}")
-        host = self.opts.host
+        host = self.opts.host or self.opts.workspace_name
         if isinstance(exc, errors.Unauthenticated | errors.PermissionDenied):
             return AuthenticationError(
                 f"Databricks at {host} refused the token while {doing}: {exc}",
@@ -352,7 +392,7 @@ class DatabricksTarget(ComputeTarget):
         """Check the token (who am I) and the cluster; return facts. Raises
         :class:`AuthenticationError` for a refused token and :class:`UsageError` for an
         unknown cluster id."""
-        facts: dict[str, Any] = {"host": self.opts.host, "user": self._user()}
+        facts: dict[str, Any] = {"host": self.host, "user": self._user()}
         if self.opts.cluster_id is not None:
             from databricks.sdk import errors
 
@@ -361,7 +401,7 @@ class DatabricksTarget(ComputeTarget):
             except (errors.InvalidParameterValue, errors.NotFound) as exc:
                 raise UsageError(
                     f"Databricks cluster {self.opts.cluster_id!r} does not exist at "
-                    f"{self.opts.host}: {exc}",
+                    f"{self.host}: {exc}",
                     hint="copy the cluster id from the cluster's page (Compute > cluster > "
                     "Advanced options > Tags), or use --new-cluster",
                 ) from exc
