@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
+from tests.spark_fixtures import head_node_spark_fixture, local_spark_fixture  # noqa: F401
 from tests.sshd import SSHServer, sshd_fixture, sshd_server_fixture  # noqa: F401
 
 EXAMPLES = sorted((REPO / "runconfigs").glob("*.yml"))
@@ -27,27 +28,25 @@ def repo_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_every_example_is_listed():
     names = {p.name for p in EXAMPLES}
-    assert {"hello.yml", "train.yml", "conda-env.yml", "dsvm.yml"} <= names
+    assert {"hello.yml", "train.yml", "conda-env.yml", "dsvm.yml", "hdi.yml"} <= names
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
 def test_example_runs(example: Path, repo_copy: Path, cli, request):
-    target = (yaml.safe_load(example.read_text()) or {}).get("target", "local")
+    data = yaml.safe_load(example.read_text()) or {}
+    target = data.get("target", "local")
+    if data.get("framework") == "pyspark":
+        request.getfixturevalue("local_spark")
     if target != "local":
         sshd: SSHServer = request.getfixturevalue("sshd")
+        kind: tuple[str, ...] = ()
+        if data.get("framework") == "pyspark":  # a Spark head node (its master: local)
+            request.getfixturevalue("head_node_spark")
+            kind = ("--type", "hdinsight", "--spark-master", "local[2]")
         attached = cli(
-            "attach",
-            target,
-            "--address",
-            sshd.host,
-            "--ssh-port",
-            str(sshd.port),
-            "--username",
-            sshd.user,
-            "--ssh-key",
-            str(sshd.key),
-            "--accept-host-key",
-        )
+            "attach", target, *kind, "--address", sshd.host, "--ssh-port", str(sshd.port),
+            "--username", sshd.user, "--ssh-key", str(sshd.key), "--accept-host-key",
+        )  # fmt: skip
         assert attached.code == 0, attached
     result = cli("run", f"runconfigs/{example.name}")
     assert result.code == 0, result

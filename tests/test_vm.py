@@ -428,3 +428,11 @@ print("logged on the vm")
     assert shown["params"] == {"lr": "0.01"} and shown["metrics"] == {"acc": 0.75}
     merged = list((project / ".targets" / "mlruns").glob("*/abc123/tags/targets.run_id"))
     assert len(merged) == 1 and merged[0].read_text() == run_id
+
+
+def test_a_pyspark_run_on_a_plain_vm_is_refused_before_upload(dsvm, project, write, cli):
+    write(project / "job.py", "print('never')\n")
+    write(project / "rc.yml", "script: job.py\ntarget: dsvm\nframework: pyspark\n")
+    result = cli("run", "rc.yml")
+    assert result.code == 2, result
+    assert "does not run Spark jobs" in result.err and "hdinsight" in result.err

@@ -26,6 +26,7 @@ from typing import IO, Any
 from targets.agent import AGENT_VERSION, ops, rundir, store, supervisor
 from targets.agent.server import ChunkReader, read_frame, write_chunks, write_frame
 from targets.compute.base import (
+    Capability,
     ComputeTarget,
     LogChunk,
     Progress,
@@ -443,6 +444,12 @@ class AgentTarget(ComputeTarget):
     docker_driver: str = "cli"
 
     def submit(self, request: SubmitRequest, progress: Progress = _no_progress) -> RunHandle:
+        if request.config.framework == "pyspark" and Capability.SPARK not in self.capabilities:
+            raise UsageError(
+                f"target {self.name!r} ({self.kind}) does not run Spark jobs",
+                hint="run framework: pyspark on a Spark head node (targets attach NAME "
+                "--type hdinsight ...), on Databricks, or on the local target",
+            )
         agent = self.agent()
         if request.environment.docker is not None:
             # Before anything is uploaded: is Docker (and a GPU, when asked for) usable?
