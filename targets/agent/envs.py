@@ -422,32 +422,31 @@ def _which(name: str) -> str | None:
     return os.path.abspath(found) if found else None
 
 
-def _runs(python: str) -> bool:
+def first_line(argv: list[str], *, merge_stderr: bool = False, timeout: float = 60) -> str | None:
+    """The first line a command prints ("" for none), or None when it cannot be started,
+    fails or hangs. Also used by :mod:`ops` for the facts of a target."""
     try:
         done = subprocess.run(
-            [python, "-c", "import sys; sys.exit(0 if sys.version_info >= (3,) else 1)"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=60,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return done.returncode == 0
-
-
-def _python_version_of(python: str) -> str | None:
-    try:
-        out = subprocess.run(
-            [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            timeout=60,
+            stderr=subprocess.STDOUT if merge_stderr else subprocess.DEVNULL,
+            timeout=timeout,
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.decode().strip() if out.returncode == 0 else None
+    if done.returncode != 0:
+        return None
+    text = done.stdout.decode("utf-8", "replace").strip()
+    return text.splitlines()[0] if text else ""
+
+
+def _runs(python: str) -> bool:
+    return first_line([python, "-c", "import sys; sys.exit(sys.version_info < (3,))"]) is not None
+
+
+def _python_version_of(python: str) -> str | None:
+    return first_line([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
 
 
 def _python_missing(version: str) -> EnvError:

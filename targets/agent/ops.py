@@ -39,21 +39,8 @@ def hello(root: str) -> dict[str, Any]:
     }
 
 
-def _first_line(argv: list[str]) -> str | None:
-    try:
-        done = subprocess.run(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            timeout=20,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if done.returncode != 0:
-        return None
-    text = done.stdout.decode("utf-8", "replace").strip()
-    return text.splitlines()[0] if text else ""
+def _probe_line(argv: list[str]) -> str | None:
+    return envs.first_line(argv, merge_stderr=True, timeout=20)
 
 
 def _os_release() -> str | None:
@@ -88,14 +75,14 @@ def probe(root: str, python: str | None = None) -> dict[str, Any]:
     py = shutil.which(python or "python3") or sys.executable
     facts["python"] = py
     facts["python_version"] = (
-        _first_line([py, "-c", "import platform; print(platform.python_version())"]) or None
+        _probe_line([py, "-c", "import platform; print(platform.python_version())"]) or None
     )
     facts["conda"] = next(
         (shutil.which(t) for t in ("micromamba", "mamba", "conda") if shutil.which(t)), None
     )
     facts["uv"] = which_tool(root, "uv")
     docker = shutil.which("docker")
-    facts["docker"] = _first_line([docker, "--version"]) if docker else None
+    facts["docker"] = _probe_line([docker, "--version"]) if docker else None
     smi = shutil.which("nvidia-smi")
     gpus: list[str] = []
     if smi:
