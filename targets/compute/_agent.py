@@ -565,6 +565,7 @@ def run_spec(
             "arguments": list(config.environment.docker.arguments),
             "gpu": config.environment.docker.gpu,
         },
+        "distributed": dict(request.distributed) if request.distributed else None,
     }
 
 

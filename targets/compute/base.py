@@ -153,6 +153,9 @@ class SubmitRequest:
     snapshot: Snapshot
     environment: EnvironmentSpec
     experiment: str | None = None
+    distributed: Mapping[str, Any] | None = None
+    """This node's part of a multi-node run (see :mod:`targets.clusters.distributed`):
+    backend, node rank, the peers, the rendezvous. ``None`` for a single-node run."""
 
     def entry(self) -> dict[str, Any]:
         """What runs: ``{"script", "arguments"}`` or ``{"command"}``."""

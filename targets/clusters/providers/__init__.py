@@ -1,0 +1,1 @@
+"""Node providers shipped with targets: docker, azure, ssh."""
