@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["ClusterSpec", "DEFAULT_IDLE_SECONDS"]
+__all__ = ["DEFAULT_IDLE_SECONDS", "ClusterSpec"]
 
 DEFAULT_IDLE_SECONDS = 1800
 """Azure ML's default ``idle_seconds_before_scaledown``."""

@@ -27,10 +27,10 @@ from targets.errors import UsageError
 
 __all__ = [
     "GROUP",
+    "NoProviderOptions",
     "Node",
     "NodeProvider",
     "NodeState",
-    "NoProviderOptions",
     "ProviderContext",
     "available_providers",
     "load_provider",
@@ -206,9 +206,7 @@ def load_provider(name: str) -> type[NodeProvider]:
     ep = _entry_points().get(name)
     if ep is None:
         known = ", ".join(available_providers()) or "none"
-        raise UsageError(
-            f"unknown cluster provider {name!r}", hint=f"installed providers: {known}"
-        )
+        raise UsageError(f"unknown cluster provider {name!r}", hint=f"installed providers: {known}")
     cls = ep.load()
     if not (isinstance(cls, type) and issubclass(cls, NodeProvider)):
         raise UsageError(f"the provider {name!r} ({ep.value}) is not a NodeProvider")
