@@ -30,6 +30,9 @@ def test_compute_exports():
     assert sorted(targets.compute.__all__) == sorted(
         [
             "TERMINAL_STATUSES",
+            "AgentClient",
+            "AgentError",
+            "AgentTarget",
             "Capability",
             "ComputeTarget",
             "LogChunk",
@@ -40,8 +43,13 @@ def test_compute_exports():
             "RunStatus",
             "SubmitRequest",
             "TargetContext",
+            "VMOptions",
+            "VMTarget",
+            "state_from_status",
         ]
     )
+    for name in targets.compute.__all__:
+        assert getattr(targets.compute, name) is not None
 
 
 def test_every_error_is_a_targets_error_with_an_exit_code():

@@ -16,7 +16,7 @@ import subprocess
 import sys
 from typing import Any, Callable  # noqa: UP035 - runtime use on Python 3.8
 
-from . import AGENT_VERSION, containers, envs, rundir, store, supervisor
+from . import AGENT_VERSION, containers, envs, external, rundir, store, supervisor
 
 __all__ = [
     "hello",
@@ -107,9 +107,18 @@ def missing(root: str, rows: list[list[Any]]) -> list[str]:
 
 
 def start_run(
-    root: str, run_id: str, rows: list[list[Any]], spec: dict[str, Any], python: str | None = None
+    root: str,
+    run_id: str,
+    rows: list[list[Any]],
+    spec: dict[str, Any],
+    python: str | None = None,
+    launch: str = "detached",
 ) -> dict[str, Any]:
-    """Materialise the run folder from the store, write its spec and launch it detached."""
+    """Materialise the run folder from the store, write its spec and launch it detached;
+    with ``launch="external"`` start nothing and return the supervisor's command instead
+    (see :mod:`external`)."""
+    if launch not in ("detached", "external"):
+        raise ValueError("launch must be 'detached' or 'external', not %r" % (launch,))
     run_dir = rundir.run_path(root, run_id)
     if os.path.exists(run_dir):
         raise ValueError("run %s already exists on this target" % run_id)
@@ -117,6 +126,8 @@ def start_run(
     store.materialise(root, rows, os.path.join(run_dir, "wd"))
     with open(os.path.join(run_dir, "spec.json"), "w") as fh:
         json.dump(spec, fh)
+    if launch == "external":
+        return external.command(root, run_id, python=python)
     return supervisor.launch(root, run_id, python=python)
 
 
@@ -270,9 +281,10 @@ def operations(root: str) -> dict[str, Callable[..., Any]]:
         "hello": lambda: hello(root),
         "probe": lambda python=None: probe(root, python),
         "missing": lambda rows: missing(root, rows),
-        "start": lambda run_id, rows, spec, python=None: start_run(
-            root, run_id, rows, spec, python
+        "start": lambda run_id, rows, spec, python=None, launch="detached": start_run(
+            root, run_id, rows, spec, python, launch
         ),
+        "status_as_written": lambda run_id: external.read_status(root, run_id),
         "status": lambda run_id: rundir.read_status(root, run_id),
         "cancel": lambda run_id: rundir.cancel_run(root, run_id),
         "discard": lambda run_id: discard_run(root, run_id),

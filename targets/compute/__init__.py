@@ -1,4 +1,19 @@
-"""The plugin contract: what a target kind implements. See :mod:`targets.compute.base`."""
+"""The plugin contract: what a target kind implements. See :mod:`targets.compute.base`.
+
+Besides the contract, plugin kinds may build on two of the built-in kinds' bases:
+
+- :class:`AgentTarget`, a kind whose work on the target is done by the agent (object
+  store, environment cache, run supervisor); its :meth:`AgentTarget.start_run` hook lets a
+  kind hand the run's supervisor to a scheduler instead of launching it detached;
+- :class:`VMTarget` and :class:`VMOptions`, a Linux machine over SSH (the agent shipped
+  to ``~/.targets``, SSH host keys checked, ``connection()`` for commands of one's own).
+
+They are loaded on first use, so importing this package stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from targets.compute.base import (
     TERMINAL_STATUSES,
@@ -14,8 +29,15 @@ from targets.compute.base import (
     TargetContext,
 )
 
+if TYPE_CHECKING:
+    from targets.compute._agent import AgentClient, AgentError, AgentTarget, state_from_status
+    from targets.compute.vm import VMOptions, VMTarget
+
 __all__ = [
     "TERMINAL_STATUSES",
+    "AgentClient",
+    "AgentError",
+    "AgentTarget",
     "Capability",
     "ComputeTarget",
     "LogChunk",
@@ -26,4 +48,27 @@ __all__ = [
     "RunStatus",
     "SubmitRequest",
     "TargetContext",
+    "VMOptions",
+    "VMTarget",
+    "state_from_status",
 ]
+
+_LAZY = {
+    "AgentClient": "targets.compute._agent",
+    "AgentError": "targets.compute._agent",
+    "AgentTarget": "targets.compute._agent",
+    "state_from_status": "targets.compute._agent",
+    "VMOptions": "targets.compute.vm",
+    "VMTarget": "targets.compute.vm",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'targets.compute' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

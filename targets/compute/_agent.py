@@ -487,13 +487,32 @@ class AgentTarget(ComputeTarget):
             uv = self._uv_on_target(agent, progress)
         spec = run_spec(request, default_python=self.default_python, uv=uv)
         spec["docker_driver"] = self.docker_driver
-        agent.call("start", run_id=request.run_id, rows=rows, spec=spec)
+        started = self.start_run(agent, request, rows, spec)
         return RunHandle(
             kind=self.kind,
             target=self.name,
             run_id=request.run_id,
-            data={"root": agent.root, "uploaded": len(items)},
+            data={**started, "root": agent.root, "uploaded": len(items)},
         )
+
+    def start_run(
+        self,
+        agent: AgentClient,
+        request: SubmitRequest,
+        rows: Sequence[Sequence[Any]],
+        spec: dict[str, Any],
+    ) -> Mapping[str, Any]:
+        """Start the run whose files are now in the target's store; return what the
+        handle's ``data`` should keep (JSON-able). Called by :meth:`submit` after upload.
+
+        The default asks the agent to launch the supervisor detached. A kind whose runs
+        are started by a scheduler overrides it: ``agent.call("start", ...,
+        launch="external")`` prepares the run folder the same way but returns the
+        supervisor's command (``{"run_dir", "argv", "env"}``) instead of starting it, and
+        the kind hands that command to its scheduler. ``spec`` may be changed first (e.g.
+        the entry wrapped in a launcher)."""
+        agent.call("start", run_id=request.run_id, rows=list(rows), spec=spec)
+        return {}
 
     def _registry_auth(self, registry: Mapping[str, Any]) -> dict[str, str]:
         address, username = registry.get("address"), registry.get("username")
