@@ -24,6 +24,13 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "runs": ("targets.cli.runs_cmd", "runs", "List, inspect, follow, download and cancel runs."),
     "attach": ("targets.cli.targets_cmd", "attach", "Attach a compute target to the workspace."),
+    "create": (
+        "targets.cli.clusters_cmd",
+        "create",
+        "Create a managed cluster that scales with its queue.",
+    ),
+    "update": ("targets.cli.clusters_cmd", "update", "Change a cluster's scale settings."),
+    "delete": ("targets.cli.clusters_cmd", "delete", "Delete a cluster and its nodes."),
     "detach": ("targets.cli.targets_cmd", "detach", "Detach a compute target."),
     "list": ("targets.cli.targets_cmd", "list_targets", "List the attached compute targets."),
     "show": ("targets.cli.targets_cmd", "show", "Show one attached compute target."),

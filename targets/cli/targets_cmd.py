@@ -133,6 +133,11 @@ def attach(
             hint="targets kinds lists the installed kinds",
         )
     kind = resolve_kind_name(kind)
+    if kind == "cluster":
+        raise UsageError(
+            "a cluster is created, not attached",
+            hint=f"targets create {name} --type cluster --provider docker|azure|ssh ...",
+        )
     cls = load_kind(kind)
     ws = workspace_of(ctx)
     if name in ws.targets() and not force:
@@ -257,6 +262,11 @@ def show(ctx: click.Context, name: str, output: str) -> None:
         "attached_at": record.attached_at,
         "secrets": list(record.secrets),
     }
+    live: dict[str, Any] = {}
+    if record.kind == "cluster":
+        with ws.get_target(name) as target:
+            live = target.describe()
+        data["status"] = live
     if output == "json":
         emit_json(data)
         return
@@ -266,6 +276,10 @@ def show(ctx: click.Context, name: str, output: str) -> None:
     if record.secrets:
         shown["secrets"] = ", ".join(f"{s} (in keyring)" for s in record.secrets)
     print_mapping(shown)
+    if live:
+        from targets.cli.clusters_cmd import print_cluster_status
+
+        print_cluster_status(live)
 
 
 @click.command()

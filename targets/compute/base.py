@@ -275,5 +275,9 @@ class ComputeTarget(ABC):
         """Remove prepared environments (not in use); return the removed hashes."""
         raise UnsupportedOperation(f"target kind {self.kind!r} cannot prune environments")
 
+    def describe(self) -> dict[str, Any]:
+        """Live details for ``targets show`` (a cluster's nodes and queue). Optional."""
+        return {}
+
     def supports(self, capability: Capability) -> bool:
         return capability in self.capabilities

@@ -155,6 +155,7 @@ class VMTarget(AgentTarget):
                 password=lambda: self.context.secret("password"),
                 key_passphrase=lambda: self.context.secret("ssh_key_passphrase"),
                 accept_host_key=self.context.accept_host_key,
+                private_key=lambda: self.context.secret("ssh_private_key"),
             )
         return self._ssh
 

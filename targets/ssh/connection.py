@@ -102,8 +102,10 @@ class SSHConnection:
         key_passphrase: SecretGetter | None = None,
         accept_host_key: AcceptHostKey = False,
         connect_timeout: float = 15.0,
+        private_key: SecretGetter | None = None,
     ) -> None:
         self.settings = settings
+        self._private_key = private_key
         self.known_hosts = Path(known_hosts)
         self._password = password
         self._key_passphrase = key_passphrase
@@ -311,6 +313,11 @@ class SSHConnection:
             return passphrase_cache[0]
 
         try:
+            in_memory = self._private_key() if self._private_key is not None else None
+            if in_memory:
+                key = self._key_from_text(in_memory, attempts)
+                if key is not None and self._try_key(transport, key, "the stored key", attempts):
+                    return
             for path in s.key_files:
                 key = self._load_key(path, passphrase, attempts)
                 if key is not None and self._try_key(transport, key, f"key {path}", attempts):
@@ -362,6 +369,19 @@ class SSHConnection:
             return True
         attempts.tried.append(f"{what} (accepted as a first factor only)")
         return False
+
+    @staticmethod
+    def _key_from_text(text: str, attempts: _Attempts) -> paramiko.PKey | None:
+        """A private key held in memory (from the keyring), never written to a file."""
+        import io
+
+        for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
+            try:
+                return cls.from_private_key(io.StringIO(text))
+            except (paramiko.SSHException, ValueError, TypeError):
+                continue
+        attempts.notes.append("the stored private key is not a usable key")
+        return None
 
     @staticmethod
     def _load_key(

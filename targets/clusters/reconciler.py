@@ -1,0 +1,683 @@
+"""The reconcile process of one cluster: it makes the cluster match its queue.
+
+One detached process per cluster and workspace (``python -m targets.clusters.reconciler``),
+started by the first command that gives the cluster work (``targets run``, ``targets
+create`` with min_nodes > 0, ``targets update``) and guarded by a lock file, so there is
+never more than one. It owns every change to the cluster: it asks the provider for nodes,
+starts queued runs on them, follows those runs (status, logs, outputs), notices lost nodes
+and removes idle ones. Because it is a process of its own, scale-down does not depend on a
+client staying open: `targets run` can be interrupted, the terminal closed, and the nodes
+still go away after their idle time. It exits once the cluster is at rest (no runs, no
+node above min_nodes) and is started again by the next command that needs it.
+
+Why here and not a watchdog on the nodes: removing a node needs the provider's
+credentials (your ``az login``, the Docker engine's socket), which stay on this machine;
+nodes hold no cloud credentials. A node that loses this process simply idles at min size
+or until the next command restarts the reconcile process, which catches up at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from targets.clusters.keys import SECRET_NAME, public_key_of
+from targets.clusters.model import ClusterSpec
+from targets.clusters.provider import Node, NodeProvider, NodeState, ProviderContext, load_provider
+from targets.clusters.scheduler import NodeView, QueuedRun, decide
+from targets.clusters.state import ClusterRun, ClusterState, cluster_dir
+from targets.compute.base import RunHandle, RunState, RunStatus, SubmitRequest, TargetContext
+from targets.errors import TargetsError
+
+__all__ = ["Reconciler", "ensure_running", "main", "run_folder"]
+
+SYSTEM_LOGS = ("prepare.log", "driver.log")
+_ACTIVE = ("Preparing", "Running", "Finalizing")
+_RESULT_ROLES = ("launcher", "worker")
+
+
+def run_folder(cdir: Path, run_id: str) -> Path:
+    """Where the reconcile process keeps what it collected of one run."""
+    return cdir / "runs" / run_id
+
+
+def lock_path(cdir: Path) -> Path:
+    return cdir / "reconciler.lock"
+
+
+def is_running(cdir: Path) -> bool:
+    """Whether a reconcile process holds the cluster's lock."""
+    path = lock_path(cdir)
+    if not path.exists():
+        return False
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return False
+
+
+def ensure_running(workspace_root: Path, name: str) -> bool:
+    """Start the cluster's reconcile process unless one runs. Returns True when started."""
+    cdir = cluster_dir(workspace_root / ".targets", name)
+    cdir.mkdir(parents=True, exist_ok=True)
+    if is_running(cdir):
+        return False
+    log = open(cdir / "reconciler.log", "ab")  # noqa: SIM115 - handed to the child
+    try:
+        subprocess.Popen(
+            [sys.executable, "-m", "targets.clusters.reconciler", str(workspace_root), name],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            cwd=str(workspace_root),
+            start_new_session=True,
+            close_fds=True,
+        )
+    finally:
+        log.close()
+    return True
+
+
+def _master_port(run_id: str) -> int:
+    """A port for the rendezvous on node 0, spread by run id (29500-29999, torch's range)."""
+    return 29500 + int(hashlib.sha256(run_id.encode()).hexdigest()[:8], 16) % 500
+
+
+class Reconciler:
+    def __init__(self, workspace_root: Path, name: str) -> None:
+        from targets.workspace import Workspace
+
+        self.workspace = Workspace(workspace_root)
+        self.name = name
+        self.cdir = cluster_dir(self.workspace.dir, name)
+        self.state = ClusterState(self.cdir)
+        self._targets: dict[str, Any] = {}
+        self._provider: NodeProvider | None = None
+        self._provider_key: str | None = None
+        self._last_list = 0.0
+        self._known_hosts_text = ""
+        self.log_lines: list[str] = []
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def say(self, text: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} {text}", flush=True)
+
+    def event(self, text: str) -> None:
+        self.say(text)
+        self.state.event(text)
+
+    def spec(self) -> ClusterSpec | None:
+        try:
+            record = self.workspace.target_record(self.name)
+        except TargetsError:
+            return None
+        if record.kind != "cluster":
+            return None
+        return ClusterSpec.model_validate(dict(record.options))
+
+    def secret(self, name: str) -> str | None:
+        from targets.secrets import get_secret
+
+        return get_secret(self.workspace.secret_ref(self.name, name))
+
+    def provider(self, spec: ClusterSpec) -> NodeProvider:
+        key = spec.model_dump_json()
+        if self._provider is None or self._provider_key != key:
+            if self._provider is not None:
+                self._provider.close()
+            self._provider = make_provider(self.name, spec, self.cdir, self.secret)
+            self._provider_key = key
+        return self._provider
+
+    def node_target(self, node: Node) -> Any:
+        """A ``vm`` target for one node: the cluster's key from the keyring, the host keys
+        the provider reported (checked, never accepted blindly)."""
+        from targets.compute.vm import VMOptions, VMTarget
+
+        target = self._targets.get(node.id)
+        if target is None:
+            private_key = self.secret(SECRET_NAME)
+            options = VMOptions(
+                address=node.address, ssh_port=node.ssh_port, username=node.username
+            )
+            context = TargetContext(
+                state_dir=self.cdir,
+                secret=lambda name: private_key if name == SECRET_NAME else None,
+                accept_host_key=False,
+            )
+            target = VMTarget(f"{self.name}-{node.id}", options, context)
+            self._targets[node.id] = target
+        return target
+
+    def drop_target(self, node_id: str) -> None:
+        target = self._targets.pop(node_id, None)
+        if target is not None:
+            with contextlib.suppress(Exception):
+                target.close()
+
+    def write_known_hosts(self, nodes: list[Node]) -> None:
+        lines: list[str] = []
+        for node in nodes:
+            host = node.address if node.ssh_port == 22 else f"[{node.address}]:{node.ssh_port}"
+            lines.extend(f"{host} {key.strip()}" for key in node.host_keys if key.strip())
+        text = "".join(line + "\n" for line in lines)
+        if text != self._known_hosts_text:
+            path = self.cdir / "known_hosts"
+            tmp = path.with_name(".known_hosts.tmp")
+            tmp.write_text(text)
+            os.replace(tmp, path)
+            self._known_hosts_text = text
+            # A node replaced on the same port has a new host key: reconnect.
+            for node_id in list(self._targets):
+                self.drop_target(node_id)
+
+    # -- one pass ----------------------------------------------------------------------
+
+    def tick(self) -> float | None:
+        """Bring the cluster one step closer to its queue. Returns how long to sleep
+        before the next pass, or None when the cluster is at rest."""
+        spec = self.spec()
+        if spec is None:
+            self.say("the cluster is no longer in the workspace: stopping")
+            return None
+        provider = self.provider(spec)
+        now = time.time()
+        rows = {r.node.id: r for r in self.state.nodes()}
+        open_runs = self.state.runs(open_only=True)
+        creating = any(r.node.state is NodeState.CREATING for r in rows.values())
+        if creating or open_runs or now - self._last_list > 5 or not rows:
+            self.sync_nodes(provider.list_nodes(), rows)
+            self._last_list = now
+            rows = {r.node.id: r for r in self.state.nodes()}
+
+        for run in self.state.runs(open_only=True):
+            if run.status in _ACTIVE:
+                self.follow(run, rows)
+            elif run.cancel:
+                self.state.update_run(
+                    run.run_id, status="Canceled", ended_at=time.time(), message="canceled"
+                )
+                self.event(f"run {run.run_id} canceled while queued")
+
+        rows = {r.node.id: r for r in self.state.nodes()}
+        queue = [
+            QueuedRun(r.run_id, r.nodes_needed)
+            for r in self.state.runs(open_only=True)
+            if r.status == "Queued"
+        ]
+        views = [NodeView(r.node.id, r.node.state, r.busy_run, r.idle_since) for r in rows.values()]
+        decision = decide(spec, views, queue, time.time())
+        if decision.remove:
+            self.remove_nodes(provider, decision.remove, rows)
+        if decision.add:
+            self.event(
+                f"scaling up: adding {decision.add} node(s) "
+                f"({len(views)} now, max {spec.max_nodes})"
+            )
+            try:
+                added = provider.add_nodes(decision.add)
+            except TargetsError as exc:
+                self.event(f"could not add nodes: {exc}")
+                return 5.0
+            for node in added:
+                self.state.upsert_node(node)
+            self._last_list = 0.0
+        for run_id, node_ids in decision.start:
+            self.start(run_id, [rows[i].node for i in node_ids])
+
+        open_runs = self.state.runs(open_only=True)
+        rows = {r.node.id: r for r in self.state.nodes()}
+        busy = any(r.node.state is NodeState.CREATING for r in rows.values())
+        if open_runs or busy or decision.add:
+            return 0.3
+        alive = [r for r in rows.values() if r.node.state is NodeState.RUNNING]
+        if decision.next_check is not None or len(alive) > spec.min_nodes:
+            wait = (decision.next_check or time.time() + 1) - time.time()
+            return max(0.2, min(wait, 1.0))
+        return None
+
+    def sync_nodes(self, listed: list[Node], rows: dict[str, Any]) -> None:
+        seen = set()
+        for node in listed:
+            seen.add(node.id)
+            old = rows.get(node.id)
+            if old is None:
+                self.event(f"node {node.id} {node.state}")
+            elif old.node.state is not node.state:
+                note = f": {node.message}" if node.message else ""
+                self.event(f"node {node.id} {old.node.state} -> {node.state}{note}")
+            self.state.upsert_node(node)
+        for node_id, row in rows.items():
+            if node_id not in seen:
+                lost = row.node.with_state(NodeState.FAILED, "the node disappeared")
+                self.state.upsert_node(lost)
+                self.event(f"node {node_id} disappeared")
+        running = [n for n in listed if n.state is NodeState.RUNNING]
+        self.write_known_hosts(running)
+        for node in listed:
+            row = rows.get(node.id)
+            if row and row.busy_run and node.state in (NodeState.FAILED, NodeState.PREEMPTED):
+                self.lose(row.busy_run, node)
+        for node_id, row in rows.items():
+            if node_id not in seen and row.busy_run:
+                self.lose(row.busy_run, row.node.with_state(NodeState.FAILED, "disappeared"))
+
+    def remove_nodes(self, provider: NodeProvider, ids: list[str], rows: dict[str, Any]) -> None:
+        idle = [i for i in ids if rows[i].node.state is NodeState.RUNNING]
+        if idle:
+            self.event(f"scaling down: removing idle node(s) {', '.join(idle)}")
+        broken = [i for i in ids if i not in idle]
+        if broken:
+            self.event(f"removing broken node(s) {', '.join(broken)}")
+        for node_id in ids:
+            self.drop_target(node_id)
+        try:
+            provider.remove_nodes(ids)
+        except TargetsError as exc:
+            self.event(f"could not remove nodes {ids}: {exc}")
+            return
+        for node_id in ids:
+            self.state.remove_node(node_id)
+
+    # -- runs --------------------------------------------------------------------------
+
+    def request_of(self, run: ClusterRun, distributed: dict[str, Any] | None) -> SubmitRequest:
+        from targets.compute.local import agent_root
+        from targets.environments import EnvironmentSpec
+        from targets.runconfig.model import RunConfiguration
+        from targets.snapshot import Snapshot
+
+        raw = run.request
+        config = RunConfiguration.model_validate(raw["config"])
+        environment = EnvironmentSpec.from_json(raw["environment"])
+        root = str(raw.get("objects_root") or agent_root())
+        manifest = raw["snapshot"]
+        from targets.agent.store import object_path
+
+        sources = {
+            row[0]: Path(object_path(root, row[3], row[2]))
+            for row in manifest["files"]
+            if row[4] is None
+        }
+        snapshot = Snapshot.from_manifest(Path(root), manifest)
+        snapshot = Snapshot(
+            root=snapshot.root,
+            files=snapshot.files,
+            total_size=snapshot.total_size,
+            git=snapshot.git,
+            digest=snapshot.digest,
+            sources=sources,
+        )
+        return SubmitRequest(
+            run_id=run.run_id,
+            config=config,
+            snapshot=snapshot,
+            environment=environment,
+            experiment=raw.get("experiment"),
+            distributed=distributed,
+        )
+
+    def start(self, run_id: str, nodes: list[Node]) -> None:
+        run = self.state.run(run_id)
+        if run is None:
+            return
+        self.state.set_busy([n.id for n in nodes], run_id)
+        folder = run_folder(self.cdir, run_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        plans: list[dict[str, Any] | None] = [None] * len(nodes)
+        roles = ["worker"] * len(nodes)
+        try:
+            base = self.request_of(run, None)
+            from targets.clusters.distributed import distribution_of, plan
+
+            dist = distribution_of(base.config)
+            if dist is not None:
+                planned = plan(
+                    base.config,
+                    dist,
+                    nodes,
+                    master_port=_master_port(run_id),
+                    ssh_private_key=self.secret(SECRET_NAME),
+                )
+                plans = list(planned)
+                roles = [str(p.get("role") or "worker") for p in planned]
+        except Exception as exc:  # a bad run must not stop the cluster
+            self.finish(run_id, "Failed", f"could not plan the run: {exc}", nodes=nodes)
+            return
+        where = ", ".join(n.id for n in nodes)
+        self.event(f"run {run_id} starts on {where}")
+        self.state.update_run(
+            run_id,
+            status="Preparing",
+            assigned=[n.id for n in nodes],
+            roles=roles,
+            attempts=run.attempts + 1,
+            message=None,
+        )
+        self._append(folder / "driver.log", f"[cluster {self.name}] running on {where}\n")
+
+        def submit(index: int) -> None:
+            node = nodes[index]
+            request = self.request_of(run, plans[index])
+            self.node_target(node).submit(request)
+
+        errors: list[str] = []
+        with ThreadPoolExecutor(max_workers=min(8, len(nodes))) as pool:
+            futures = [pool.submit(submit, i) for i in range(len(nodes))]
+            for node, future in zip(nodes, futures, strict=True):
+                try:
+                    future.result()
+                except Exception as exc:
+                    errors.append(f"node {node.id}: {exc}")
+        if errors:
+            self.finish(run_id, "Failed", "could not start the run: " + "; ".join(errors))
+
+    def follow(self, run: ClusterRun, rows: dict[str, Any]) -> None:
+        """Ask every node of a running run for news; end the run when its nodes say so."""
+        nodes = [rows[i].node for i in run.assigned if i in rows]
+        if len(nodes) != len(run.assigned):
+            return  # a lost node: sync_nodes handles it
+        folder = run_folder(self.cdir, run.run_id)
+        states: list[RunState] = []
+        for index, node in enumerate(nodes):
+            target = self.node_target(node)
+            handle = RunHandle("vm", target.name, run.run_id)
+            try:
+                states.append(target.status(handle))
+                self.pull_logs(folder, index, target, handle, len(nodes))
+            except TargetsError as exc:
+                self.drop_target(node.id)
+                states.append(RunState(RunStatus.RUNNING, message=f"unreachable: {exc}"))
+        if run.cancel:
+            self.cancel_parts(run, nodes)
+            self.collect(run, nodes)
+            self.finish(run.run_id, "Canceled", "canceled")
+            return
+        roles = run.roles or ["worker"] * len(nodes)
+        result = [i for i, r in enumerate(roles) if r in _RESULT_ROLES] or list(range(len(nodes)))
+        failed = [i for i, s in enumerate(states) if s.status is RunStatus.FAILED]
+        status, message, exit_code = None, None, None
+        if failed:
+            i = failed[0]
+            status = "Failed"
+            exit_code = states[i].exit_code
+            detail = states[i].message or f"exit code {exit_code}"
+            message = f"node {i} ({nodes[i].id}) failed: {detail}"
+        elif all(states[i].status is RunStatus.COMPLETED for i in result):
+            status = "Completed"
+            exit_code = 0
+        elif any(states[i].status is RunStatus.CANCELED for i in result):
+            status, message = "Canceled", "canceled on a node"
+        if status is not None:
+            self.cancel_parts(run, nodes)
+            self.collect(run, nodes)
+            self.finish(run.run_id, status, message, exit_code=exit_code)
+            return
+        running = any(states[i].status is RunStatus.RUNNING for i in result)
+        started = [s.started_at for s in states if s.started_at]
+        changes: dict[str, Any] = {"phases": dict(states[0].phases)}
+        if running and run.status != "Running":
+            changes["status"] = "Running"
+            changes["started_at"] = min(started) if started else time.time()
+        self.state.update_run(run.run_id, **changes)
+
+    def cancel_parts(self, run: ClusterRun, nodes: list[Node]) -> None:
+        """Stop what still runs on the nodes (standby and parameter-server parts end this
+        way once the launcher or the workers are done)."""
+        for node in nodes:
+            target = self.node_target(node)
+            with contextlib.suppress(TargetsError):
+                target.cancel(RunHandle("vm", target.name, run.run_id))
+        deadline = time.time() + 15
+        for node in nodes:
+            target = self.node_target(node)
+            handle = RunHandle("vm", target.name, run.run_id)
+            while time.time() < deadline:
+                try:
+                    if target.status(handle).status.terminal:
+                        break
+                except TargetsError:
+                    break
+                time.sleep(0.2)
+
+    def collect(self, run: ClusterRun, nodes: list[Node]) -> None:
+        """Bring the last logs of every node, and the outputs of node 0, before the nodes
+        are freed (an idle node may be removed right after)."""
+        folder = run_folder(self.cdir, run.run_id)
+        for index, node in enumerate(nodes):
+            target = self.node_target(node)
+            handle = RunHandle("vm", target.name, run.run_id)
+            try:
+                self.pull_logs(folder, index, target, handle, len(nodes), final=True)
+                with tempfile.TemporaryDirectory(dir=self.cdir) as tmp:
+                    target.fetch_outputs(handle, Path(tmp))
+                    _merge_fetched(Path(tmp), folder, index)
+            except TargetsError as exc:
+                self._append(folder / "driver.log", f"[cluster] node {index}: {exc}\n")
+        for node in nodes:
+            target = self.node_target(node)
+            with contextlib.suppress(TargetsError):
+                target.discard(RunHandle("vm", target.name, run.run_id))
+
+    def finish(
+        self,
+        run_id: str,
+        status: str,
+        message: str | None,
+        *,
+        exit_code: int | None = None,
+        nodes: list[Node] | None = None,
+    ) -> None:
+        run = self.state.run(run_id)
+        if run is None:
+            return
+        ids = list(run.assigned) or [n.id for n in nodes or []]
+        self.state.set_busy(ids, None)
+        if message:
+            self._append(run_folder(self.cdir, run_id) / "driver.log", f"[cluster] {message}\n")
+        self.state.update_run(
+            run_id, status=status, message=message, exit_code=exit_code, ended_at=time.time()
+        )
+        self.event(f"run {run_id} {status.lower()}" + (f": {message}" if message else ""))
+
+    def lose(self, run_id: str, node: Node) -> None:
+        """A node of a running run is gone: fail the run, or queue it again when it lost
+        a low-priority node to preemption and the cluster asks for that."""
+        run = self.state.run(run_id)
+        spec = self.spec()
+        if run is None or run.terminal:
+            return
+        others = [r.node for r in self.state.nodes() if r.node.id in run.assigned]
+        alive = [n for n in others if n.id != node.id and n.state is NodeState.RUNNING]
+        self.cancel_parts(run, alive)
+        why = node.message or str(node.state)
+        if node.state is NodeState.PREEMPTED and spec is not None and spec.requeue_on_preemption:
+            self.state.set_busy(list(run.assigned), None)
+            self.state.update_run(run_id, status="Queued", assigned=[], roles=[])
+            note = f"node {node.id} was preempted: the run goes back to the queue"
+            self._append(run_folder(self.cdir, run_id) / "driver.log", f"[cluster] {note}\n")
+            self.event(f"run {run_id}: {note}")
+            return
+        self.finish(run_id, "Failed", f"node {node.id} was lost ({why})")
+
+    # -- logs --------------------------------------------------------------------------
+
+    def pull_logs(
+        self,
+        folder: Path,
+        index: int,
+        target: Any,
+        handle: RunHandle,
+        node_count: int,
+        *,
+        final: bool = False,
+    ) -> None:
+        base = folder / "logs" / "nodes" / str(index)
+
+        def local(name: str) -> Path:
+            rel = name[len("logs/") :] if name.startswith("logs/") else name
+            parts = rel.split("/")
+            if rel.startswith("/") or ".." in parts:
+                raise TargetsError(f"a node sent a bad log name {name!r}")
+            return base.joinpath(*parts)
+
+        while True:
+            offsets: dict[str, int] = {}
+            if base.is_dir():
+                for path in base.rglob("*"):
+                    if path.is_file():
+                        rel = path.relative_to(base).as_posix()
+                        key = rel if rel in SYSTEM_LOGS else "logs/" + rel
+                        offsets[key] = path.stat().st_size
+            chunks = target.read_logs(handle, offsets)
+            if not chunks:
+                break
+            for chunk in chunks:
+                path = local(chunk.name)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with open(path, "r+b" if path.exists() else "wb") as fh:
+                    fh.seek(chunk.offset)
+                    fh.write(chunk.data)
+                    fh.truncate()
+        self.merge(folder, index, node_count, final=final)
+
+    def merge(self, folder: Path, index: int, node_count: int, *, final: bool) -> None:
+        """Append the complete new lines of node ``index``'s prepare.log and driver.log to
+        the run's combined logs, each line prefixed with its node (on multi-node runs)."""
+        marks_path = folder / "merged.json"
+        marks: dict[str, int] = json.loads(marks_path.read_text()) if marks_path.exists() else {}
+        changed = False
+        prefix = f"[node {index}] ".encode() if node_count > 1 else b""
+        for name in SYSTEM_LOGS:
+            source = folder / "logs" / "nodes" / str(index) / name
+            if not source.exists():
+                continue
+            key = f"{index}/{name}"
+            at = marks.get(key, 0)
+            with open(source, "rb") as fh:
+                fh.seek(at)
+                data = fh.read()
+            if not data:
+                continue
+            end = data.rfind(b"\n") + 1
+            if final and end < len(data):
+                data, end = data + b"\n", len(data) + 1
+                take = data
+                consumed = end - 1
+            else:
+                take = data[:end]
+                consumed = end
+            if not take:
+                continue
+            lines = take.splitlines(keepends=True)
+            with open(folder / name, "ab") as out:
+                out.write(b"".join(prefix + line for line in lines))
+            marks[key] = at + consumed
+            changed = True
+        if changed:
+            tmp = marks_path.with_name(".merged.json.tmp")
+            tmp.write_text(json.dumps(marks))
+            os.replace(tmp, marks_path)
+
+    @staticmethod
+    def _append(path: Path, text: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(text)
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def run_forever(self) -> int:
+        self.cdir.mkdir(parents=True, exist_ok=True)
+        with open(lock_path(self.cdir), "a+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return 0  # another reconcile process owns the cluster
+            self.say(f"reconciling cluster {self.name} (pid {os.getpid()})")
+            failures = 0
+            try:
+                while True:
+                    try:
+                        wait = self.tick()
+                        failures = 0
+                    except Exception as exc:  # keep going: the next pass may succeed
+                        failures += 1
+                        self.say(f"pass failed: {exc}\n{traceback.format_exc()}")
+                        if failures > 50:
+                            return 1
+                        wait = min(0.5 * failures, 10.0)
+                    if wait is None:
+                        self.say("the cluster is at rest: stopping")
+                        return 0
+                    time.sleep(wait)
+            finally:
+                for node_id in list(self._targets):
+                    self.drop_target(node_id)
+                if self._provider is not None:
+                    self._provider.close()
+                self.state.close()
+
+
+def make_provider(
+    name: str, spec: ClusterSpec, cdir: Path, secret: Callable[[str], str | None]
+) -> NodeProvider:
+    cls = load_provider(spec.provider)
+    options = cls.options_model.model_validate(dict(spec.provider_options))
+    private = secret(SECRET_NAME)
+    public = public_key_of(private, f"targets-cluster-{name}") if private else ""
+    context = ProviderContext(state_dir=cdir / "provider", public_key=public, secret=secret)
+    (cdir / "provider").mkdir(parents=True, exist_ok=True)
+    return cls(name, spec, options, context)
+
+
+def _merge_fetched(fetched: Path, folder: Path, index: int) -> None:
+    """Put one node's fetched files in the run's folder: node 0's outputs (and tracking
+    store) as the run's; every node's logs under ``logs/nodes/<index>/``."""
+    for top in ("outputs", "mlruns"):
+        src = fetched / top
+        if index == 0 and src.is_dir():
+            _move_tree(src, folder / top)
+    logs = fetched / "logs"
+    if logs.is_dir():
+        _move_tree(logs, folder / "logs" / "nodes" / str(index))
+
+
+def _move_tree(src: Path, dest: Path) -> None:
+    for path in src.rglob("*"):
+        if path.is_file():
+            target = dest / path.relative_to(src)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.exists() and target.stat().st_size >= path.stat().st_size:
+                continue  # streamed already (logs grow only)
+            shutil.move(str(path), target)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m targets.clusters.reconciler")
+    parser.add_argument("workspace")
+    parser.add_argument("cluster")
+    args = parser.parse_args(argv)
+    return Reconciler(Path(args.workspace), args.cluster).run_forever()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

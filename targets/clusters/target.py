@@ -1,0 +1,273 @@
+"""The ``cluster`` kind: a managed cluster of nodes that grows with its queue.
+
+``targets create NAME --type cluster --provider docker|azure|ssh ...`` makes one. A run
+submitted to it is queued in the cluster's state (``.targets/clusters/NAME/``) together
+with a frozen copy of its snapshot (in this machine's content-addressed store, so a file
+edited after ``targets run`` returned does not change the queued run); the cluster's
+reconcile process (:mod:`targets.clusters.reconciler`) does the rest. Every primitive of
+this kind reads the cluster's local state, so following a run costs no network round trip:
+the reconcile process streams the nodes' logs into the run's folder there.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from targets.clusters.model import ClusterSpec
+from targets.clusters.reconciler import SYSTEM_LOGS, ensure_running, is_running, run_folder
+from targets.clusters.state import ClusterState, cluster_dir
+from targets.compute.base import (
+    Capability,
+    ComputeTarget,
+    LogChunk,
+    Progress,
+    RunHandle,
+    RunState,
+    RunStatus,
+    SubmitRequest,
+    _no_progress,
+)
+from targets.errors import UsageError
+
+__all__ = ["ClusterTarget", "nodes_needed"]
+
+_MAX_CHUNK = 1 << 20
+
+
+def nodes_needed(request: SubmitRequest) -> int:
+    """How many nodes the run asks for (its distribution decides; else node_count)."""
+    from targets.clusters.distributed import distribution_of
+
+    dist = distribution_of(request.config)
+    if dist is not None:
+        return int(dist.node_count)
+    return int(request.config.node_count)
+
+
+class ClusterTarget(ComputeTarget):
+    """Nodes from a provider, scaled between min_nodes and max_nodes."""
+
+    kind = "cluster"
+    description = "a managed cluster that scales with its queue (nodes from docker, azure, ssh)"
+    options_model = ClusterSpec
+    capabilities = frozenset(
+        {
+            Capability.VIRTUALENV,
+            Capability.CONDA,
+            Capability.CANCEL,
+            Capability.LIVE_LOGS,
+            Capability.MULTI_NODE,
+        }
+    )
+    secret_names = ()
+
+    _state: ClusterState | None = None
+
+    @property
+    def spec(self) -> ClusterSpec:
+        assert isinstance(self.options, ClusterSpec)
+        return self.options
+
+    @property
+    def folder(self) -> Path:
+        return cluster_dir(self.context.state_dir, self.name)
+
+    @property
+    def workspace_root(self) -> Path:
+        return self.context.state_dir.parent
+
+    def state(self) -> ClusterState:
+        if self._state is None:
+            self._state = ClusterState(self.folder)
+        return self._state
+
+    def close(self) -> None:
+        if self._state is not None:
+            self._state.close()
+            self._state = None
+
+    def probe(self) -> dict[str, Any]:
+        return {"provider": self.spec.provider}
+
+    def describe(self) -> dict[str, Any]:
+        """Nodes, runs and recent events, for ``targets show``."""
+        state = self.state()
+        nodes = []
+        for row in state.nodes():
+            nodes.append(
+                {
+                    "id": row.node.id,
+                    "state": row.node.state.value,
+                    "address": f"{row.node.address}:{row.node.ssh_port}",
+                    "hostname": row.node.hostname,
+                    "run": row.busy_run,
+                    "idle_since": row.idle_since if not row.busy_run else None,
+                    "priority": row.node.priority,
+                }
+            )
+        runs = [
+            {
+                "run_id": r.run_id,
+                "status": r.status,
+                "nodes": r.nodes_needed,
+                "assigned": r.assigned,
+            }
+            for r in state.runs(open_only=True)
+        ]
+        return {
+            "nodes": nodes,
+            "queue": runs,
+            "reconciler": "running" if is_running(self.folder) else "stopped",
+            "events": [{"at": at, "text": text} for at, text in state.events(20)],
+        }
+
+    # -- submit --------------------------------------------------------------------------
+
+    def submit(self, request: SubmitRequest, progress: Progress = _no_progress) -> RunHandle:
+        from targets.agent import store
+        from targets.compute.local import agent_root
+
+        config = request.config
+        if config.framework == "pyspark":
+            raise UsageError(
+                f"target {self.name!r} (cluster) does not run Spark jobs",
+                hint="run framework: pyspark on an hdinsight or databricks target",
+            )
+        if request.environment.docker is not None:
+            raise UsageError(
+                f"cluster {self.name!r} runs environments as conda or virtualenv on its "
+                "nodes, not Docker containers",
+                hint="set environment.docker.enabled: false (make the node image hold "
+                "what you need instead)",
+            )
+        needed = nodes_needed(request)
+        if needed > self.spec.max_nodes:
+            raise UsageError(
+                f"the run asks for {needed} nodes but cluster {self.name!r} has at most "
+                f"{self.spec.max_nodes}",
+                hint=f"targets update {self.name} --max-nodes {needed}, or lower node_count",
+            )
+        # Freeze the snapshot: copy its files into this machine's object store (files
+        # already there are skipped by content).
+        root = str(agent_root())
+        rows = request.snapshot.to_manifest()["files"]
+        missing = set(store.missing_objects(root, rows))
+        total = len(missing)
+        done = 0
+        for path, _size, mode, digest, link in rows:
+            key = digest + (".x" if mode & 0o111 else "")
+            if link is None and key in missing:
+                store.put_file(root, key, str(request.snapshot.source(path)))
+                missing.discard(key)
+                done += 1
+                progress("upload-files", done, total)
+        stored = {
+            "config": config.model_dump(mode="json", exclude_defaults=True),
+            "environment": request.environment.to_json(),
+            "snapshot": request.snapshot.to_manifest(),
+            "experiment": request.experiment,
+            "objects_root": root,
+        }
+        self.state().enqueue(request.run_id, needed, stored)
+        run_folder(self.folder, request.run_id).mkdir(parents=True, exist_ok=True)
+        ensure_running(self.workspace_root, self.name)
+        return RunHandle(
+            kind=self.kind,
+            target=self.name,
+            run_id=request.run_id,
+            data={"nodes": needed},
+        )
+
+    # -- the rest of the contract ----------------------------------------------------------
+
+    def status(self, handle: RunHandle) -> RunState:
+        run = self.state().run(handle.run_id)
+        if run is None:
+            return RunState(RunStatus.FAILED, message="the cluster does not know this run")
+        if not run.terminal:
+            ensure_running(self.workspace_root, self.name)
+        try:
+            status = RunStatus(run.status)
+        except ValueError:
+            status = RunStatus.FAILED
+        message = run.message
+        if status is RunStatus.QUEUED and message is None:
+            message = f"waiting for {run.nodes_needed} node(s)"
+        return RunState(
+            status=status,
+            exit_code=run.exit_code,
+            message=message,
+            phases=dict(run.phases),
+            started_at=run.started_at,
+            ended_at=run.ended_at,
+        )
+
+    def read_logs(self, handle: RunHandle, offsets: Mapping[str, int]) -> list[LogChunk]:
+        folder = run_folder(self.folder, handle.run_id)
+        names = [n for n in SYSTEM_LOGS if (folder / n).is_file()]
+        logs = folder / "logs"
+        if logs.is_dir():
+            names += sorted(
+                "logs/" + p.relative_to(logs).as_posix() for p in logs.rglob("*") if p.is_file()
+            )
+        chunks: list[LogChunk] = []
+        budget = _MAX_CHUNK
+        for name in names:
+            if budget <= 0:
+                break
+            at = int(offsets.get(name, 0))
+            path = folder / name
+            try:
+                size = path.stat().st_size
+                if size <= at:
+                    continue
+                with open(path, "rb") as fh:
+                    fh.seek(at)
+                    data = fh.read(min(size - at, budget))
+            except OSError:
+                continue
+            budget -= len(data)
+            chunks.append(LogChunk(name, at, data))
+        return chunks
+
+    def fetch_outputs(self, handle: RunHandle, dest: Path) -> None:
+        folder = run_folder(self.folder, handle.run_id)
+        for top in ("outputs", "logs", "mlruns"):
+            src = folder / top
+            if not src.is_dir():
+                continue
+            for path in src.rglob("*"):
+                if not path.is_file():
+                    continue
+                target = dest / top / path.relative_to(src)
+                if target.exists() and target.stat().st_size == path.stat().st_size:
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name(f".{target.name}.tmp")
+                try:
+                    os.link(path, tmp)
+                except OSError:
+                    shutil.copy2(path, tmp)
+                os.replace(tmp, target)
+
+    def cancel(self, handle: RunHandle) -> None:
+        state = self.state()
+        state.request_cancel(handle.run_id)
+        ensure_running(self.workspace_root, self.name)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            run = state.run(handle.run_id)
+            if run is None or run.terminal:
+                return
+            time.sleep(0.2)
+
+    def discard(self, handle: RunHandle) -> None:
+        folder = run_folder(self.folder, handle.run_id)
+        run = self.state().run(handle.run_id)
+        if run is not None and run.terminal:
+            shutil.rmtree(folder, ignore_errors=True)
