@@ -12,6 +12,13 @@
 #      bookworm with python3, venv and pip (from the machine's own Debian mirror when apt
 #      names one, else deb.debian.org) and `docker import` it. It stays cached in the
 #      engine; `docker image rm targets-test-python:bookworm` forces a rebuild.
+#   3. node image: when targets-test-node:bookworm (the cluster tests' nodes: containers
+#      running sshd) is absent, `docker build --network host` it FROM the base image:
+#      openssh-server, openmpi-bin and procps from the same Debian mirror, and PyTorch
+#      $TORCH_VERSION (CPU) with numpy in the system python3. The torch wheel and its deps are
+#      `pip download`ed on the host (its pip finds the local CPU wheel in /opt/wheels) into
+#      the build context, so pip inside the image installs with --no-index. Cached like the
+#      base image; `docker image rm targets-test-node:bookworm` forces a rebuild.
 #
 # What it cannot do (no docker CLI, not root, no debootstrap, dockerd does not start) it
 # prints, then exits 0 so that the tests skip with their reason, or exits 1 when the
@@ -19,6 +26,8 @@
 set -euo pipefail
 
 IMAGE=targets-test-python:bookworm
+NODE_IMAGE=targets-test-node:bookworm
+TORCH_VERSION=2.13.0
 SUITE=bookworm
 DEFAULT_MIRROR=http://deb.debian.org/debian
 DOCKERD_LOG=/var/log/targets-test-dockerd.log
@@ -140,6 +149,55 @@ build_image() {
     awk '{printf "%d MB", $1 / 1e6}'))"
 }
 
+# The cluster tests' node image: sshd, OpenMPI and CPU PyTorch on top of $IMAGE.
+build_node_image() {
+  local work mirror started=$SECONDS
+  mirror=$(configured_mirror | head -n 1)
+  [ -n "$mirror" ] || mirror=$DEFAULT_MIRROR
+  command -v python3 >/dev/null ||
+    cannot "image $NODE_IMAGE is missing and python3 (to pip download torch) is not installed"
+  work=$(mktemp -d /var/tmp/targets-test-node.XXXXXX)
+  # shellcheck disable=SC2064  # expand now: $work is local
+  trap "rm -rf '$work'" EXIT
+  say "building $NODE_IMAGE: sshd, OpenMPI, torch $TORCH_VERSION (CPU) from $mirror (a few minutes)"
+  mkdir "$work/wheels"
+  # The image's python3 is bookworm's 3.11 on x86_64: download wheels for exactly that.
+  if ! python3 -m pip download -q --only-binary=:all: --python-version 3.11 \
+    --implementation cp --abi cp311 --platform manylinux_2_28_x86_64 \
+    --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform any \
+    -d "$work/wheels" "torch==$TORCH_VERSION" numpy >"$work/pip.log" 2>&1; then
+    tail -n 20 "$work/pip.log" >&2
+    cannot "could not pip download torch==$TORCH_VERSION and its dependencies for $NODE_IMAGE (log above)"
+  fi
+  # Two stages: pip installs from the wheels in the first; the second copies only the
+  # installed packages, so the ~200 MB of wheels are in no layer of the image.
+  cat >"$work/Dockerfile" <<DOCKERFILE
+FROM $IMAGE AS torch
+COPY wheels /wheels
+RUN python3 -m pip install -q --no-index --find-links /wheels --break-system-packages \\
+      --no-cache-dir --root-user-action=ignore "torch==$TORCH_VERSION" numpy
+
+FROM $IMAGE
+RUN printf 'deb $mirror $SUITE main\\n' >/etc/apt/sources.list \\
+ && rm -f /etc/apt/sources.list.d/* \\
+ && apt-get update -q \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \\
+      openssh-server openmpi-bin procps \\
+ && apt-get clean && rm -rf /var/lib/apt/lists/* /etc/ssh/ssh_host_*_key* \\
+ && mkdir -p /run/sshd
+COPY --from=torch /usr/local/lib/python3.11/dist-packages /usr/local/lib/python3.11/dist-packages
+COPY --from=torch /usr/local/bin /usr/local/bin
+DOCKERFILE
+  if ! docker build -q --network host -t "$NODE_IMAGE" "$work" >"$work/build.log" 2>&1; then
+    tail -n 30 "$work/build.log" >&2
+    cannot "docker build of $NODE_IMAGE failed (log above)"
+  fi
+  rm -rf "$work"
+  trap - EXIT
+  say "built $NODE_IMAGE in $((SECONDS - started))s ($(docker image inspect -f '{{.Size}}' "$NODE_IMAGE" |
+    awk '{printf "%d MB", $1 / 1e6}'))"
+}
+
 command -v docker >/dev/null || cannot "the docker CLI is not installed (apt-get install docker.io)"
 root=
 [ "$(id -u)" = 0 ] && root=1
@@ -150,7 +208,9 @@ if [ -z "$root" ]; then
     cannot "no Docker engine answers \`docker info\` (run scripts/test-services.sh as root to start one)"
   docker image inspect "$IMAGE" >/dev/null 2>&1 ||
     cannot "image $IMAGE is missing (run scripts/test-services.sh as root to build it)"
-  say "engine answers; image $IMAGE is present"
+  docker image inspect "$NODE_IMAGE" >/dev/null 2>&1 ||
+    cannot "image $NODE_IMAGE is missing (run scripts/test-services.sh as root to build it)"
+  say "engine answers; images $IMAGE and $NODE_IMAGE are present"
   exit 0
 fi
 
@@ -168,4 +228,10 @@ if docker image inspect "$IMAGE" >/dev/null 2>&1; then
   say "image $IMAGE is present (cached)"
 else
   build_image
+fi
+
+if docker image inspect "$NODE_IMAGE" >/dev/null 2>&1; then
+  say "image $NODE_IMAGE is present (cached)"
+else
+  build_node_image
 fi
