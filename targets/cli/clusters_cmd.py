@@ -147,6 +147,7 @@ def create(ctx: click.Context, name: str, kind: str, output: str) -> None:
         state_dir=cdir / "provider",
         public_key=keys.public,
         secret=lambda n: keys.private if n == SECRET_NAME else None,
+        workspace_dir=ws.dir,
     )
     provider = provider_cls(name, spec, options, context)
     provider.check()

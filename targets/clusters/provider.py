@@ -140,6 +140,8 @@ class ProviderContext:
     must accept it for their login user."""
     secret: Callable[[str], str | None] = _no_secret
     """The cluster's secrets by name (from the keyring)."""
+    workspace_dir: Path | None = None
+    """The workspace's ``.targets`` folder (providers built on attached targets use it)."""
 
 
 class NodeProvider(ABC):

@@ -644,7 +644,12 @@ def make_provider(
     options = cls.options_model.model_validate(dict(spec.provider_options))
     private = secret(SECRET_NAME)
     public = public_key_of(private, f"targets-cluster-{name}") if private else ""
-    context = ProviderContext(state_dir=cdir / "provider", public_key=public, secret=secret)
+    context = ProviderContext(
+        state_dir=cdir / "provider",
+        public_key=public,
+        secret=secret,
+        workspace_dir=cdir.parent.parent,
+    )
     (cdir / "provider").mkdir(parents=True, exist_ok=True)
     return cls(name, spec, options, context)
 

@@ -16,7 +16,7 @@ import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from targets.clusters.model import ClusterSpec
 from targets.clusters.reconciler import SYSTEM_LOGS, ensure_running, is_running, run_folder
@@ -34,19 +34,22 @@ from targets.compute.base import (
 )
 from targets.errors import UsageError
 
+if TYPE_CHECKING:
+    from targets.runconfig.model import RunConfiguration
+
 __all__ = ["ClusterTarget", "nodes_needed"]
 
 _MAX_CHUNK = 1 << 20
 
 
-def nodes_needed(request: SubmitRequest) -> int:
+def nodes_needed(config: RunConfiguration) -> int:
     """How many nodes the run asks for (its distribution decides; else node_count)."""
     from targets.clusters.distributed import distribution_of
 
-    dist = distribution_of(request.config)
+    dist = distribution_of(config)
     if dist is not None:
         return int(dist.node_count)
-    return int(request.config.node_count)
+    return int(config.node_count)
 
 
 class ClusterTarget(ComputeTarget):
@@ -128,30 +131,34 @@ class ClusterTarget(ComputeTarget):
 
     # -- submit --------------------------------------------------------------------------
 
-    def submit(self, request: SubmitRequest, progress: Progress = _no_progress) -> RunHandle:
-        from targets.agent import store
-        from targets.compute.local import agent_root
-
-        config = request.config
+    def check_request(self, config: RunConfiguration) -> None:
         if config.framework == "pyspark":
             raise UsageError(
                 f"target {self.name!r} (cluster) does not run Spark jobs",
                 hint="run framework: pyspark on an hdinsight or databricks target",
             )
-        if request.environment.docker is not None:
+        if config.environment.docker.enabled:
             raise UsageError(
                 f"cluster {self.name!r} runs environments as conda or virtualenv on its "
                 "nodes, not Docker containers",
                 hint="set environment.docker.enabled: false (make the node image hold "
                 "what you need instead)",
             )
-        needed = nodes_needed(request)
+        needed = nodes_needed(config)
         if needed > self.spec.max_nodes:
             raise UsageError(
                 f"the run asks for {needed} nodes but cluster {self.name!r} has at most "
                 f"{self.spec.max_nodes}",
                 hint=f"targets update {self.name} --max-nodes {needed}, or lower node_count",
             )
+
+    def submit(self, request: SubmitRequest, progress: Progress = _no_progress) -> RunHandle:
+        from targets.agent import store
+        from targets.compute.local import agent_root
+
+        config = request.config
+        self.check_request(config)
+        needed = nodes_needed(config)
         # Freeze the snapshot: copy its files into this machine's object store (files
         # already there are skipped by content).
         root = str(agent_root())

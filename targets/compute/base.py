@@ -275,6 +275,10 @@ class ComputeTarget(ABC):
         """Remove prepared environments (not in use); return the removed hashes."""
         raise UnsupportedOperation(f"target kind {self.kind!r} cannot prune environments")
 
+    def check_request(self, config: RunConfiguration) -> None:  # noqa: B027 - optional
+        """Refuse a run this target cannot do, before anything is written or sent (raise a
+        UsageError naming the problem and the fix). Called by ``submit_run``."""
+
     def describe(self) -> dict[str, Any]:
         """Live details for ``targets show`` (a cluster's nodes and queue). Optional."""
         return {}
