@@ -16,6 +16,8 @@ command -v ssh-keygen >/dev/null || need+=(openssh-client)
 [ -x /usr/sbin/dockerd ] || command -v dockerd >/dev/null || need+=(docker.io)
 # Builds the test base image without an image registry.
 [ -x /usr/sbin/debootstrap ] || command -v debootstrap >/dev/null || need+=(debootstrap)
+# mpirun for the MPI runs of tests/test_distributed_local.py.
+command -v mpirun >/dev/null || need+=(openmpi-bin)
 
 if ((${#need[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

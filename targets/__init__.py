@@ -14,6 +14,7 @@ from targets._version import __version__
 if TYPE_CHECKING:
     from targets.compute.base import Capability, ComputeTarget, RunStatus
     from targets.errors import TargetsError
+    from targets.estimator import Estimator
     from targets.experiment import Environment, Experiment, ScriptRunConfig
     from targets.runconfig.conda import CondaDependencies
     from targets.runconfig.model import RunConfiguration
@@ -25,6 +26,7 @@ __all__ = [
     "ComputeTarget",
     "CondaDependencies",
     "Environment",
+    "Estimator",
     "Experiment",
     "Run",
     "RunConfiguration",
@@ -41,6 +43,7 @@ _LAZY = {
     "RunStatus": "targets.compute.base",
     "CondaDependencies": "targets.runconfig.conda",
     "Environment": "targets.experiment",
+    "Estimator": "targets.estimator",
     "Experiment": "targets.experiment",
     "ScriptRunConfig": "targets.experiment",
     "Run": "targets.runs",

@@ -104,6 +104,7 @@ def submit_run(
 
     Raises a UsageError (exit 2) for bad input before anything is written or sent.
     """
+    from targets.clusters.distributed import request_part
     from targets.compute._agent import prepare_timeout
     from targets.environments import resolve_environment
     from targets.snapshot import limits_from_env, take_snapshot
@@ -114,6 +115,8 @@ def submit_run(
         raise UsageError(f"the source directory {str(source)!r} does not exist")
     _check_entry(config, source)
     target = workspace.get_target(config.target)
+    # Several processes: planned here on one machine; several nodes: a MULTI_NODE target.
+    distributed = request_part(config, target)
     environment = resolve_environment(config, source)
     experiment = experiment or config.experiment_name or workspace.default_experiment()
     report = progress or (lambda phase, done, total: None)
@@ -172,6 +175,7 @@ def submit_run(
                 environment=environment,
                 experiment=experiment,
             ),
+                distributed=distributed,
             report,
         )
     except BaseException as exc:

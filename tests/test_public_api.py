@@ -13,6 +13,7 @@ def test_targets_exports():
         "ComputeTarget",
         "CondaDependencies",
         "Environment",
+        "Estimator",
         "Experiment",
         "Run",
         "RunConfiguration",

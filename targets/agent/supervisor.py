@@ -11,6 +11,10 @@ the client that started it and a Ctrl-C in the client's terminal never reaches i
    ``cancel`` file plus SIGTERM), and on either stops the whole process tree: SIGTERM,
    then SIGKILL after a grace period;
 5. writes the final status and exit code.
+
+A node's part of a distributed run (``spec["distributed"]``) writes the ``ready`` marker
+once the environment is ready and starts through :mod:`.distributed` (torchrun, mpirun,
+TF_CONFIG) instead of running the entry directly.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import sys
 import time
 from typing import Any
 
-from . import containers, envs, rundir, spark
+from . import containers, distributed, envs, rundir, spark
 
 __all__ = ["launch", "main"]
 
@@ -301,27 +305,52 @@ def supervise(root: str, run_id: str) -> int:
 
     python = env_result["python"]
     limit = spec.get("max_run_duration_seconds")
+    dist = spec.get("distributed") or None
+    if dist:
+        distributed.mark_ready(run_dir)
     t1 = time.time()
     with open(os.path.join(run_dir, "driver.log"), "ab", buffering=0) as out:
+        if dist:
+            ended = distributed.before_launch(
+                spec, dist, root, run_dir, out, cancelled, container=driver is not None
+            )
+            if ended is not None:
+                distributed.after_run(run_dir)
+                phases["running"] = time.time() - t1
+                out.write(("[targets] %s\n" % ended[1]).encode())
+                return finish(ended[0], message=ended[1])
         try:
             if driver is not None:
+                argv, cenv = _argv(spec, python), _container_environ(spec, wd)
+                if dist:
+                    argv, cenv = distributed.command(
+                        spec, dist, python, argv, cenv, wd, run_dir, container=True
+                    )
                 options = containers.run_options(
-                    spec["run_id"], wd, _container_environ(spec, wd), spec.get("docker_run") or {}
+                    spec["run_id"], wd, cenv, spec.get("docker_run") or {}
                 )
-                proc = driver.start(options, env_result["image"], _argv(spec, python), out)
+                proc = driver.start(options, env_result["image"], argv, out)
             else:
+                argv = _argv(spec, python)
+                env = spark.environ(spec, _environ(spec, python, run_dir))
+                if dist:
+                    argv, env = distributed.command(
+                        spec, dist, python, argv, env, wd, run_dir, container=False
+                    )
                 proc = _Process(
                     subprocess.Popen(
-                        _argv(spec, python),
+                        argv,
                         cwd=wd,
                         stdin=subprocess.DEVNULL,
                         stdout=out,
                         stderr=subprocess.STDOUT,
-                        env=spark.environ(spec, _environ(spec, python, run_dir)),
+                        env=env,
                         start_new_session=True,
                     )
                 )
-        except (OSError, containers.ContainerError) as exc:
+        except (OSError, RuntimeError, containers.ContainerError) as exc:
+            if dist:
+                distributed.after_run(run_dir)
             out.write(("could not start the run: %s\n" % exc).encode())
             return finish("Failed", message="could not start: %s" % exc)
     rundir.write_status(
@@ -348,6 +377,8 @@ def supervise(root: str, run_id: str) -> int:
             spark.after_stop(spec, os.path.join(run_dir, "driver.log"))
             break
     phases["running"] = time.time() - t1
+    if dist:
+        distributed.after_run(run_dir)
     if reason == "canceled":
         return finish("Canceled", exit_code=code, message="canceled")
     if reason == "timeout":

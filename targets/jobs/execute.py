@@ -283,12 +283,7 @@ def prepare_command(
             config.node_count = resources.instance_count
         if resources.shm_size:
             config.environment.docker.shm_size = resources.shm_size
-    if getattr(body, "distribution", None) is not None or config.node_count > 1:
-        warnings.append(
-            "distribution and instance_count > 1 run as one process on one node for now "
-            "(multi-node launchers come with cluster targets)"
-        )
-        config.node_count = 1
+    _distribution(config, getattr(body, "distribution", None))
     limits = getattr(body, "limits", None)
     if limits is not None and getattr(limits, "timeout", None):
         config.max_run_duration_seconds = limits.timeout
@@ -301,6 +296,58 @@ def prepare_command(
     return PreparedCommand(
         config=config, source_dir=code, extra=extra, warnings=warnings, outputs=output_dirs
     )
+
+
+def _distribution(config: RunConfiguration, distribution: Any) -> None:
+    """Map a v2 ``distribution`` (with ``resources.instance_count`` already in
+    ``config.node_count``) onto the runconfig's v1 fields, as Azure ML does:
+    ``process_count_per_instance`` processes on each of the instances."""
+    from targets.clusters.distributed import distribution_of
+    from targets.jobs.model import (
+        MpiDistribution,
+        PyTorchDistribution,
+        RayDistribution,
+        TensorFlowDistribution,
+    )
+
+    nodes = config.node_count
+    if distribution is None:
+        if nodes > 1:
+            raise UsageError(
+                f"instance_count {nodes} without a distribution: nothing would start the "
+                "processes on the other nodes",
+                hint="add distribution: {type: pytorch|mpi|tensorflow}, or set "
+                "resources.instance_count: 1",
+            )
+        return
+    if isinstance(distribution, MpiDistribution):
+        config.communicator = "OpenMpi"
+        config.mpi.process_count_per_node = distribution.process_count_per_instance or 1
+    elif isinstance(distribution, PyTorchDistribution):
+        per_node = distribution.process_count_per_instance or 1
+        config.pytorch.process_count = per_node * nodes
+        config.pytorch.node_count = nodes
+    elif isinstance(distribution, TensorFlowDistribution):
+        workers = distribution.worker_count
+        ps = distribution.parameter_server_count or 0
+        if workers is None:
+            workers = max(nodes - ps, 1)
+        if workers + ps != nodes and nodes != 1:
+            raise UsageError(
+                f"distribution: worker_count {workers} + parameter_server_count {ps} differs "
+                f"from resources.instance_count {nodes}",
+                hint=f"set resources.instance_count: {workers + ps}",
+            )
+        config.communicator = "ParameterServer"
+        config.tensorflow.worker_count = workers
+        config.tensorflow.parameter_server_count = ps
+        config.node_count = workers + ps
+    elif isinstance(distribution, RayDistribution):
+        raise UsageError(
+            "distribution type ray is not supported",
+            hint="use distribution type pytorch, mpi or tensorflow",
+        )
+    distribution_of(config)  # contradictions are refused now, before anything is written
 
 
 def precheck(ws: Workspace, loaded: LoadedJob, compute: str | None) -> None:
