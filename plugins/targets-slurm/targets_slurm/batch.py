@@ -186,16 +186,22 @@ def combine(
     the final status, so an ended job with an unfinished status file means the supervisor
     was stopped from outside (scancel, time limit, node failure)."""
     status = str(written.get("status", "Queued"))
-    if status in _TERMINAL:
-        return dict(written)
     state = (job_state or "").split()[0].rstrip("+") if job_state else None
+    if state == "CANCELLED" and status != "Completed":
+        # A scancel from outside targets signals every process of the job at once: the
+        # script may die of the SIGTERM before its supervisor records a cancel.
+        return dict(written, status="Canceled", message=f"Slurm job {job_id} was canceled")
+    if status in _TERMINAL:
+        if state in ("RUNNING", "COMPLETING"):
+            # The supervisor has finished but Slurm has not ended the job yet: wait for
+            # the job's final state (an outside scancel shows only there).
+            return dict(written, status="Finalizing")
+        return dict(written)
     if state in QUEUED:
         return dict(written, status="Queued", message=f"Slurm job {job_id} is {state.lower()}")
     if state in ("RUNNING", "COMPLETING", "STOPPED", "SIGNALING"):
         return dict(written, status="Preparing" if status in ("Queued", "Unknown") else status)
     detail = f": {job_log_tail.strip()[-1000:]}" if job_log_tail.strip() else ""
-    if state == "CANCELLED":
-        return dict(written, status="Canceled", message=f"Slurm job {job_id} was canceled")
     if state is None:
         message = f"Slurm no longer knows job {job_id} and the run did not finish{detail}"
     else:
