@@ -239,3 +239,9 @@ def test_no_engine_is_a_clear_error(tmp_path: Path, cluster_key: ClusterKey) -> 
 def test_bad_options_are_refused(options: dict[str, object], wrong: str) -> None:
     with pytest.raises(ValueError, match=wrong):
         DockerProviderOptions.model_validate({"image": "x", **options})
+
+
+def test_cluster_name_must_make_hostnames(tmp_path: Path, cluster_key: ClusterKey) -> None:
+    provider = make_provider(tmp_path, "Big_Pool", cluster_key, "whatever")
+    with pytest.raises(UsageError, match="valid node hostnames"):
+        provider.check()

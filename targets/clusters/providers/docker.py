@@ -61,10 +61,16 @@ INDEX_LABEL = "targets.node-index"
 PORT_RANGE = range(22200, 23200)
 """Where nodes' sshd ports come from (below the ephemeral range 32768-60999)."""
 READY_MARKER = "/run/targets-node-keys-ready"
+HOST_KEYS = (
+    ("ed25519", "/etc/ssh/ssh_host_ed25519_key"),
+    ("ecdsa", "/etc/ssh/ssh_host_ecdsa_key"),
+)
+"""The host keys each node makes at start (unless the image has them) and sshd serves."""
 LOG_TAIL_LINES = 15
 
 _VOLUME = re.compile(r"^(?P<host>[^:]+):(?P<container>/[^:]*)(?::(?P<mode>ro|rw))?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _USER = re.compile(r"^[a-z_][a-z0-9_-]*$")
 
 
@@ -122,7 +128,9 @@ def _node_script(username: str, port: int, public_key: str, environment: dict[st
     env_lines = "".join(f"{name}={shlex.quote(text)}\n" for name, text in environment.items())
     lines = [
         "set -e",
-        "ssh-keygen -A >/dev/null",
+        # Ed25519 and ECDSA only: `ssh-keygen -A` also makes an RSA key, which takes
+        # seconds; sshd serves exactly these two (HostKey below).
+        *(f"test -e {key} || ssh-keygen -q -t {kind} -N '' -f {key}" for kind, key in HOST_KEYS),
         f"user={shlex.quote(username)}",
         'home=$(getent passwd "$user" | cut -d: -f6)',
         'if [ -z "$home" ]; then echo "targets: no user $user in the image" >&2; exit 3; fi',
@@ -138,7 +146,7 @@ def _node_script(username: str, port: int, public_key: str, environment: dict[st
         "mkdir -p /run/sshd",
         f"touch {READY_MARKER}",
         f"exec /usr/sbin/sshd -D -e -p {port} -o ListenAddress=127.0.0.1"
-        " -o PasswordAuthentication=no",
+        " -o PasswordAuthentication=no" + "".join(f" -o HostKey={key}" for _, key in HOST_KEYS),
     ]
     return "\n".join(lines)
 
@@ -308,6 +316,13 @@ class DockerProvider(NodeProvider):
         """The image exists on the engine, has sshd and ssh-keygen, and has the login user."""
         import docker
 
+        if not _HOSTNAME.match(self.hostname(self.spec.max_nodes - 1)):
+            raise UsageError(
+                f"the cluster name {self.cluster!r} does not make valid node hostnames "
+                f"(like {self.hostname(0)!r})",
+                hint="use lowercase letters, digits and '-' (at most 50 characters) for a "
+                "docker-provider cluster",
+            )
         client = self.client()
         try:
             client.images.get(self.opts.image)
@@ -528,7 +543,8 @@ class DockerProvider(NodeProvider):
                 [
                     "sh",
                     "-c",
-                    f"test -e {READY_MARKER} && cat /etc/ssh/ssh_host_*_key.pub",
+                    f"test -e {READY_MARKER} && cat "
+                    + " ".join(f"{key}.pub" for _, key in HOST_KEYS),
                 ],
                 stdout=True,
                 stderr=False,
