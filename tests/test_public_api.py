@@ -36,6 +36,7 @@ def test_compute_exports():
             "AgentTarget",
             "Capability",
             "ComputeTarget",
+            "LocalAgentClient",
             "LogChunk",
             "NoOptions",
             "Progress",

@@ -48,6 +48,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "datastores",
         "Register folders for azureml://datastores/ inputs.",
     ),
+    "plugin": ("targets.cli.plugin_cmd", "plugin", "Create the skeleton of a new target kind."),
     "registry": (
         "targets.cli.registry_cmd",
         "registry",

@@ -30,7 +30,13 @@ from targets.compute.base import (
 )
 
 if TYPE_CHECKING:
-    from targets.compute._agent import AgentClient, AgentError, AgentTarget, state_from_status
+    from targets.compute._agent import (
+        AgentClient,
+        AgentError,
+        AgentTarget,
+        LocalAgentClient,
+        state_from_status,
+    )
     from targets.compute.vm import VMOptions, VMTarget
 
 __all__ = [
@@ -40,6 +46,7 @@ __all__ = [
     "AgentTarget",
     "Capability",
     "ComputeTarget",
+    "LocalAgentClient",
     "LogChunk",
     "NoOptions",
     "Progress",
@@ -57,6 +64,7 @@ _LAZY = {
     "AgentClient": "targets.compute._agent",
     "AgentError": "targets.compute._agent",
     "AgentTarget": "targets.compute._agent",
+    "LocalAgentClient": "targets.compute._agent",
     "state_from_status": "targets.compute._agent",
     "VMOptions": "targets.compute.vm",
     "VMTarget": "targets.compute.vm",
