@@ -17,8 +17,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	@touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+$(VENV)/.installed-test: pyproject.toml plugins/targets-slurm/pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]' -e ./plugins/targets-slurm
 	@touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
@@ -32,10 +32,11 @@ lint: $(VENV)/.installed-test
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
+	$(BIN)/mypy plugins/targets-slurm/targets_slurm
 
 pytest: $(VENV)/.installed-test
 	bash scripts/test-services.sh
-	$(BIN)/pytest -n auto --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/pytest -n auto --dist loadgroup tests plugins/targets-slurm/tests $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 

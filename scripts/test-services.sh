@@ -46,3 +46,5 @@ fi
 # The Docker engine and the test base image (it decides itself whether it can, and fails
 # only when CI is set).
 bash "$(dirname "${BASH_SOURCE[0]}")/docker-test-setup.sh"
+# The one-node Slurm of plugins/targets-slurm (same rules: fails only when CI is set).
+bash "$(dirname "${BASH_SOURCE[0]}")/slurm-test-setup.sh"
