@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from targets.clusters.model import ClusterSpec
 from targets.clusters.provider import Node, NodeState, ProviderContext, load_provider
-from targets.clusters.providers.docker import DockerProvider, DockerProviderOptions
+from targets.clusters.providers.docker import DockerProvider, DockerProviderOptions, name_address
 from targets.errors import ConnectionFailed, UsageError
 from tests.cluster_nodes import (
     NodeImage,
@@ -39,7 +39,8 @@ class ClusterKey:
             serialization.PrivateFormat.OpenSSH,
             serialization.NoEncryption(),
         )
-        self.key = paramiko.Ed25519Key.from_private_key(io.StringIO(private.decode()))
+        self.private = private.decode()
+        self.key = paramiko.Ed25519Key.from_private_key(io.StringIO(self.private))
 
     @property
     def public(self) -> str:
@@ -150,10 +151,11 @@ def test_two_nodes_run_sshd_with_verified_host_keys(
     with pytest.raises(paramiko.SSHException):
         ssh_hostname(first, cluster_key, swapped)
 
-    # Every node resolves every other node's name (MPI host lists).
-    client = node_image.engine
-    out = client.run("exec", first.id, "getent", "hosts", f"{cluster}-1").stdout
-    assert out.split()[0] == "127.0.0.1"
+    # Every node resolves every node's name, each to its own loopback alias (MPI).
+    for node in nodes:
+        for index in (0, 1):
+            out = node_image.engine.run("exec", node.id, "getent", "hosts", f"{cluster}-{index}")
+            assert out.stdout.split()[0] == name_address(index) == f"127.10.0.{index + 1}"
 
     provider.remove_nodes([first.id])
     assert containers_of(node_image.engine, cluster) == [second.id]
@@ -170,6 +172,69 @@ def test_two_nodes_run_sshd_with_verified_host_keys(
     assert containers_of(node_image.engine, cluster) == []
     provider.delete_cluster()  # idempotent
     provider.close()
+
+
+def test_mpirun_on_node_0_starts_ranks_on_both_nodes(
+    tmp_path: Path, cluster: str, cluster_key: ClusterKey, node_image: NodeImage
+) -> None:
+    """The node names and addresses suit OpenMPI: mpirun on node 0 reaches node 1 over
+    SSH (verified host keys, the cluster key) and puts two ranks on each node."""
+    provider = make_provider(tmp_path, cluster, cluster_key, node_image.name)
+    provider.add_nodes(2)
+    nodes = wait_running(provider, 2)
+    config = "".join(
+        f"Host {n.hostname}\n  HostName {n.peer_address}\n  Port {n.ssh_port}\n"
+        f"  User {n.username}\n  IdentityFile /root/cluster-key\n  IdentitiesOnly yes\n"
+        "  UserKnownHostsFile /root/cluster-known-hosts\n  StrictHostKeyChecking yes\n"
+        "  BatchMode yes\n"
+        for n in nodes
+    )
+    known = "".join(f"[{n.peer_address}]:{n.ssh_port} {k}\n" for n in nodes for k in n.host_keys)
+    launcher = nodes[0].id
+    engine = node_image.engine
+    for name, text in (("cluster-ssh-config", config), ("cluster-known-hosts", known)):
+        engine.run("exec", "-i", launcher, "sh", "-c", f"cat >/root/{name}", input=text)
+    engine.run(
+        "exec",
+        "-i",
+        launcher,
+        "sh",
+        "-c",
+        "umask 077; cat >/root/cluster-key",
+        input=cluster_key.private,
+    )
+    hosts = ",".join(f"{n.hostname}:2" for n in nodes)
+    out = engine.run(
+        "exec",
+        launcher,
+        "mpirun",
+        "--allow-run-as-root",
+        "-np",
+        "4",
+        "--host",
+        hosts,
+        "-mca",
+        "plm_rsh_agent",
+        "ssh -F /root/cluster-ssh-config",
+        "-mca",
+        "btl_tcp_if_include",
+        "lo",
+        "-mca",
+        "oob_tcp_if_include",
+        "lo",
+        "sh",
+        "-c",
+        'echo "$OMPI_COMM_WORLD_RANK/$OMPI_COMM_WORLD_SIZE $(hostname)"',
+        timeout=60,
+    ).stdout
+    ranks = sorted(line.split() for line in out.splitlines() if "/" in line)
+    assert ranks == [
+        ["0/4", nodes[0].hostname],
+        ["1/4", nodes[0].hostname],
+        ["2/4", nodes[1].hostname],
+        ["3/4", nodes[1].hostname],
+    ], out
+    provider.delete_cluster()
 
 
 def test_exited_node_is_failed_with_its_log(

@@ -4,8 +4,9 @@ Every node is a container made from one image (which must have ``sshd`` and
 ``ssh-keygen``), on the local Docker engine or on one reached over SSH (``docker_host``,
 e.g. ``ssh://user@bighost``). Containers use the host's network (``--network host``, never
 a bridge): each node's sshd listens on ``127.0.0.1`` on its own port, and every node gets
-its own hostname (``<cluster>-<n>``, which MPI needs), resolving to ``127.0.0.1`` on every
-node. Node-to-node traffic therefore goes over the host's loopback (``lo``).
+its own hostname (``<cluster>-<n>``, which MPI needs), resolving on every node to a
+loopback alias of its own (:func:`name_address`). Node-to-node traffic therefore goes
+over the host's loopback (``lo``).
 
 Host keys come through a trusted channel: they are read from the container's
 ``/etc/ssh/ssh_host_*_key.pub`` with ``docker exec``, never from what the port presents.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import ipaddress
 import os
 import re
 import shlex
@@ -53,6 +55,7 @@ __all__ = [
     "PORT_RANGE",
     "DockerProvider",
     "DockerProviderOptions",
+    "name_address",
 ]
 
 CLUSTER_LABEL = "targets.cluster"
@@ -149,6 +152,16 @@ def _node_script(username: str, port: int, public_key: str, environment: dict[st
         " -o PasswordAuthentication=no" + "".join(f" -o HostKey={key}" for _, key in HOST_KEYS),
     ]
     return "\n".join(lines)
+
+
+def name_address(index: int) -> str:
+    """The address node ``index``'s hostname resolves to: its own loopback alias
+    (127.10.0.1, 127.10.0.2, ...), which Linux routes to ``lo`` like 127.0.0.1.
+
+    Not 127.0.0.1 for all: OpenMPI treats a host whose name resolves to an address of a
+    local interface as the local node, and would start every rank on node 0. sshd still
+    listens on 127.0.0.1 (the nodes' ``address``); ssh configs map names to it."""
+    return str(ipaddress.IPv4Address("127.10.0.1") + index)
 
 
 def _created_at(raw: str) -> float:
@@ -454,9 +467,10 @@ class DockerProvider(NodeProvider):
         return -1
 
     def _extra_hosts(self, count: int) -> dict[str, str]:
-        """Every node name of the cluster resolves to 127.0.0.1 on every node (nodes added
-        later included: they are all on this host's loopback)."""
-        return {self.hostname(i): "127.0.0.1" for i in range(max(count, self.spec.max_nodes))}
+        """Every node name of the cluster (up to max_nodes, and nodes added later) resolves
+        on every node to that node's own loopback alias (:func:`name_address`)."""
+        count = max(count, self.spec.max_nodes)
+        return {self.hostname(i): name_address(i) for i in range(count)}
 
     def _volumes(self) -> dict[str, dict[str, str]]:
         volumes: dict[str, dict[str, str]] = {}
