@@ -606,7 +606,9 @@ class AzureProvider(NodeProvider):
                 result = compute.virtual_machine_scale_set_vms.begin_run_command(
                     s.resource_group, self.scale_set, str(vm.instance_id), command
                 ).result()
-        except UsageError as exc:  # 409 while the VM agent is not ready: ask again later
+        except AuthenticationError:
+            raise
+        except TargetsError as exc:  # e.g. 409 while the VM agent is not ready: ask later
             if isinstance(exc.__cause__, HttpResponseError):
                 return []
             raise
