@@ -115,6 +115,7 @@ def submit_run(
         raise UsageError(f"the source directory {str(source)!r} does not exist")
     _check_entry(config, source)
     target = workspace.get_target(config.target)
+    target.check_request(config)
     # Several processes: planned here on one machine; several nodes: a MULTI_NODE target.
     distributed = request_part(config, target)
     environment = resolve_environment(config, source)
@@ -174,8 +175,8 @@ def submit_run(
                 snapshot=snapshot,
                 environment=environment,
                 experiment=experiment,
-            ),
                 distributed=distributed,
+            ),
             report,
         )
     except BaseException as exc:
