@@ -1,0 +1,172 @@
+"""Clusters of docker-provider nodes, end to end through the CLI: containers with sshd on
+host networking (distinct loopback ports), made from the test node image (OpenSSH,
+OpenMPI, CPU PyTorch). A 2-node torchrun job, an MPI hello across 2 nodes in a managed
+environment, scale-up from 0 and back, and a node that disappears mid-run."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cluster_nodes import NodeImage, node_image_fixture, remove_cluster_containers  # noqa: F401
+from tests.conftest import wait_until
+from tests.dockerd import docker_engine_fixture  # noqa: F401
+
+pytestmark = pytest.mark.xdist_group("docker")
+
+USER_PYTHON = (
+    "environment:\n  python:\n    user_managed_dependencies: true\n    interpreter_path: python3\n"
+)
+
+DDP = """\
+import os, socket
+import torch
+import torch.distributed as dist
+
+dist.init_process_group("gloo")
+t = torch.tensor([float(dist.get_rank() + 1)])
+dist.all_reduce(t)
+print(f"rank {dist.get_rank()} of {dist.get_world_size()} on {socket.gethostname()}: "
+      f"sum {t.item():g}", flush=True)
+if dist.get_rank() == 0:
+    os.makedirs("outputs", exist_ok=True)
+    with open("outputs/result.json", "w") as fh:
+        fh.write('{"world_size": %d, "sum": %g}' % (dist.get_world_size(), t.item()))
+dist.destroy_process_group()
+"""
+
+
+@pytest.fixture
+def cluster(node_image: NodeImage, project: Path, cli, shared_wheels: Path) -> Iterator[str]:
+    """A docker-provider cluster of 0 to 2 nodes whose idle nodes go after 3 s (the test
+    wheel folder mounted read-only at the same path on every node)."""
+    name = "c" + uuid.uuid4().hex[:8]
+    result = cli(
+        "create", name, "--type", "cluster", "--provider", "docker",
+        "--image", node_image.name, "--min-nodes", "0", "--max-nodes", "2",
+        "--idle-seconds-before-scaledown", "3", "--volumes", f"{shared_wheels}:{shared_wheels}:ro",
+    )  # fmt: skip
+    assert result.code == 0, result
+    yield name
+    cli("delete", name, "--force")
+    remove_cluster_containers(node_image.engine, name)
+
+
+def status(cli, name: str) -> dict[str, Any]:
+    data = cli("show", name, "-o", "json").json()
+    assert isinstance(data, dict)
+    return dict(data["status"])
+
+
+def containers(node_image: NodeImage, name: str) -> list[str]:
+    out = node_image.engine.run(
+        "ps", "-q", "--filter", f"label=targets.cluster={name}", check=False
+    ).stdout
+    return out.split()
+
+
+def test_a_two_node_pytorch_job_scales_the_cluster_up_from_zero_and_back(
+    cluster: str, node_image: NodeImage, project: Path, write, cli
+) -> None:
+    write(project / "ddp.py", DDP)
+    write(
+        project / "ddp.yml",
+        f"script: ddp.py\ntarget: {cluster}\ncommunicator: Gloo\nnode_count: 2\n"
+        "pytorch:\n  communication_backend: gloo\n  process_count: 4\n" + USER_PYTHON,
+    )
+    assert status(cli, cluster)["nodes"] == []
+    assert containers(node_image, cluster) == []
+
+    result = cli("run", "ddp.yml")
+    assert result.code == 0, result
+    # Every line says which node and which rank wrote it.
+    for rank in range(4):
+        node = rank // 2
+        assert f"[node {node}] [rank {rank}] rank {rank} of 4 on {cluster}-{node}: sum 10" in (
+            result.out
+        ), result.out
+
+    run = cli("runs", "list", "-o", "json").json()[0]
+    assert run["status"] == "Completed" and run["target"] == cluster
+    folder = project / ".targets" / "runs" / run["id"]
+    assert json.loads((folder / "outputs" / "result.json").read_text()) == {
+        "world_size": 4,
+        "sum": 10,
+    }
+    # Both nodes' logs are kept, per node and per rank.
+    for node, ranks in ((0, (0, 1)), (1, (2, 3))):
+        log = (folder / "logs" / "nodes" / str(node) / "driver.log").read_text()
+        for rank in ranks:
+            assert f"[rank {rank}] rank {rank} of 4" in log
+            per_rank = folder / "logs" / "nodes" / str(node) / "user_logs"
+            assert f"rank {rank} of 4" in (per_rank / f"std_log_process_{rank:02d}.txt").read_text()
+
+    events = [e["text"] for e in status(cli, cluster)["events"]]
+    assert any("scaling up: adding 2 node(s) (0 now" in e for e in events), events
+    # Nobody is connected any more; the idle nodes go after 3 s, down to min_nodes (0).
+    wait_until(lambda: status(cli, cluster)["nodes"] == [], timeout=60, what="scale-down to 0")
+    assert containers(node_image, cluster) == []
+    assert any("scaling down" in e["text"] for e in status(cli, cluster)["events"])
+
+
+def test_an_mpi_hello_across_two_nodes_in_a_managed_environment(
+    cluster: str, project: Path, write, cli, shared_wheels: Path
+) -> None:
+    write(
+        project / "hello.py",
+        "import os, socket, tinypkg\n"
+        "print('hello from rank', os.environ['OMPI_COMM_WORLD_RANK'], 'of',\n"
+        "      os.environ['OMPI_COMM_WORLD_SIZE'], 'on', socket.gethostname(), flush=True)\n",
+    )
+    write(
+        project / "mpi.yml",
+        f"script: hello.py\ntarget: {cluster}\ncommunicator: OpenMpi\nnode_count: 2\n"
+        "mpi:\n  process_count_per_node: 2\n"
+        "environment:\n  python:\n    conda_dependencies:\n      dependencies:\n"
+        "        - python=3.11\n        - pip:\n          - --no-index\n"
+        f"          - --find-links {shared_wheels}\n          - tinypkg==1.0\n",
+    )
+    result = cli("run", "mpi.yml")
+    assert result.code == 0, result
+    for rank in range(4):
+        host = f"{cluster}-{rank // 2}"
+        assert f"[rank {rank}] hello from rank {rank} of 4 on {host}" in result.out, result.out
+    run = cli("runs", "list", "-o", "json").json()[0]
+    folder = project / ".targets" / "runs" / run["id"]
+    # The environment was prepared on both nodes (the run's packages import on each).
+    for node in (0, 1):
+        assert (folder / "logs" / "nodes" / str(node) / "prepare.log").exists()
+
+
+def test_a_node_that_disappears_fails_its_run_and_is_replaced(
+    cluster: str, node_image: NodeImage, project: Path, write, cli
+) -> None:
+    write(project / "long.py", "import time\nprint('working', flush=True)\ntime.sleep(120)\n")
+    write(project / "long.yml", f"script: long.py\ntarget: {cluster}\n" + USER_PYTHON)
+    started = cli("run", "long.yml", "--detach", "-o", "json")
+    assert started.code == 0, started
+    run_id = started.json()["id"]
+    wait_until(
+        lambda: cli("runs", "show", run_id, "-o", "json").json()["status"] == "Running",
+        timeout=60,
+        what="the run to start",
+    )
+    node = status(cli, cluster)["nodes"][0]["id"]
+    node_image.engine.run("rm", "-f", node)
+    wait_until(
+        lambda: cli("runs", "show", run_id, "-o", "json").json()["status"] == "Failed",
+        timeout=60,
+        what="the run to fail",
+    )
+    shown = cli("runs", "show", run_id, "-o", "json").json()
+    assert node in shown["message"] and "lost" in shown["message"], shown
+    # The cluster replaces the node for the next run.
+    write(project / "quick.py", "print('fine again')\n")
+    write(project / "quick.yml", f"script: quick.py\ntarget: {cluster}\n" + USER_PYTHON)
+    result = cli("run", "quick.yml")
+    assert result.code == 0 and "fine again" in result.out, result
