@@ -96,10 +96,14 @@ class UnknownTargetError(UsageError):
         self.name = name
         self.attached = list(attached)
         listed = ", ".join(self.attached) if self.attached else "(none)"
-        super().__init__(
-            f"unknown target {name!r}; attached targets: {listed}",
-            hint="attach it with `targets attach NAME --type KIND ...` or pick one above",
-        )
+        hint = "attach it with `targets attach NAME --type KIND ...` or pick one above"
+        if name == "amlcompute":
+            hint = (
+                "runs with target: amlcompute get a cluster of their own; say how it is made "
+                "once: targets create amlcompute --type cluster --run-based --provider docker "
+                "--image IMAGE --max-nodes 4 (or --provider azure ...)"
+            )
+        super().__init__(f"unknown target {name!r}; attached targets: {listed}", hint=hint)
 
 
 class UnknownKindError(UsageError):

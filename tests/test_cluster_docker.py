@@ -170,3 +170,52 @@ def test_a_node_that_disappears_fails_its_run_and_is_replaced(
     write(project / "quick.yml", f"script: quick.py\ntarget: {cluster}\n" + USER_PYTHON)
     result = cli("run", "quick.yml")
     assert result.code == 0 and "fine again" in result.out, result
+
+
+def test_run_based_compute_makes_a_cluster_for_the_run_and_deletes_it_after(
+    node_image: NodeImage, project: Path, write, cli
+) -> None:
+    write(project / "train.py", "import socket\nprint('trained on', socket.gethostname())\n")
+    write(
+        project / "rb.yml",
+        "script: train.py\ntarget: amlcompute\n"
+        "amlcompute:\n  vm_size: STANDARD_D2_V2\n  cluster_max_node_count: 1\n" + USER_PYTHON,
+    )
+    refused = cli("run", "rb.yml")
+    assert refused.code == 2 and "targets create amlcompute" in refused.err, refused
+    created = cli(
+        "create", "amlcompute", "--type", "cluster", "--run-based", "--provider", "docker",
+        "--image", node_image.name, "--max-nodes", "2",
+    )  # fmt: skip
+    assert created.code == 0, created
+    try:
+        result = cli("run", "rb.yml")
+        assert result.code == 0, result
+        assert "trained on aml-" in result.out, result.out
+        run = cli("runs", "list", "-o", "json").json()[0]
+        assert run["status"] == "Completed" and run["target"] == "amlcompute"
+        # The run's own cluster goes away with it; the template stays.
+        wait_until(
+            lambda: (
+                [t["name"] for t in cli("list", "-o", "json").json()] == ["local", "amlcompute"]
+            ),
+            timeout=60,
+            what="the run-based cluster to be deleted",
+        )
+        wait_until(
+            lambda: (
+                not any(
+                    "aml-" in line
+                    for line in node_image.engine.run(
+                        "ps", "-a", "--format", "{{.Names}}", check=False
+                    ).stdout.split()
+                )
+            ),
+            timeout=30,
+            what="the run-based cluster's containers to go",
+        )
+        # What the run produced is still there after its cluster is gone.
+        logs = cli("runs", "logs", run["id"])
+        assert "trained on aml-" in logs.out, logs
+    finally:
+        cli("delete", "amlcompute", "--force")

@@ -35,6 +35,7 @@ _SPEC_FIELDS = (
     "vnet_name",
     "subnet_name",
     "requeue_on_preemption",
+    "run_based",
 )
 
 
@@ -141,6 +142,9 @@ def create(ctx: click.Context, name: str, kind: str, output: str) -> None:
             hint="leave out --vm-priority lowpriority",
         )
     check_backend()  # the cluster's key must have somewhere to go before anything is made
+    if spec.run_based:
+        _create_template(ws, name, spec, provider_cls, options, output)
+        return
     keys = generate_key_pair(f"targets-cluster-{name}")
     cdir = cluster_dir(ws.dir, name)
     context = ProviderContext(
@@ -181,6 +185,42 @@ def create(ctx: click.Context, name: str, kind: str, output: str) -> None:
             f"created cluster [bold]{name}[/] ({spec.provider}, {spec.min_nodes}-"
             f"{spec.max_nodes} nodes, idle nodes removed after "
             f"{spec.idle_seconds_before_scaledown} s)",
+            highlight=False,
+        )
+
+
+def _create_template(
+    ws: Any, name: str, spec: Any, provider_cls: Any, options: Any, output: str
+) -> None:
+    """``--run-based``: record the settings every run's own cluster is made from."""
+    from targets.clusters.provider import ProviderContext
+    from targets.clusters.state import cluster_dir
+    from targets.workspace import TargetRecord
+
+    context = ProviderContext(
+        state_dir=cluster_dir(ws.dir, name) / "provider",
+        public_key="",
+        workspace_dir=ws.dir,
+    )
+    provider = provider_cls(name, spec, options, context)
+    try:
+        provider.check()
+    finally:
+        provider.close()
+    record = TargetRecord(
+        name=name,
+        kind="cluster",
+        options=spec.model_dump(mode="json", exclude_defaults=True),
+        facts={"provider": spec.provider},
+        attached_at=time.time(),
+    )
+    ws.save_target(record)
+    if output == "json":
+        emit_json({"name": name, **record.to_yaml()})
+    else:
+        err_console().print(
+            f"created [bold]{name}[/]: each run with target: {name} gets a {spec.provider} "
+            f"cluster of its own (up to {spec.max_nodes} nodes), deleted when the run ends",
             highlight=False,
         )
 
@@ -306,11 +346,12 @@ def delete(ctx: click.Context, name: str, force: bool) -> None:
     deadline = time.time() + 30
     while is_running(cdir) and time.time() < deadline:
         time.sleep(0.2)
-    provider = make_provider(name, spec, cdir, lambda n: get_secret(ws.secret_ref(name, n)))
-    try:
-        provider.delete_cluster()
-    finally:
-        provider.close()
+    if not spec.run_based:
+        provider = make_provider(name, spec, cdir, lambda n: get_secret(ws.secret_ref(name, n)))
+        try:
+            provider.delete_cluster()
+        finally:
+            provider.close()
     delete_secret(ws.secret_ref(name, SECRET_NAME))
     shutil.rmtree(cdir / "provider", ignore_errors=True)
     err_console().print(f"deleted cluster {name}", highlight=False)

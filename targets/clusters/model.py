@@ -38,6 +38,10 @@ class ClusterSpec(BaseModel):
     """Subnet of that virtual network for the nodes."""
     requeue_on_preemption: bool = True
     """A run that loses a low-priority node to preemption goes back to the queue (else fails)."""
+    run_based: bool = False
+    """A template, not a cluster: every run submitted to it gets a cluster of its own made
+    from these settings (and the runconfig's ``amlcompute`` section), deleted when the run
+    ends unless ``amlcompute.retain_cluster`` is set (Azure ML v1's run-based compute)."""
     provider_options: dict[str, Any] = Field(default_factory=dict)
     """The provider's own settings (validated by the provider's options model)."""
 

@@ -244,6 +244,9 @@ class Reconciler:
             self.start(run_id, [rows[i].node for i in node_ids])
 
         open_runs = self.state.runs(open_only=True)
+        if not open_runs and self.run_based_done():
+            self.delete_run_based(provider)
+            return None
         rows = {r.node.id: r for r in self.state.nodes()}
         busy = any(r.node.state is NodeState.CREATING for r in rows.values())
         if open_runs or busy or decision.add:
@@ -253,6 +256,32 @@ class Reconciler:
             wait = (decision.next_check or time.time() + 1) - time.time()
             return max(0.2, min(wait, 1.0))
         return None
+
+    def run_based_done(self) -> bool:
+        """A run-based cluster whose run has ended (and that is not to be kept)."""
+        try:
+            facts = self.workspace.target_record(self.name).facts
+        except TargetsError:
+            return False
+        run_id = facts.get("run_based_for")
+        if not run_id or facts.get("retain"):
+            return False
+        run = self.state.run(str(run_id))
+        return run is not None and run.terminal
+
+    def delete_run_based(self, provider: NodeProvider) -> None:
+        from targets.secrets import delete_secret
+
+        self.event("the run has ended: deleting this run-based cluster")
+        for node_id in list(self._targets):
+            self.drop_target(node_id)
+        provider.delete_cluster()
+        for row in self.state.nodes():
+            self.state.remove_node(row.node.id)
+        with contextlib.suppress(TargetsError):
+            self.workspace.remove_target(self.name)
+        with contextlib.suppress(TargetsError):
+            delete_secret(self.workspace.secret_ref(self.name, SECRET_NAME))
 
     def sync_nodes(self, listed: list[Node], rows: dict[str, Any]) -> None:
         seen = set()

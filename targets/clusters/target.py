@@ -94,6 +94,13 @@ class ClusterTarget(ComputeTarget):
             self._state.close()
             self._state = None
 
+    def _exists(self) -> bool:
+        """Whether the cluster is still in the workspace (a run-based one goes with its
+        run; what it collected stays readable)."""
+        from targets.workspace import Workspace
+
+        return self.name in Workspace(self.workspace_root).targets()
+
     def probe(self) -> dict[str, Any]:
         return {"provider": self.spec.provider}
 
@@ -145,6 +152,9 @@ class ClusterTarget(ComputeTarget):
                 "what you need instead)",
             )
         needed = nodes_needed(config)
+        if self.spec.run_based:
+            self._child_spec(config)  # refuses bad amlcompute settings now
+            return
         if needed > self.spec.max_nodes:
             raise UsageError(
                 f"the run asks for {needed} nodes but cluster {self.name!r} has at most "
@@ -152,7 +162,96 @@ class ClusterTarget(ComputeTarget):
                 hint=f"targets update {self.name} --max-nodes {needed}, or lower node_count",
             )
 
+    # -- run-based compute: one cluster per run, made from this template -------------------
+
+    def _child_spec(self, config: RunConfiguration) -> ClusterSpec:
+        aml = config.amlcompute
+        needed = nodes_needed(config)
+        values = self.spec.model_dump()
+        values.update(run_based=False, min_nodes=0, idle_seconds_before_scaledown=0)
+        if aml.vm_size:
+            values["vm_size"] = aml.vm_size
+        if aml.vm_priority:
+            values["vm_priority"] = aml.vm_priority
+        values["max_nodes"] = max(needed, aml.cluster_max_node_count or needed)
+        if aml.cluster_max_node_count and aml.cluster_max_node_count < needed:
+            raise UsageError(
+                f"amlcompute.cluster_max_node_count is {aml.cluster_max_node_count} but the run "
+                f"asks for {needed} nodes",
+                hint=f"set amlcompute.cluster_max_node_count: {needed}, or lower node_count",
+            )
+        if aml.name:
+            from targets.workspace import Workspace, validate_target_name
+
+            validate_target_name(aml.name)
+            if aml.name in Workspace(self.workspace_root).targets():
+                raise UsageError(
+                    f"amlcompute.name {aml.name!r} names a target that exists already",
+                    hint="pick another name, or run on it with target: " + aml.name,
+                )
+        return ClusterSpec.model_validate(values)
+
+    def _submit_run_based(self, request: SubmitRequest, progress: Progress) -> RunHandle:
+        import secrets as random
+
+        from targets.clusters.keys import SECRET_NAME, generate_key_pair
+        from targets.clusters.reconciler import make_provider
+        from targets.secrets import delete_secret, set_secret
+        from targets.workspace import TargetRecord, Workspace
+
+        spec = self._child_spec(request.config)
+        name = request.config.amlcompute.name or f"aml-{random.token_hex(4)}"
+        ws = Workspace(self.workspace_root)
+        keys = generate_key_pair(f"targets-cluster-{name}")
+        set_secret(ws.secret_ref(name, SECRET_NAME), keys.private)
+        folder = cluster_dir(self.context.state_dir, name)
+        provider = make_provider(name, spec, folder, lambda n: keys.private)
+        try:
+            provider.check()
+            provider.create_cluster()
+        except BaseException:
+            delete_secret(ws.secret_ref(name, SECRET_NAME))
+            raise
+        finally:
+            provider.close()
+        ws.save_target(
+            TargetRecord(
+                name=name,
+                kind="cluster",
+                options=spec.model_dump(mode="json", exclude_defaults=True),
+                facts={
+                    "provider": spec.provider,
+                    "run_based_for": request.run_id,
+                    "template": self.name,
+                    "retain": request.config.amlcompute.retain_cluster,
+                },
+                attached_at=time.time(),
+                secrets=(SECRET_NAME,),
+            )
+        )
+        child = ClusterTarget(name, spec, self.context)
+        try:
+            handle = child.submit(request, progress)
+        finally:
+            child.close()
+        data = dict(handle.data, cluster=name, spec=spec.model_dump(mode="json"))
+        return RunHandle(kind=self.kind, target=self.name, run_id=request.run_id, data=data)
+
+    def _for(self, handle: RunHandle) -> ClusterTarget:
+        """The cluster that holds the run: this one, or the run's own (run-based)."""
+        name = handle.data.get("cluster")
+        if not name or name == self.name:
+            return self
+        spec = ClusterSpec.model_validate(handle.data["spec"])
+        return ClusterTarget(str(name), spec, self.context)
+
     def submit(self, request: SubmitRequest, progress: Progress = _no_progress) -> RunHandle:
+        if self.spec.run_based:
+            self.check_request(request.config)
+            return self._submit_run_based(request, progress)
+        return self._submit_queued(request, progress)
+
+    def _submit_queued(self, request: SubmitRequest, progress: Progress) -> RunHandle:
         from targets.agent import store
         from targets.compute.local import agent_root
 
@@ -193,10 +292,14 @@ class ClusterTarget(ComputeTarget):
     # -- the rest of the contract ----------------------------------------------------------
 
     def status(self, handle: RunHandle) -> RunState:
+        target = self._for(handle)
+        if target is not self:
+            with target:
+                return target.status(handle)
         run = self.state().run(handle.run_id)
         if run is None:
             return RunState(RunStatus.FAILED, message="the cluster does not know this run")
-        if not run.terminal:
+        if not run.terminal and self._exists():
             ensure_running(self.workspace_root, self.name)
         try:
             status = RunStatus(run.status)
@@ -215,7 +318,7 @@ class ClusterTarget(ComputeTarget):
         )
 
     def read_logs(self, handle: RunHandle, offsets: Mapping[str, int]) -> list[LogChunk]:
-        folder = run_folder(self.folder, handle.run_id)
+        folder = run_folder(self._for(handle).folder, handle.run_id)
         names = [n for n in SYSTEM_LOGS if (folder / n).is_file()]
         logs = folder / "logs"
         if logs.is_dir():
@@ -243,7 +346,7 @@ class ClusterTarget(ComputeTarget):
         return chunks
 
     def fetch_outputs(self, handle: RunHandle, dest: Path) -> None:
-        folder = run_folder(self.folder, handle.run_id)
+        folder = run_folder(self._for(handle).folder, handle.run_id)
         for top in ("outputs", "logs", "mlruns"):
             src = folder / top
             if not src.is_dir():
@@ -263,6 +366,11 @@ class ClusterTarget(ComputeTarget):
                 os.replace(tmp, target)
 
     def cancel(self, handle: RunHandle) -> None:
+        target = self._for(handle)
+        if target is not self:
+            with target:
+                target.cancel(handle)
+            return
         state = self.state()
         state.request_cancel(handle.run_id)
         ensure_running(self.workspace_root, self.name)
@@ -274,7 +382,8 @@ class ClusterTarget(ComputeTarget):
             time.sleep(0.2)
 
     def discard(self, handle: RunHandle) -> None:
-        folder = run_folder(self.folder, handle.run_id)
-        run = self.state().run(handle.run_id)
+        target = self._for(handle)
+        folder = run_folder(target.folder, handle.run_id)
+        run = target.state().run(handle.run_id)
         if run is not None and run.terminal:
             shutil.rmtree(folder, ignore_errors=True)
