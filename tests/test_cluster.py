@@ -72,6 +72,11 @@ def test_busy_nodes_are_never_removed_and_broken_ones_always_are() -> None:
     assert sorted(d.remove) == ["n2", "n3"]
 
 
+def test_a_lowered_maximum_removes_free_nodes_at_once() -> None:
+    nodes = [NodeView("n1", R, idle_since=5), NodeView("n2", R, busy_run="a")]
+    assert decide(spec(max_nodes=1), nodes, [], now=6).remove == ["n1"]
+
+
 def test_min_nodes_are_kept_up() -> None:
     assert decide(spec(min_nodes=2), [NodeView("n1", R, idle_since=0)], [], now=1).add == 1
 

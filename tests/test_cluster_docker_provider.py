@@ -126,7 +126,8 @@ def test_two_nodes_run_sshd_with_verified_host_keys(
     provider.check()
     started = time.monotonic()
     added = provider.add_nodes(2)
-    assert [n.id for n in added] == [f"targets-{cluster}-0", f"targets-{cluster}-1"]
+    assert [n.id for n in added] == [provider.node_id(0), provider.node_id(1)]
+    assert provider.node_id(0).startswith(f"targets-{cluster}-")
     assert all(n.state in (NodeState.CREATING, NodeState.RUNNING) for n in added)
     nodes = wait_running(provider, 2)
     print(f"2 nodes running after {time.monotonic() - started:.1f}s")
@@ -310,3 +311,18 @@ def test_cluster_name_must_make_hostnames(tmp_path: Path, cluster_key: ClusterKe
     provider = make_provider(tmp_path, "Big_Pool", cluster_key, "whatever")
     with pytest.raises(UsageError, match="valid node hostnames"):
         provider.check()
+
+
+def test_two_workspaces_may_each_have_a_cluster_of_the_same_name(
+    tmp_path: Path, cluster: str, cluster_key: ClusterKey, node_image: NodeImage
+) -> None:
+    mine = make_provider(tmp_path / "project-a", cluster, cluster_key, node_image.name)
+    theirs = make_provider(tmp_path / "project-b", cluster, cluster_key, node_image.name)
+    mine.add_nodes(1)
+    theirs.add_nodes(1)
+    (a,) = wait_running(mine, 1)
+    (b,) = wait_running(theirs, 1)
+    assert a.id != b.id and a.ssh_port != b.ssh_port
+    theirs.delete_cluster()
+    assert [n.id for n in mine.list_nodes()] == [a.id]
+    assert theirs.list_nodes() == []

@@ -228,9 +228,14 @@ class Reconciler:
         if decision.remove:
             self.remove_nodes(provider, decision.remove, rows)
         if decision.add:
+            now_alive = sum(
+                1
+                for v in views
+                if v.id not in decision.remove
+                and v.state in (NodeState.CREATING, NodeState.RUNNING)
+            )
             self.event(
-                f"scaling up: adding {decision.add} node(s) "
-                f"({len(views)} now, max {spec.max_nodes})"
+                f"scaling up: adding {decision.add} node(s) ({now_alive} now, max {spec.max_nodes})"
             )
             try:
                 added = provider.add_nodes(decision.add)
@@ -541,6 +546,12 @@ class Reconciler:
         if node.state is NodeState.PREEMPTED and spec is not None and spec.requeue_on_preemption:
             self.state.set_busy(list(run.assigned), None)
             self.state.update_run(run_id, status="Queued", assigned=[], roles=[])
+            # The next attempt's node logs start from zero: keep this attempt's aside.
+            folder = run_folder(self.cdir, run_id)
+            nodes_logs = folder / "logs" / "nodes"
+            if nodes_logs.is_dir():
+                nodes_logs.rename(folder / "logs" / f"attempt-{run.attempts}")
+            (folder / "merged.json").unlink(missing_ok=True)
             note = f"node {node.id} was preempted: the run goes back to the queue"
             self._append(run_folder(self.cdir, run_id) / "driver.log", f"[cluster] {note}\n")
             self.event(f"run {run_id}: {note}")

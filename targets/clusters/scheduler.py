@@ -10,6 +10,7 @@ Keeping the policy free of I/O makes it testable on its own and easy to read:
 - A node idle for ``idle_seconds_before_scaledown`` is removed, oldest idle first, as long
   as more than ``min_nodes`` remain and no queued run could use it.
 - Broken and preempted nodes are removed at once; demand (or ``min_nodes``) replaces them.
+- Free nodes above ``max_nodes`` (after the maximum was lowered) are removed at once.
 """
 
 from __future__ import annotations
@@ -80,8 +81,13 @@ def decide(
 
     remove = list(broken)
     next_check: float | None = None
+    # Above max_nodes (after `targets update --max-nodes`): free nodes go at once.
+    excess = len(alive) - spec.max_nodes
+    while excess > 0 and free:
+        remove.append(free.pop(0).id)
+        excess -= 1
     if waiting is None:
-        keep = len(alive) + add
+        keep = len(alive) + add - (len(remove) - len(broken))
         for node in free:  # longest idle first
             if keep <= spec.min_nodes:
                 break

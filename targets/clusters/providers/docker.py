@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import ipaddress
 import os
 import re
@@ -59,6 +60,9 @@ __all__ = [
 ]
 
 CLUSTER_LABEL = "targets.cluster"
+WORKSPACE_LABEL = "targets.workspace"
+"""A short hash of the workspace that owns the cluster: two projects may each have a
+cluster named ``pool`` on one engine without taking each other's nodes."""
 PORT_LABEL = "targets.port"
 INDEX_LABEL = "targets.node-index"
 PORT_RANGE = range(22200, 23200)
@@ -230,6 +234,7 @@ class DockerProvider(NodeProvider):
             options = DockerProviderOptions.model_validate(options.model_dump())
         super().__init__(cluster, spec, options, context)
         self.opts: DockerProviderOptions = options
+        self.owner = hashlib.sha256(str(context.state_dir.resolve()).encode()).hexdigest()[:6]
         self._client: DockerClient | None = None
         self._lock = threading.Lock()
         self._host_keys: dict[str, tuple[str, ...]] = {}
@@ -308,7 +313,13 @@ class DockerProvider(NodeProvider):
         try:
             return list(
                 self.client().containers.list(
-                    all=True, filters={"label": f"{CLUSTER_LABEL}={self.cluster}"}
+                    all=True,
+                    filters={
+                        "label": [
+                            f"{CLUSTER_LABEL}={self.cluster}",
+                            f"{WORKSPACE_LABEL}={self.owner}",
+                        ]
+                    },
                 )
             )
         except docker.errors.DockerException as exc:
@@ -413,6 +424,7 @@ class DockerProvider(NodeProvider):
                     extra_hosts=self._extra_hosts(max(index + 1, len(used) + 1)),
                     labels={
                         CLUSTER_LABEL: self.cluster,
+                        WORKSPACE_LABEL: self.owner,
                         PORT_LABEL: str(port),
                         INDEX_LABEL: str(index),
                     },
@@ -454,13 +466,13 @@ class DockerProvider(NodeProvider):
     # -- helpers ------------------------------------------------------------------------
 
     def node_id(self, index: int) -> str:
-        return f"targets-{self.cluster}-{index}"
+        return f"targets-{self.cluster}-{self.owner}-{index}"
 
     def hostname(self, index: int) -> str:
         return f"{self.cluster}-{index}"
 
     def _index_of(self, node_id: str) -> int:
-        prefix = f"targets-{self.cluster}-"
+        prefix = f"targets-{self.cluster}-{self.owner}-"
         rest = node_id.lstrip("/")
         if rest.startswith(prefix) and rest[len(prefix) :].isdigit():
             return int(rest[len(prefix) :])
