@@ -133,3 +133,47 @@ def shared_wheels() -> Iterator[Path]:
         os.chmod(wheel, 0o644)
     yield folder
     shutil.rmtree(folder, ignore_errors=True)
+
+
+_SESSION_STARTED = time.time()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove the environment images (``targets-env:*``) this test session built, so that
+    repeated `make test` runs do not fill the Docker engine's disk. Only in the controller
+    (after every xdist worker has finished), and only images created since it started."""
+    import datetime
+    import shutil
+
+    if hasattr(session.config, "workerinput"):
+        return
+    docker = shutil.which("docker")
+    if docker is None:
+        return
+    listed = subprocess.run(
+        [docker, "images", "-q", "--filter", "label=compute-targets.env"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    ids = sorted(set(listed.stdout.split()))
+    if listed.returncode != 0 or not ids:
+        return
+    inspected = subprocess.run(
+        [docker, "image", "inspect", "--format", "{{.Id}} {{.Created}}", *ids],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    ours = []
+    for line in inspected.stdout.splitlines():
+        image_id, _, created = line.partition(" ")
+        try:
+            when = datetime.datetime.fromisoformat(created.strip()[:26].rstrip("Z"))
+        except ValueError:
+            continue
+        stamp = when.replace(tzinfo=datetime.timezone.utc).timestamp()
+        if stamp >= _SESSION_STARTED - 1:
+            ours.append(image_id)
+    if ours:
+        subprocess.run([docker, "image", "rm", "-f", *ours], capture_output=True, timeout=300)
