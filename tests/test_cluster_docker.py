@@ -84,6 +84,8 @@ def test_a_two_node_pytorch_job_scales_the_cluster_up_from_zero_and_back(
 
     result = cli("run", "ddp.yml")
     assert result.code == 0, result
+    # The user following the run sees the cluster grow for it.
+    assert f"[cluster {cluster}] waiting for 2 node(s): adding 2 (0 now, max 2)" in result.out
     # Every line says which node and which rank wrote it.
     for rank in range(4):
         node = rank // 2

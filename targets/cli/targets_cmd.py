@@ -233,6 +233,14 @@ def list_targets(ctx: click.Context, output: str) -> None:
         return
     rows = []
     for r in records.values():
+        if r.kind == "cluster":
+            o = r.options
+            size = f"{o.get('min_nodes', 0)}-{o.get('max_nodes')} nodes"
+            kind_note = "run-based template, " if o.get("run_based") else ""
+            rows.append(
+                [r.name, r.kind, f"{o.get('provider')}, {kind_note}{size}", fmt_time(r.attached_at)]
+            )
+            continue
         where = (
             r.options.get("address")
             or r.options.get("host")

@@ -237,6 +237,14 @@ class Reconciler:
             self.event(
                 f"scaling up: adding {decision.add} node(s) ({now_alive} now, max {spec.max_nodes})"
             )
+            starting = {run_id for run_id, _ in decision.start}
+            waiting = [q for q in queue if q.run_id not in starting]
+            if waiting:  # the user following that run sees the cluster grow
+                self._append(
+                    run_folder(self.cdir, waiting[0].run_id) / "driver.log",
+                    f"[cluster {self.name}] waiting for {waiting[0].nodes_needed} node(s): "
+                    f"adding {decision.add} ({now_alive} now, max {spec.max_nodes})\n",
+                )
             try:
                 added = provider.add_nodes(decision.add)
             except TargetsError as exc:
