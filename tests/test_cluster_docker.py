@@ -221,3 +221,24 @@ def test_run_based_compute_makes_a_cluster_for_the_run_and_deletes_it_after(
         assert "trained on aml-" in logs.out, logs
     finally:
         cli("delete", "amlcompute", "--force")
+
+
+def test_a_parameter_server_run_ends_when_its_workers_do(
+    cluster: str, project: Path, write, cli
+) -> None:
+    write(
+        project / "tf.py",
+        "import json, os, time\n"
+        "task = json.loads(os.environ['TF_CONFIG'])['task']\n"
+        "print('task', task['type'], task['index'], flush=True)\n"
+        "if task['type'] == 'ps':\n"
+        "    time.sleep(600)  # a parameter server serves until it is stopped\n",
+    )
+    write(
+        project / "tf.yml",
+        f"script: tf.py\ntarget: {cluster}\ncommunicator: ParameterServer\n"
+        "tensorflow:\n  worker_count: 1\n  parameter_server_count: 1\n" + USER_PYTHON,
+    )
+    result = cli("run", "tf.yml", timeout=180)
+    assert result.code == 0, result
+    assert "task worker 0" in result.out and "task ps 0" in result.out, result.out
