@@ -159,7 +159,11 @@ def create(ctx: click.Context, name: str, kind: str, output: str) -> None:
     (cdir / "provider").mkdir(parents=True, exist_ok=True)
     set_secret(ws.secret_ref(name, SECRET_NAME), keys.private)
     try:
-        provider.create_cluster()
+        if output == "table":
+            with err_console().status(f"creating cluster {name} ({spec.provider}) ..."):
+                provider.create_cluster()
+        else:
+            provider.create_cluster()
     except BaseException:
         from targets.secrets import delete_secret
 
@@ -349,7 +353,8 @@ def delete(ctx: click.Context, name: str, force: bool) -> None:
     if not spec.run_based:
         provider = make_provider(name, spec, cdir, lambda n: get_secret(ws.secret_ref(name, n)))
         try:
-            provider.delete_cluster()
+            with err_console().status(f"deleting cluster {name} and its nodes ..."):
+                provider.delete_cluster()
         finally:
             provider.close()
     delete_secret(ws.secret_ref(name, SECRET_NAME))
