@@ -143,6 +143,9 @@ class Sandbox:
             TARGETS_HOME=str(self.targets_home),
             PYTHONPYCACHEPREFIX=str(self.pycache),
             NO_COLOR="1",
+            # Secrets (a cluster's SSH key) go to a file under the temporary HOME, never
+            # to the developer's keyring; keyrings.alt is a dev dependency.
+            PYTHON_KEYRING_BACKEND="keyrings.alt.file.PlaintextKeyring",
         )
         if not bytecode:
             env["PYTHONDONTWRITEBYTECODE"] = "1"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from _cluster import cluster_markdown, cluster_summary, cluster_text
 from _harness import Sample
 from _scenarios import Row, Section
 from _ssh_report import ssh_markdown, ssh_summary, ssh_text
@@ -20,7 +21,7 @@ PEERS = {
 
 
 def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:,.0f}" if seconds >= 0.0995 else f"{seconds * 1000:.1f}"
+    return f"{seconds * 1000:,.0f}" if abs(seconds) >= 0.0995 else f"{seconds * 1000:.1f}"
 
 
 def _delta(seconds: float, noise: float) -> str:
@@ -65,6 +66,8 @@ def text(sections: Sequence[Section], imports: dict[str, Any] | None) -> str:
                 out.append(f"    {_ms(value):>7}  {name}")
         if section.key == "ssh":
             out += ssh_text(section)
+        if section.key == "cluster":
+            out += cluster_text(section)
     if imports is None:
         return "\n".join(out) + "\n"
     out.append(
@@ -101,7 +104,7 @@ def markdown(
 ) -> str:
     by = {s.key: s for s in sections}
     local, project, ledger, start = by["local"], by["project"], by["ledger"], by["startup"]
-    ssh = by["ssh"]
+    ssh, cluster = by["ssh"], by["cluster"]
     f1, f2, f3, f4 = local.facts, project.facts, ledger.facts, start.facts
     run: Sample = f1["run"]
     py: Sample = f1["python"]
@@ -143,6 +146,7 @@ def markdown(
         f"- `targets --version`: {_ms(version.median)} ms, `targets --help`: "
         f"{_ms(f4['help'].median)} ms, `python -c pass`: {_ms(bare.median)} ms.",
         ssh_summary(ssh),
+        cluster_summary(cluster),
         "",
         "## Machine",
         "",
@@ -232,6 +236,7 @@ def markdown(
         ),
     ]
     out += ssh_markdown(ssh, _rows_md(ssh))
+    out += cluster_markdown(cluster, _rows_md(cluster))
     out += ["", *_interpretation(local, project, ledger, start, imports)]
     return "\n".join(out) + "\n"
 

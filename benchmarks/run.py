@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from _cluster import cluster_targets
 from _harness import BenchError, Sandbox
 from _report import markdown, text
 from _scenarios import (
@@ -44,8 +45,9 @@ STEPS = {
     "project": large_project,
     "ledger": ledger_listing,
     "ssh": ssh_targets,
+    "cluster": cluster_targets,
 }
-REPORT_ORDER = ["local", "project", "ledger", "startup", "ssh"]
+REPORT_ORDER = ["local", "project", "ledger", "startup", "ssh", "cluster"]
 
 
 def _targets_executable() -> str:
