@@ -296,7 +296,7 @@ def update(
             secrets=record.secrets,
         )
     )
-    ensure_running(ws.root, name)
+    ensure_running(ws.root, name, wake=True)
     if output == "json":
         emit_json({"name": name, **spec.model_dump(mode="json")})
     else:

@@ -24,7 +24,9 @@ import fcntl
 import hashlib
 import json
 import os
+import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -73,11 +75,20 @@ def is_running(cdir: Path) -> bool:
         return False
 
 
-def ensure_running(workspace_root: Path, name: str) -> bool:
-    """Start the cluster's reconcile process unless one runs. Returns True when started."""
+def ensure_running(workspace_root: Path, name: str, *, wake: bool = False) -> bool:
+    """Start the cluster's reconcile process unless one runs; with ``wake``, make a running
+    one look at the cluster now rather than at its next pass (a new run, a cancel).
+    Returns True when it started one."""
     cdir = cluster_dir(workspace_root / ".targets", name)
     cdir.mkdir(parents=True, exist_ok=True)
     if is_running(cdir):
+        if wake:
+            with contextlib.suppress(OSError, ValueError):
+                pid = int((cdir / "reconciler.pid").read_text())
+                # Only that process: a pid file left by one that died may name another.
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                if b"targets.clusters.reconciler" in cmdline:
+                    os.kill(pid, signal.SIGUSR1)
         return False
     log = open(cdir / "reconciler.log", "ab")  # noqa: SIM115 - handed to the child
     try:
@@ -267,7 +278,7 @@ class Reconciler:
         alive = [r for r in rows.values() if r.node.state is NodeState.RUNNING]
         if decision.next_check is not None or len(alive) > spec.min_nodes:
             wait = (decision.next_check or time.time() + 1) - time.time()
-            return max(0.2, min(wait, 1.0))
+            return max(0.2, min(wait, 5.0))  # a new run wakes us before that
         return None
 
     def run_based_done(self) -> bool:
@@ -468,13 +479,17 @@ class Reconciler:
             exit_code = 0
         elif any(states[i].status is RunStatus.CANCELED for i in result):
             status, message = "Canceled", "canceled on a node"
+        started = [s.started_at for s in states if s.started_at]
         if status is not None:
+            if run.started_at is None:  # it ran between two passes
+                self.state.update_run(
+                    run.run_id, started_at=min(started) if started else run.submitted_at
+                )
             self.cancel_parts(run, nodes)
             self.collect(run, nodes)
             self.finish(run.run_id, status, message, exit_code=exit_code)
             return
         running = any(states[i].status is RunStatus.RUNNING for i in result)
-        started = [s.started_at for s in states if s.started_at]
         changes: dict[str, Any] = {"phases": dict(states[0].phases)}
         if running and run.status != "Running":
             changes["status"] = "Running"
@@ -661,6 +676,12 @@ class Reconciler:
             except OSError:
                 return 0  # another reconcile process owns the cluster
             self.say(f"reconciling cluster {self.name} (pid {os.getpid()})")
+            wake_r, wake_w = os.pipe()
+            os.set_blocking(wake_r, False)
+            os.set_blocking(wake_w, False)
+            signal.signal(signal.SIGUSR1, lambda *_: None)
+            signal.set_wakeup_fd(wake_w)
+            (self.cdir / "reconciler.pid").write_text(str(os.getpid()))
             failures = 0
             try:
                 while True:
@@ -676,8 +697,14 @@ class Reconciler:
                     if wait is None:
                         self.say("the cluster is at rest: stopping")
                         return 0
-                    time.sleep(wait)
+                    # Sleep until the next pass, or until a command wakes us (SIGUSR1).
+                    if select.select([wake_r], [], [], wait)[0]:
+                        with contextlib.suppress(BlockingIOError):
+                            while os.read(wake_r, 4096):
+                                pass
             finally:
+                with contextlib.suppress(OSError):
+                    (self.cdir / "reconciler.pid").unlink()
                 for node_id in list(self._targets):
                     self.drop_target(node_id)
                 if self._provider is not None:

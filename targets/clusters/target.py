@@ -281,7 +281,7 @@ class ClusterTarget(ComputeTarget):
         }
         self.state().enqueue(request.run_id, needed, stored)
         run_folder(self.folder, request.run_id).mkdir(parents=True, exist_ok=True)
-        ensure_running(self.workspace_root, self.name)
+        ensure_running(self.workspace_root, self.name, wake=True)
         return RunHandle(
             kind=self.kind,
             target=self.name,
@@ -373,7 +373,7 @@ class ClusterTarget(ComputeTarget):
             return
         state = self.state()
         state.request_cancel(handle.run_id)
-        ensure_running(self.workspace_root, self.name)
+        ensure_running(self.workspace_root, self.name, wake=True)
         deadline = time.time() + 30
         while time.time() < deadline:
             run = state.run(handle.run_id)
