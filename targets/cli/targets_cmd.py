@@ -279,7 +279,14 @@ def show(ctx: click.Context, name: str, output: str) -> None:
         emit_json(data)
         return
     shown: dict[str, Any] = {"name": record.name, "kind": record.kind}
-    shown.update({k.replace("_", " "): v for k, v in record.options.items()})
+    options = dict(record.options)
+    if record.kind == "cluster":  # every setting, defaults included, and the provider's
+        from targets.clusters.model import ClusterSpec
+
+        options = ClusterSpec.model_validate(options).model_dump(mode="json")
+        provider_options = options.pop("provider_options") or {}
+        options.update({k: v for k, v in provider_options.items() if v not in (None, [], {})})
+    shown.update({k.replace("_", " "): v for k, v in options.items()})
     shown.update({k.replace("_", " "): v for k, v in facts.items()})
     if record.secrets:
         shown["secrets"] = ", ".join(f"{s} (in keyring)" for s in record.secrets)
