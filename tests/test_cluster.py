@@ -212,3 +212,34 @@ def test_create_refuses_bad_settings_and_creates_nothing(project: Path, cli) -> 
     data = json.loads(cli("list", "-o", "json").out)
     assert len(data) == 1
     _ = time
+
+
+def test_a_killed_reconcile_process_is_restarted_and_catches_up(
+    lab: str, project: Path, write, cli
+) -> None:
+    import os
+    import signal
+
+    write(project / "nap.py", "import time\ntime.sleep(3)\nprint('woke up', flush=True)\n")
+    write(
+        project / "nap.yml",
+        f"script: nap.py\ntarget: {lab}\n"
+        "environment:\n  python:\n    user_managed_dependencies: true\n",
+    )
+    started = cli("run", "nap.yml", "--detach", "-o", "json")
+    assert started.code == 0, started
+    run_id = started.json()["id"]
+    pid_file = project / ".targets" / "clusters" / lab / "reconciler.pid"
+    wait_until(
+        lambda: cli("runs", "show", run_id, "-o", "json").json()["status"] == "Running",
+        timeout=60,
+        what="the run to start",
+    )
+    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    # Any command that asks about the run starts a new one, which picks the run up.
+    wait_until(
+        lambda: cli("runs", "show", run_id, "-o", "json").json()["status"] == "Completed",
+        timeout=60,
+        what="the run to complete under a new reconcile process",
+    )
+    assert "woke up" in cli("runs", "logs", run_id).out
