@@ -242,3 +242,35 @@ def test_a_parameter_server_run_ends_when_its_workers_do(
     result = cli("run", "tf.yml", timeout=180)
     assert result.code == 0, result
     assert "task worker 0" in result.out and "task ps 0" in result.out, result.out
+
+
+def test_a_frozen_node_fails_its_run_and_is_removed(
+    cluster: str, node_image: NodeImage, project: Path, write, cli
+) -> None:
+    write(project / "long.py", "import time\nprint('working', flush=True)\ntime.sleep(120)\n")
+    write(project / "long.yml", f"script: long.py\ntarget: {cluster}\n" + USER_PYTHON)
+    started = cli("run", "long.yml", "--detach", "-o", "json")
+    assert started.code == 0, started
+    run_id = started.json()["id"]
+    wait_until(
+        lambda: cli("runs", "show", run_id, "-o", "json").json()["status"] == "Running",
+        timeout=60,
+        what="the run to start",
+    )
+    node = status(cli, cluster)["nodes"][0]["id"]
+    node_image.engine.run("pause", node)  # frozen: still there, but nothing runs on it
+    try:
+        wait_until(
+            lambda: cli("runs", "show", run_id, "-o", "json").json()["status"] == "Failed",
+            timeout=120,
+            what="the run to fail",
+        )
+        message = cli("runs", "show", run_id, "-o", "json").json()["message"]
+        assert node in message and "lost" in message and "paused" in message, message
+        wait_until(
+            lambda: node not in [n["id"] for n in status(cli, cluster)["nodes"]],
+            timeout=60,
+            what="the frozen node to be removed",
+        )
+    finally:
+        node_image.engine.run("unpause", node, check=False)

@@ -52,6 +52,15 @@ _ACTIVE = ("Preparing", "Running", "Finalizing")
 _RESULT_ROLES = ("launcher", "worker")
 
 
+def unreachable_seconds() -> float:
+    """A node of a running run that does not answer for this long is treated as lost
+    (``TARGETS_NODE_UNREACHABLE_SECONDS``, default 60)."""
+    try:
+        return float(os.environ.get("TARGETS_NODE_UNREACHABLE_SECONDS", "60"))
+    except ValueError:
+        return 60.0
+
+
 def run_folder(cdir: Path, run_id: str) -> Path:
     """Where the reconcile process keeps what it collected of one run."""
     return cdir / "runs" / run_id
@@ -124,6 +133,7 @@ class Reconciler:
         self._provider_key: str | None = None
         self._last_list = 0.0
         self._known_hosts_text = ""
+        self._unreachable: dict[str, float] = {}
         self.log_lines: list[str] = []
 
     # -- plumbing ----------------------------------------------------------------------
@@ -175,6 +185,7 @@ class Reconciler:
                 accept_host_key=False,
             )
             target = VMTarget(f"{self.name}-{node.id}", options, context)
+            target.io_timeout = 120.0
             self._targets[node.id] = target
         return target
 
@@ -441,6 +452,7 @@ class Reconciler:
                 except Exception as exc:
                     errors.append(f"node {node.id}: {exc}")
         if errors:
+            self.cancel_parts(run, nodes)  # the parts that did start
             self.finish(run_id, "Failed", "could not start the run: " + "; ".join(errors))
 
     def follow(self, run: ClusterRun, rows: dict[str, Any]) -> None:
@@ -456,8 +468,21 @@ class Reconciler:
             try:
                 states.append(target.status(handle))
                 self.pull_logs(folder, index, target, handle, len(nodes))
+                self._unreachable.pop(node.id, None)
             except TargetsError as exc:
                 self.drop_target(node.id)
+                since = self._unreachable.setdefault(node.id, time.time())
+                limit = unreachable_seconds()
+                if time.time() - since > limit:
+                    # The provider still lists it, but nobody answers there: lost.
+                    self._unreachable.pop(node.id, None)
+                    broken = node.with_state(
+                        NodeState.FAILED, f"unreachable for {limit:g} s: {exc}"
+                    )
+                    self.lose(run.run_id, broken)
+                    if self._provider is not None:
+                        self.remove_nodes(self._provider, [node.id], rows)
+                    return
                 states.append(RunState(RunStatus.RUNNING, message=f"unreachable: {exc}"))
         if run.cancel:
             self.cancel_parts(run, nodes)

@@ -125,6 +125,10 @@ class VMTarget(AgentTarget):
     secret_names = ("password", "ssh_key_passphrase")
 
     _ssh: Any = None
+    io_timeout: float | None = None
+    """Seconds an agent operation may go without a byte before the connection counts as
+    lost (None: wait as long as it takes). The cluster sets it for its nodes, so that a
+    frozen node cannot stall the cluster."""
 
     @property
     def vm_options(self) -> VMOptions:
@@ -177,7 +181,15 @@ class VMTarget(AgentTarget):
 
     def _open_agent(self, version: str) -> AgentClient | None:
         channel = self.connection().exec(self._start_command(version))
-        first = _recv_exact(channel, 4)
+        channel.settimeout(self.io_timeout)
+        try:
+            first = _recv_exact(channel, 4)
+        except TimeoutError:
+            channel.close()
+            raise ConnectionFailed(
+                f"the agent on {self.vm_options.address} did not answer within "
+                f"{self.io_timeout:g} s"
+            ) from None
         if len(first) < 4:
             code = channel.recv_exit_status()
             stderr = channel.makefile_stderr("rb").read().decode("utf-8", "replace").strip()
