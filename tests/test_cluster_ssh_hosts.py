@@ -93,3 +93,65 @@ def test_an_mpi_run_across_two_attached_machines(
         keys = cli("run", "-c", "cat ~/.ssh/authorized_keys", "--target", f"box{i}")
         assert keys.code == 0, keys
         assert public.split()[1] not in keys.out and "the-user's-own-key" in keys.out
+
+
+def test_a_machine_that_stops_answering_loses_its_run(
+    machines: tuple[list[Node], Path],
+    node_image: NodeImage,
+    project: Path,
+    write,
+    cli,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TARGETS_NODE_UNREACHABLE_SECONDS", "3")  # for the reconcile process
+    nodes, key_file = machines
+    node = nodes[0]
+    attached = cli(
+        "attach", "box0", "--address", node.address, "--ssh-port", str(node.ssh_port),
+        "--username", node.username, "--ssh-key", str(key_file), "--accept-host-key",
+    )  # fmt: skip
+    assert attached.code == 0, attached
+    created = cli(
+        "create", "lab", "--type", "cluster", "--provider", "ssh", "--hosts", "box0",
+        "--max-nodes", "1",
+    )  # fmt: skip
+    assert created.code == 0, created
+    write(project / "long.py", "import time\nprint('working', flush=True)\ntime.sleep(300)\n")
+    write(
+        project / "long.yml",
+        "script: long.py\ntarget: lab\n"
+        "environment:\n  python:\n    user_managed_dependencies: true\n"
+        "    interpreter_path: python3\n",
+    )
+    started = cli("run", "long.yml", "--detach", "-o", "json")
+    assert started.code == 0, started
+    run_id = started.json()["id"]
+    wait_until(
+        lambda: cli("runs", "show", run_id, "-o", "json").json()["status"] == "Running",
+        timeout=60,
+        what="the run to start",
+    )
+    # The machine is still there, but nothing on it answers any more: its processes are
+    # stopped (the open connection goes silent) and new connections to its port are
+    # dropped (as a machine that froze or fell off the network).
+    import shutil
+    import subprocess
+
+    iptables = shutil.which("iptables") or "/usr/sbin/iptables"
+    if os.geteuid() != 0 or not os.path.exists(iptables):
+        pytest.skip("needs root and iptables to make a machine unreachable")
+    rule = ["INPUT", "-i", "lo", "-p", "tcp", "--dport", str(node.ssh_port), "-j", "DROP"]
+    subprocess.run([iptables, "-I", *rule], check=True)
+    node_image.engine.run("exec", node.id, "sh", "-c", "kill -STOP -1")
+    try:
+        wait_until(
+            lambda: cli("runs", "show", run_id, "-o", "json").json()["status"] == "Failed",
+            timeout=90,
+            what="the run to fail",
+        )
+        message = cli("runs", "show", run_id, "-o", "json").json()["message"]
+        assert "box0" in message and "unreachable" in message, message
+    finally:
+        subprocess.run([iptables, "-D", *rule], check=False)
+        node_image.engine.run("exec", node.id, "sh", "-c", "kill -CONT -1", check=False)
+        cli("delete", "lab", "--force")

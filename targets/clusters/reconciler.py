@@ -185,7 +185,7 @@ class Reconciler:
                 accept_host_key=False,
             )
             target = VMTarget(f"{self.name}-{node.id}", options, context)
-            target.io_timeout = 120.0
+            target.io_timeout = max(10.0, min(120.0, 2 * unreachable_seconds()))
             self._targets[node.id] = target
         return target
 
@@ -781,6 +781,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("workspace")
     parser.add_argument("cluster")
     args = parser.parse_args(argv)
+    import faulthandler
+
+    faulthandler.register(signal.SIGUSR2)  # `kill -USR2 PID` writes every thread's stack to the log
     return Reconciler(Path(args.workspace), args.cluster).run_forever()
 
 
