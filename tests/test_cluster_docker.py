@@ -108,6 +108,10 @@ def test_a_two_node_pytorch_job_scales_the_cluster_up_from_zero_and_back(
             per_rank = folder / "logs" / "nodes" / str(node) / "user_logs"
             assert f"rank {rank} of 4" in (per_rank / f"std_log_process_{rank:02d}.txt").read_text()
 
+    one = cli("runs", "logs", run["id"], "--node", "1")
+    assert one.code == 0 and "[rank 2] rank 2 of 4" in one.out and "[rank 0]" not in one.out
+    missing = cli("runs", "logs", run["id"], "--node", "5")
+    assert missing.code == 2 and "nodes: 0, 1" in missing.err, missing
     events = [e["text"] for e in status(cli, cluster)["events"]]
     assert any("scaling up: adding 2 node(s) (0 now" in e for e in events), events
     # Nobody is connected any more; the idle nodes go after 3 s, down to min_nodes (0).

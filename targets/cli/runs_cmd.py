@@ -129,12 +129,34 @@ def show(ctx: click.Context, run_id: str, output: str) -> None:
 @runs.command()
 @click.argument("run_id", metavar="RUN")
 @click.option("--follow", "-f", is_flag=True, help="Keep streaming until the run ends.")
+@click.option(
+    "--node",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Only node N's own output (multi-node runs on a cluster; after it is collected).",
+)
 @click.pass_context
-def logs(ctx: click.Context, run_id: str, follow: bool) -> None:
+def logs(ctx: click.Context, run_id: str, follow: bool, node: int | None) -> None:
     """Print a run's output; with --follow, stream it until the run ends."""
     from targets.runs import Run
 
     run = Run(workspace_of(ctx), run_id)
+    if node is not None:
+        if follow:
+            raise UsageError("--node prints what has arrived so far; drop --follow")
+        run.get_file_names()  # brings the newest log bytes of every node
+        run.close()
+        folder = run.folder / "logs" / "nodes" / str(node)
+        if not folder.is_dir():
+            nodes = sorted((run.folder / "logs" / "nodes").glob("*"))
+            known = ", ".join(p.name for p in nodes) or "none (not a cluster run, or not yet)"
+            raise UsageError(f"run {run.id} has no logs of node {node}; nodes: {known}")
+        for name in ("prepare.log", "driver.log"):
+            if (folder / name).is_file():
+                sys.stdout.buffer.write((folder / name).read_bytes())
+        sys.stdout.flush()
+        return
     try:
         record = run.stream(sys.stdout.buffer, follow=follow, from_start=True)
     except KeyboardInterrupt:
