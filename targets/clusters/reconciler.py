@@ -37,6 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from targets.agent.rundir import COLLECTED, SYSTEM_LOGS
 from targets.clusters.keys import SECRET_NAME, public_key_of
 from targets.clusters.model import ClusterSpec
 from targets.clusters.provider import Node, NodeProvider, NodeState, ProviderContext, load_provider
@@ -47,7 +48,6 @@ from targets.errors import TargetsError
 
 __all__ = ["Reconciler", "ensure_running", "main", "run_folder"]
 
-SYSTEM_LOGS = ("prepare.log", "driver.log")
 _ACTIVE = ("Preparing", "Running", "Finalizing")
 _RESULT_ROLES = ("launcher", "worker")
 
@@ -62,8 +62,15 @@ def unreachable_seconds() -> float:
 
 
 def run_folder(cdir: Path, run_id: str) -> Path:
-    """Where the reconcile process keeps what it collected of one run."""
+    """Where the reconcile process keeps what it collected of one run. The cluster's folder
+    is laid out like an agent's root (``runs/<id>/{driver.log, prepare.log, wd/...}``), so
+    the agent's own log reader and output sync serve it."""
     return cdir / "runs" / run_id
+
+
+def node_logs(folder: Path, index: int) -> Path:
+    """Node ``index``'s own logs in a run's folder (``logs/nodes/<index>/`` of the run)."""
+    return folder / "wd" / "logs" / "nodes" / str(index)
 
 
 def lock_path(cdir: Path) -> Path:
@@ -596,9 +603,9 @@ class Reconciler:
             self.state.update_run(run_id, status="Queued", assigned=[], roles=[])
             # The next attempt's node logs start from zero: keep this attempt's aside.
             folder = run_folder(self.cdir, run_id)
-            nodes_logs = folder / "logs" / "nodes"
+            nodes_logs = node_logs(folder, 0).parent
             if nodes_logs.is_dir():
-                nodes_logs.rename(folder / "logs" / f"attempt-{run.attempts}")
+                nodes_logs.rename(nodes_logs.with_name(f"attempt-{run.attempts}"))
             (folder / "merged.json").unlink(missing_ok=True)
             note = f"node {node.id} was preempted: the run goes back to the queue"
             self._append(run_folder(self.cdir, run_id) / "driver.log", f"[cluster] {note}\n")
@@ -618,7 +625,7 @@ class Reconciler:
         *,
         final: bool = False,
     ) -> None:
-        base = folder / "logs" / "nodes" / str(index)
+        base = node_logs(folder, index)
 
         def local(name: str) -> Path:
             rel = name[len("logs/") :] if name.startswith("logs/") else name
@@ -655,7 +662,7 @@ class Reconciler:
         changed = False
         prefix = f"[node {index}] ".encode() if node_count > 1 else b""
         for name in SYSTEM_LOGS:
-            source = folder / "logs" / "nodes" / str(index) / name
+            source = node_logs(folder, index) / name
             if not source.exists():
                 continue
             key = f"{index}/{name}"
@@ -757,13 +764,14 @@ def make_provider(
 def _merge_fetched(fetched: Path, folder: Path, index: int) -> None:
     """Put one node's fetched files in the run's folder: node 0's outputs (and tracking
     store) as the run's; every node's logs under ``logs/nodes/<index>/``."""
-    for top in ("outputs", "mlruns"):
+    for top, inside in COLLECTED.items():
         src = fetched / top
-        if index == 0 and src.is_dir():
-            _move_tree(src, folder / top)
-    logs = fetched / "logs"
-    if logs.is_dir():
-        _move_tree(logs, folder / "logs" / "nodes" / str(index))
+        if not src.is_dir():
+            continue
+        if top == "logs":
+            _move_tree(src, node_logs(folder, index))
+        elif index == 0:
+            _move_tree(src, folder / "wd" / inside)
 
 
 def _move_tree(src: Path, dest: Path) -> None:

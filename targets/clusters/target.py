@@ -11,7 +11,6 @@ the reconcile process streams the nodes' logs into the run's folder there.
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Mapping
@@ -19,8 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from targets.clusters.model import ClusterSpec
-from targets.clusters.reconciler import SYSTEM_LOGS, ensure_running, is_running, run_folder
+from targets.clusters.reconciler import ensure_running, is_running, run_folder
 from targets.clusters.state import ClusterState, cluster_dir
+from targets.compute._agent import LocalAgentClient
 from targets.compute.base import (
     Capability,
     ComputeTarget,
@@ -38,8 +38,6 @@ if TYPE_CHECKING:
     from targets.runconfig.model import RunConfiguration
 
 __all__ = ["ClusterTarget", "nodes_needed"]
-
-_MAX_CHUNK = 1 << 20
 
 
 def nodes_needed(config: RunConfiguration) -> int:
@@ -318,52 +316,14 @@ class ClusterTarget(ComputeTarget):
         )
 
     def read_logs(self, handle: RunHandle, offsets: Mapping[str, int]) -> list[LogChunk]:
-        folder = run_folder(self._for(handle).folder, handle.run_id)
-        names = [n for n in SYSTEM_LOGS if (folder / n).is_file()]
-        logs = folder / "logs"
-        if logs.is_dir():
-            names += sorted(
-                "logs/" + p.relative_to(logs).as_posix() for p in logs.rglob("*") if p.is_file()
-            )
-        chunks: list[LogChunk] = []
-        budget = _MAX_CHUNK
-        for name in names:
-            if budget <= 0:
-                break
-            at = int(offsets.get(name, 0))
-            path = folder / name
-            try:
-                size = path.stat().st_size
-                if size <= at:
-                    continue
-                with open(path, "rb") as fh:
-                    fh.seek(at)
-                    data = fh.read(min(size - at, budget))
-            except OSError:
-                continue
-            budget -= len(data)
-            chunks.append(LogChunk(name, at, data))
-        return chunks
+        return self._collected(handle).logs(handle.run_id, offsets)
 
     def fetch_outputs(self, handle: RunHandle, dest: Path) -> None:
-        folder = run_folder(self._for(handle).folder, handle.run_id)
-        for top in ("outputs", "logs", "mlruns"):
-            src = folder / top
-            if not src.is_dir():
-                continue
-            for path in src.rglob("*"):
-                if not path.is_file():
-                    continue
-                target = dest / top / path.relative_to(src)
-                if target.exists() and target.stat().st_size == path.stat().st_size:
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(f".{target.name}.tmp")
-                try:
-                    os.link(path, tmp)
-                except OSError:
-                    shutil.copy2(path, tmp)
-                os.replace(tmp, target)
+        self._collected(handle).fetch(handle.run_id, dest)
+
+    def _collected(self, handle: RunHandle) -> LocalAgentClient:
+        """What the reconcile process collected of the run, read as a local agent's run."""
+        return LocalAgentClient(self._for(handle).folder)
 
     def cancel(self, handle: RunHandle) -> None:
         target = self._for(handle)
