@@ -278,3 +278,15 @@ def test_a_frozen_node_fails_its_run_and_is_removed(
         )
     finally:
         node_image.engine.run("unpause", node, check=False)
+
+
+def test_a_missing_node_image_is_refused_and_nothing_is_written(
+    node_image: NodeImage, project: Path, cli
+) -> None:
+    result = cli(
+        "create", "pool", "--type", "cluster", "--provider", "docker",
+        "--image", "targets-no-such-image:1", "--max-nodes", "2",
+    )  # fmt: skip
+    assert result.code == 2 and "targets never pulls" in result.err, result
+    assert not (project / ".targets" / "clusters").exists()
+    assert [t["name"] for t in cli("list", "-o", "json").json()] == ["local"]

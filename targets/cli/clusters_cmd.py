@@ -101,13 +101,12 @@ def create(ctx: click.Context, name: str, kind: str, output: str) -> None:
     """
     from pydantic import ValidationError
 
-    from targets.clusters.keys import SECRET_NAME, generate_key_pair
     from targets.clusters.model import ClusterSpec
-    from targets.clusters.provider import ProviderContext, load_provider
+    from targets.clusters.provider import load_provider
+    from targets.clusters.provisioning import provision
     from targets.clusters.reconciler import ensure_running
-    from targets.clusters.state import cluster_dir
-    from targets.secrets import check_backend, set_secret
-    from targets.workspace import LOCAL, TargetRecord, validate_target_name
+    from targets.secrets import check_backend
+    from targets.workspace import LOCAL, validate_target_name
 
     if kind != "cluster":
         raise UsageError(
@@ -143,43 +142,10 @@ def create(ctx: click.Context, name: str, kind: str, output: str) -> None:
         )
     check_backend()  # the cluster's key must have somewhere to go before anything is made
     if spec.run_based:
-        _create_template(ws, name, spec, provider_cls, options, output)
+        _create_template(ws, name, spec, output)
         return
-    keys = generate_key_pair(f"targets-cluster-{name}")
-    cdir = cluster_dir(ws.dir, name)
-    context = ProviderContext(
-        state_dir=cdir / "provider",
-        public_key=keys.public,
-        secret=lambda n: keys.private if n == SECRET_NAME else None,
-        workspace_dir=ws.dir,
-    )
-    provider = provider_cls(name, spec, options, context)
-    provider.check()
-    ws.ensure()
-    (cdir / "provider").mkdir(parents=True, exist_ok=True)
-    set_secret(ws.secret_ref(name, SECRET_NAME), keys.private)
-    try:
-        if output == "table":
-            with err_console().status(f"creating cluster {name} ({spec.provider}) ..."):
-                provider.create_cluster()
-        else:
-            provider.create_cluster()
-    except BaseException:
-        from targets.secrets import delete_secret
-
-        delete_secret(ws.secret_ref(name, SECRET_NAME))
-        raise
-    finally:
-        provider.close()
-    record = TargetRecord(
-        name=name,
-        kind="cluster",
-        options=spec.model_dump(mode="json", exclude_defaults=True),
-        facts={"provider": spec.provider, "public_key": keys.public},
-        attached_at=time.time(),
-        secrets=(SECRET_NAME,),
-    )
-    ws.save_target(record)
+    busy = err_console().status(f"creating cluster {name} ({spec.provider}) ...")
+    record = provision(ws, name, spec, busy=busy if output == "table" else None)
     if spec.min_nodes:
         ensure_running(ws.root, name)
     if output == "json":
@@ -193,20 +159,15 @@ def create(ctx: click.Context, name: str, kind: str, output: str) -> None:
         )
 
 
-def _create_template(
-    ws: Any, name: str, spec: Any, provider_cls: Any, options: Any, output: str
-) -> None:
+def _create_template(ws: Any, name: str, spec: Any, output: str) -> None:
     """``--run-based``: record the settings every run's own cluster is made from."""
-    from targets.clusters.provider import ProviderContext
+    from targets.clusters.provisioning import make_provider
     from targets.clusters.state import cluster_dir
     from targets.workspace import TargetRecord
 
-    context = ProviderContext(
-        state_dir=cluster_dir(ws.dir, name) / "provider",
-        public_key="",
-        workspace_dir=ws.dir,
+    provider = make_provider(
+        name, spec, cluster_dir(ws.dir, name), lambda n: None, make_folder=False
     )
-    provider = provider_cls(name, spec, options, context)
     try:
         provider.check()
     finally:
@@ -317,7 +278,7 @@ def delete(ctx: click.Context, name: str, force: bool) -> None:
 
     from targets.clusters.keys import SECRET_NAME
     from targets.clusters.model import ClusterSpec
-    from targets.clusters.reconciler import make_provider
+    from targets.clusters.provisioning import make_provider
     from targets.clusters.state import ClusterState, cluster_dir
     from targets.secrets import delete_secret, get_secret
 

@@ -32,15 +32,15 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from targets.agent.rundir import COLLECTED, SYSTEM_LOGS
-from targets.clusters.keys import SECRET_NAME, public_key_of
+from targets.clusters.keys import SECRET_NAME
 from targets.clusters.model import ClusterSpec
-from targets.clusters.provider import Node, NodeProvider, NodeState, ProviderContext, load_provider
+from targets.clusters.provider import Node, NodeProvider, NodeState
+from targets.clusters.provisioning import make_provider
 from targets.clusters.scheduler import NodeView, QueuedRun, decide
 from targets.clusters.state import ClusterRun, ClusterState, cluster_dir
 from targets.compute.base import RunHandle, RunState, RunStatus, SubmitRequest, TargetContext
@@ -742,23 +742,6 @@ class Reconciler:
                 if self._provider is not None:
                     self._provider.close()
                 self.state.close()
-
-
-def make_provider(
-    name: str, spec: ClusterSpec, cdir: Path, secret: Callable[[str], str | None]
-) -> NodeProvider:
-    cls = load_provider(spec.provider)
-    options = cls.options_model.model_validate(dict(spec.provider_options))
-    private = secret(SECRET_NAME)
-    public = public_key_of(private, f"targets-cluster-{name}") if private else ""
-    context = ProviderContext(
-        state_dir=cdir / "provider",
-        public_key=public,
-        secret=secret,
-        workspace_dir=cdir.parent.parent,
-    )
-    (cdir / "provider").mkdir(parents=True, exist_ok=True)
-    return cls(name, spec, options, context)
 
 
 def _merge_fetched(fetched: Path, folder: Path, index: int) -> None:

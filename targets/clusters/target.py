@@ -192,40 +192,20 @@ class ClusterTarget(ComputeTarget):
     def _submit_run_based(self, request: SubmitRequest, progress: Progress) -> RunHandle:
         import secrets as random
 
-        from targets.clusters.keys import SECRET_NAME, generate_key_pair
-        from targets.clusters.reconciler import make_provider
-        from targets.secrets import delete_secret, set_secret
-        from targets.workspace import TargetRecord, Workspace
+        from targets.clusters.provisioning import provision
+        from targets.workspace import Workspace
 
         spec = self._child_spec(request.config)
         name = request.config.amlcompute.name or f"aml-{random.token_hex(4)}"
-        ws = Workspace(self.workspace_root)
-        keys = generate_key_pair(f"targets-cluster-{name}")
-        set_secret(ws.secret_ref(name, SECRET_NAME), keys.private)
-        folder = cluster_dir(self.context.state_dir, name)
-        provider = make_provider(name, spec, folder, lambda n: keys.private)
-        try:
-            provider.check()
-            provider.create_cluster()
-        except BaseException:
-            delete_secret(ws.secret_ref(name, SECRET_NAME))
-            raise
-        finally:
-            provider.close()
-        ws.save_target(
-            TargetRecord(
-                name=name,
-                kind="cluster",
-                options=spec.model_dump(mode="json", exclude_defaults=True),
-                facts={
-                    "provider": spec.provider,
-                    "run_based_for": request.run_id,
-                    "template": self.name,
-                    "retain": request.config.amlcompute.retain_cluster,
-                },
-                attached_at=time.time(),
-                secrets=(SECRET_NAME,),
-            )
+        provision(
+            Workspace(self.workspace_root),
+            name,
+            spec,
+            facts={
+                "run_based_for": request.run_id,
+                "template": self.name,
+                "retain": request.config.amlcompute.retain_cluster,
+            },
         )
         child = ClusterTarget(name, spec, self.context)
         try:
