@@ -24,21 +24,9 @@ need=()
 if ((${#need[@]})); then
   command -v apt-get >/dev/null || cannot "missing ${need[*]} and no apt-get to install them"
   say "installing: ${need[*]}"
-  apt-get update -qq
-  # policy-rc.d: the packages must not start their system services; this script starts
-  # its own daemons from its own config.
-  policy=/usr/sbin/policy-rc.d
-  made_policy=
-  if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made_policy=1
-  fi
-  log=$(mktemp)
-  status=0
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    "${need[@]}" >"$log" 2>&1 || status=$?
-  [ -n "$made_policy" ] && rm -f "$policy"
-  if [ "$status" != 0 ]; then cat "$log" >&2; rm -f "$log"; cannot "apt-get install ${need[*]} failed"; fi
-  rm -f "$log"
+  # shellcheck source=apt-install.sh
+  source "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh"
+  apt_install "${need[@]}" || cannot "apt-get install ${need[*]} failed"
 fi
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }

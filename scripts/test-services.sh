@@ -22,21 +22,9 @@ command -v mpirun >/dev/null || need+=(openmpi-bin)
 if ((${#need[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing: ${need[*]}"
-    apt-get update -qq
-    # policy-rc.d: no package may start a system-wide service (sshd on port 22, a dockerd
-    # with its default bridge); the tests start their own.
-    policy=/usr/sbin/policy-rc.d
-    made_policy=
-    if [ ! -e "$policy" ]; then
-      printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made_policy=1
-    fi
-    log=$(mktemp)
-    status=0
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      "${need[@]}" >"$log" 2>&1 || status=$?
-    [ -n "$made_policy" ] && rm -f "$policy"
-    if [ "$status" != 0 ]; then cat "$log" >&2; rm -f "$log"; exit "$status"; fi
-    rm -f "$log"
+    # shellcheck source=apt-install.sh
+    source "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh"
+    apt_install "${need[@]}"
   else
     echo "missing: ${need[*]} (install them, or run as root on Debian to have this script do it)" >&2
     [ -n "${CI:-}" ] && exit 1
