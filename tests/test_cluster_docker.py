@@ -70,6 +70,21 @@ def containers(node_image: NodeImage, name: str) -> list[str]:
     return out.split()
 
 
+def start_long_run(cluster: str, project: Path, write, cli) -> tuple[str, str]:
+    """A one-node run that sleeps for 2 minutes, once it runs: its id and its node."""
+    write(project / "long.py", "import time\nprint('working', flush=True)\ntime.sleep(120)\n")
+    write(project / "long.yml", f"script: long.py\ntarget: {cluster}\n" + USER_PYTHON)
+    started = cli("run", "long.yml", "--detach", "-o", "json")
+    assert started.code == 0, started
+    run_id = started.json()["id"]
+    wait_until(
+        lambda: cli("runs", "show", run_id, "-o", "json").json()["status"] == "Running",
+        timeout=60,
+        what="the run to start",
+    )
+    return run_id, status(cli, cluster)["nodes"][0]["id"]
+
+
 def test_a_two_node_pytorch_job_scales_the_cluster_up_from_zero_and_back(
     cluster: str, node_image: NodeImage, project: Path, write, cli
 ) -> None:
@@ -152,17 +167,7 @@ def test_an_mpi_hello_across_two_nodes_in_a_managed_environment(
 def test_a_node_that_disappears_fails_its_run_and_is_replaced(
     cluster: str, node_image: NodeImage, project: Path, write, cli
 ) -> None:
-    write(project / "long.py", "import time\nprint('working', flush=True)\ntime.sleep(120)\n")
-    write(project / "long.yml", f"script: long.py\ntarget: {cluster}\n" + USER_PYTHON)
-    started = cli("run", "long.yml", "--detach", "-o", "json")
-    assert started.code == 0, started
-    run_id = started.json()["id"]
-    wait_until(
-        lambda: cli("runs", "show", run_id, "-o", "json").json()["status"] == "Running",
-        timeout=60,
-        what="the run to start",
-    )
-    node = status(cli, cluster)["nodes"][0]["id"]
+    run_id, node = start_long_run(cluster, project, write, cli)
     node_image.engine.run("rm", "-f", node)
     wait_until(
         lambda: cli("runs", "show", run_id, "-o", "json").json()["status"] == "Failed",
@@ -251,17 +256,7 @@ def test_a_parameter_server_run_ends_when_its_workers_do(
 def test_a_frozen_node_fails_its_run_and_is_removed(
     cluster: str, node_image: NodeImage, project: Path, write, cli
 ) -> None:
-    write(project / "long.py", "import time\nprint('working', flush=True)\ntime.sleep(120)\n")
-    write(project / "long.yml", f"script: long.py\ntarget: {cluster}\n" + USER_PYTHON)
-    started = cli("run", "long.yml", "--detach", "-o", "json")
-    assert started.code == 0, started
-    run_id = started.json()["id"]
-    wait_until(
-        lambda: cli("runs", "show", run_id, "-o", "json").json()["status"] == "Running",
-        timeout=60,
-        what="the run to start",
-    )
-    node = status(cli, cluster)["nodes"][0]["id"]
+    run_id, node = start_long_run(cluster, project, write, cli)
     node_image.engine.run("pause", node)  # frozen: still there, but nothing runs on it
     try:
         wait_until(

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import paramiko
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from targets.clusters.keys import generate_key_pair
 from targets.clusters.model import ClusterSpec
 from targets.clusters.provider import Node, NodeState, ProviderContext, load_provider
 from targets.clusters.providers.docker import DockerProvider, DockerProviderOptions, name_address
@@ -31,20 +30,13 @@ RUNNING_TIMEOUT = 60.0
 
 
 class ClusterKey:
-    """An Ed25519 key like the cluster's own (made with cryptography: paramiko cannot)."""
+    """A key pair made as the cluster makes its own, and the private half for paramiko."""
 
     def __init__(self) -> None:
-        private = Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.OpenSSH,
-            serialization.NoEncryption(),
-        )
-        self.private = private.decode()
+        pair = generate_key_pair("targets-cluster-test")
+        self.private = pair.private
+        self.public = pair.public
         self.key = paramiko.Ed25519Key.from_private_key(io.StringIO(self.private))
-
-    @property
-    def public(self) -> str:
-        return f"{self.key.get_name()} {self.key.get_base64()} targets-cluster-test"
 
 
 @pytest.fixture(scope="module")

@@ -277,7 +277,8 @@ class ClusterTarget(ComputeTarget):
         run = self.state().run(handle.run_id)
         if run is None:
             return RunState(RunStatus.FAILED, message="the cluster does not know this run")
-        if not run.terminal and self._exists():
+        if not run.terminal and not is_running(self.folder) and self._exists():
+            # Polled often: the workspace file is read only when nothing reconciles.
             ensure_running(self.workspace_root, self.name)
         try:
             status = RunStatus(run.status)
