@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from targets.clusters.provider import Node, NodeState
+from targets.clusters.provider import Node, NodeState, known_hosts_text
 from targets.compute.base import Capability, ComputeTarget
 from targets.errors import UsageError
 from targets.runconfig.model import RunConfiguration
@@ -182,17 +182,6 @@ def _aliases(nodes: Sequence[Node]) -> list[str]:
     return [n.id for n in nodes]
 
 
-def _known_hosts(nodes: Sequence[Node]) -> str:
-    lines = []
-    for node in nodes:
-        host = (
-            node.peer_address if node.ssh_port == 22 else f"[{node.peer_address}]:{node.ssh_port}"
-        )
-        for key in node.host_keys:
-            lines.append(f"{host} {key.strip()}")
-    return "".join(line + "\n" for line in lines)
-
-
 def _ssh_config(nodes: Sequence[Node], aliases: Sequence[str]) -> str:
     blocks = []
     for node, alias in zip(nodes, aliases, strict=True):
@@ -283,7 +272,7 @@ def plan(
         if dist.backend == "mpi" and rank == 0 and dist.multi_node:
             part["ssh"] = {
                 "config": _ssh_config(nodes, aliases),
-                "known_hosts": _known_hosts(nodes),
+                "known_hosts": known_hosts_text(nodes, peer=True),
                 "private_key": ssh_private_key,
             }
         if dist.backend == "tensorflow":

@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib.metadata import entry_points
@@ -33,6 +33,7 @@ __all__ = [
     "NodeState",
     "ProviderContext",
     "available_providers",
+    "known_hosts_text",
     "load_provider",
 ]
 
@@ -119,6 +120,18 @@ class Node:
 
     def with_state(self, state: NodeState, message: str | None = None) -> Node:
         return replace(self, state=state, message=message)
+
+
+def known_hosts_text(nodes: Sequence[Node], *, peer: bool = False) -> str:
+    """``known_hosts`` lines of the nodes' host keys, under the address this machine uses
+    (or, with ``peer``, the one the other nodes use)."""
+    from targets.ssh.hostkeys import known_hosts_name
+
+    lines: list[str] = []
+    for node in nodes:
+        host = known_hosts_name(node.peer_address if peer else node.address, node.ssh_port)
+        lines.extend(f"{host} {key.strip()}\n" for key in node.host_keys if key.strip())
+    return "".join(lines)
 
 
 class NoProviderOptions(BaseModel):

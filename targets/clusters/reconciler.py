@@ -39,7 +39,7 @@ from typing import Any
 from targets.agent.rundir import COLLECTED, SYSTEM_LOGS
 from targets.clusters.keys import SECRET_NAME
 from targets.clusters.model import ClusterSpec
-from targets.clusters.provider import Node, NodeProvider, NodeState
+from targets.clusters.provider import Node, NodeProvider, NodeState, known_hosts_text
 from targets.clusters.provisioning import make_provider
 from targets.clusters.scheduler import NodeView, QueuedRun, decide
 from targets.clusters.state import ClusterRun, ClusterState, cluster_dir
@@ -203,11 +203,7 @@ class Reconciler:
                 target.close()
 
     def write_known_hosts(self, nodes: list[Node]) -> None:
-        lines: list[str] = []
-        for node in nodes:
-            host = node.address if node.ssh_port == 22 else f"[{node.address}]:{node.ssh_port}"
-            lines.extend(f"{host} {key.strip()}" for key in node.host_keys if key.strip())
-        text = "".join(line + "\n" for line in lines)
+        text = known_hosts_text(nodes)
         if text != self._known_hosts_text:
             path = self.cdir / "known_hosts"
             tmp = path.with_name(".known_hosts.tmp")

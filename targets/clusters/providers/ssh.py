@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from targets.clusters.provider import Node, NodeProvider, NodeState
 from targets.errors import ConnectionFailed, TargetsError, UsageError
+from targets.ssh.hostkeys import known_hosts_name
 
 __all__ = ["SSHProvider", "SSHProviderOptions"]
 
@@ -112,11 +113,7 @@ class SSHProvider(NodeProvider):
                         f"{err.decode(errors='replace').strip()}"
                     )
                 settings = ssh.settings
-                name = (
-                    settings.hostname
-                    if settings.port == 22
-                    else f"[{settings.hostname}]:{settings.port}"
-                )
+                name = known_hosts_name(settings.hostname, settings.port)
                 keys = paramiko.HostKeys()
                 known = target.context.state_dir / "known_hosts"
                 if known.exists():
