@@ -32,9 +32,10 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from targets.agent.rundir import COLLECTED, SYSTEM_LOGS
 from targets.clusters.keys import SECRET_NAME
@@ -45,6 +46,9 @@ from targets.clusters.scheduler import NodeView, QueuedRun, decide
 from targets.clusters.state import ClusterRun, ClusterState, cluster_dir
 from targets.compute.base import RunHandle, RunState, RunStatus, SubmitRequest, TargetContext
 from targets.errors import TargetsError
+
+if TYPE_CHECKING:
+    from targets.workspace import TargetRecord
 
 __all__ = ["Reconciler", "ensure_running", "main", "run_folder"]
 
@@ -152,14 +156,17 @@ class Reconciler:
         self.say(text)
         self.state.event(text)
 
-    def spec(self) -> ClusterSpec | None:
+    def record(self) -> TargetRecord | None:
+        """The cluster's entry in the workspace (None once it was deleted)."""
         try:
             record = self.workspace.target_record(self.name)
         except TargetsError:
             return None
-        if record.kind != "cluster":
-            return None
-        return ClusterSpec.model_validate(dict(record.options))
+        return record if record.kind == "cluster" else None
+
+    def spec(self) -> ClusterSpec | None:
+        record = self.record()
+        return ClusterSpec.model_validate(dict(record.options)) if record else None
 
     def secret(self, name: str) -> str | None:
         from targets.secrets import get_secret
@@ -219,10 +226,11 @@ class Reconciler:
     def tick(self) -> float | None:
         """Bring the cluster one step closer to its queue. Returns how long to sleep
         before the next pass, or None when the cluster is at rest."""
-        spec = self.spec()
-        if spec is None:
+        record = self.record()  # one read of targets.yml per pass
+        if record is None:
             self.say("the cluster is no longer in the workspace: stopping")
             return None
+        spec = ClusterSpec.model_validate(dict(record.options))
         provider = self.provider(spec)
         now = time.time()
         rows = {r.node.id: r for r in self.state.nodes()}
@@ -282,7 +290,7 @@ class Reconciler:
             self.start(run_id, [rows[i].node for i in node_ids])
 
         open_runs = self.state.runs(open_only=True)
-        if not open_runs and self.run_based_done():
+        if not open_runs and self.run_based_done(record.facts):
             self.delete_run_based(provider)
             return None
         rows = {r.node.id: r for r in self.state.nodes()}
@@ -295,12 +303,8 @@ class Reconciler:
             return max(0.2, min(wait, 5.0))  # a new run wakes us before that
         return None
 
-    def run_based_done(self) -> bool:
+    def run_based_done(self, facts: Mapping[str, Any]) -> bool:
         """A run-based cluster whose run has ended (and that is not to be kept)."""
-        try:
-            facts = self.workspace.target_record(self.name).facts
-        except TargetsError:
-            return False
         run_id = facts.get("run_based_for")
         if not run_id or facts.get("retain"):
             return False
