@@ -6,8 +6,9 @@ Reading only; executing a job is elsewhere. Importing this package is cheap: the
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from targets._lazy import lazy_exports
 from targets.jobs.model import CommandJob, Job, PipelineJob, SweepJob
 
 if TYPE_CHECKING:
@@ -48,16 +49,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'targets.jobs' has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
