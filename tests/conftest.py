@@ -10,8 +10,11 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
+
+T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -80,13 +83,14 @@ def cli() -> Callable[..., CLIResult]:
     return run
 
 
-def wait_until(
-    predicate: Callable[[], object], timeout: float = 30, what: str = "condition"
-) -> None:
+def wait_until(predicate: Callable[[], T], timeout: float = 30, what: str = "condition") -> T:
+    """Poll until `predicate` returns something truthy, and return that value (so a caller
+    acts on what was seen, not on a second look that may already differ)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():
-            return
+        value = predicate()
+        if value:
+            return value
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 

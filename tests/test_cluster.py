@@ -220,7 +220,7 @@ def test_a_killed_reconcile_process_is_restarted_and_catches_up(
     import os
     import signal
 
-    write(project / "nap.py", "import time\ntime.sleep(3)\nprint('woke up', flush=True)\n")
+    write(project / "nap.py", "import time\ntime.sleep(8)\nprint('woke up', flush=True)\n")
     write(
         project / "nap.yml",
         f"script: nap.py\ntarget: {lab}\n"

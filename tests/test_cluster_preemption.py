@@ -86,7 +86,7 @@ def test_a_preempted_run_goes_back_to_the_queue_and_completes_on_a_new_node(
     )
     write(
         project / "work.yml",
-        f"script: work.py\ntarget: {spot_cluster}\nenvironment_variables:\n  NAP: '4'\n"
+        f"script: work.py\ntarget: {spot_cluster}\nenvironment_variables:\n  NAP: '8'\n"
         "environment:\n  python:\n    user_managed_dependencies: true\n"
         "    interpreter_path: python3\n",
     )
@@ -100,9 +100,9 @@ def test_a_preempted_run_goes_back_to_the_queue_and_completes_on_a_new_node(
         busy = [n["id"] for n in nodes if n["run"] == run_id]
         return busy[0] if shown["status"] == "Running" and busy else None
 
-    wait_until(lambda: first_node() is not None, timeout=60, what="the run to start")
-    node = first_node()
-    assert node is not None
+    # The node is taken from the same look that saw the run start: under load a second
+    # look may come after the first attempt has already finished.
+    node = wait_until(first_node, timeout=60, what="the run to start")
     evict = project / ".targets" / "clusters" / spot_cluster / "provider" / "evict"
     evict.write_text(node)
 
