@@ -181,6 +181,31 @@ def test_ssh_config_alias(sshd, project, cli, isolated_home):
     assert cli("run", "-c", "whoami", "--target", "lab").out.strip() == sshd.user
 
 
+def test_attach_through_a_jump_host(sshd, project, cli):
+    """`--proxy-jump USER@HOST:PORT`: the target (named `localhost` here) is reached through
+    the jump host (`127.0.0.1`), and both host keys are checked and recorded: the entry
+    for 127.0.0.1 exists only because the jump host was connected to."""
+    jump = f"{sshd.user}@127.0.0.1:{sshd.port}"
+    args = attach_args(sshd, "inner", "--ssh-key", str(sshd.key), "--accept-host-key")
+    args[args.index("--address") + 1] = "localhost"
+    result = cli(*args, "--proxy-jump", jump)
+    assert result.code == 0, result
+    assert cli("show", "inner", "-o", "json").json()["options"]["proxy_jump"] == jump
+    ran = cli("run", "-c", "whoami", "--target", "inner")
+    assert ran.code == 0 and ran.out.strip() == sshd.user, ran
+    known = (project / ".targets" / "known_hosts").read_text()
+    assert f"[127.0.0.1]:{sshd.port}" in known and f"[localhost]:{sshd.port}" in known
+
+
+def test_a_malformed_jump_host_is_refused_before_connecting(sshd, project, cli):
+    args = attach_args(sshd, "inner", "--ssh-key", str(sshd.key), "--accept-host-key")
+    result = cli(*args, "--proxy-jump", "me@host:notaport")
+    assert result.code == 2, result
+    assert "proxy_jump" in result.err or "--proxy-jump" in result.err, result.err
+    assert "notaport" in result.err, result.err
+    assert not (project / ".targets" / "targets.yml").exists()
+
+
 def test_detached_run_survives_the_client_and_outputs_come_back_later(dsvm, project, write, cli):
     marker = f"/tmp/targets-release-{uuid.uuid4().hex}"
     write(

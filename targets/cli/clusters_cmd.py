@@ -329,7 +329,7 @@ def print_cluster_status(live: dict[str, Any]) -> None:
         [
             n["id"],
             n["state"],
-            n.get("address") or "-",
+            (n.get("address") or "-") + (f" via {n['via']}" if n.get("via") else ""),
             n.get("run") or ("idle since " + fmt_time(n.get("idle_since"))),
         ]
         for n in nodes

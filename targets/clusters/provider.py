@@ -80,6 +80,9 @@ class Node:
     priority: str = "dedicated"
     created_at: float = field(default_factory=time.time)
     message: str | None = None
+    jump: str | None = None
+    """Reach ``address`` through this SSH host (OpenSSH's ProxyJump syntax), when the
+    node's sshd is only reachable from there (a docker node on a remote engine)."""
 
     @property
     def peer_address(self) -> str:
@@ -99,6 +102,7 @@ class Node:
             "priority": self.priority,
             "created_at": self.created_at,
             "message": self.message,
+            "jump": self.jump,
         }
 
     @classmethod
@@ -116,6 +120,7 @@ class Node:
             priority=str(raw.get("priority") or "dedicated"),
             created_at=float(raw.get("created_at") or time.time()),
             message=raw.get("message"),
+            jump=raw.get("jump"),
         )
 
     def with_state(self, state: NodeState, message: str | None = None) -> Node:

@@ -191,7 +191,13 @@ class Reconciler:
         if target is None:
             private_key = self.secret(SECRET_NAME)
             options = VMOptions(
-                address=node.address, ssh_port=node.ssh_port, username=node.username
+                address=node.address,
+                ssh_port=node.ssh_port,
+                username=node.username,
+                proxy_jump=node.jump,
+                # The jump host is reached as `ssh` would (ssh config, agent); the node
+                # itself with the cluster's stored key, which is tried first.
+                use_agent=node.jump is not None and bool(os.environ.get("SSH_AUTH_SOCK")),
             )
             context = TargetContext(
                 state_dir=self.cdir,

@@ -112,6 +112,7 @@ class ClusterTarget(ComputeTarget):
                     "id": row.node.id,
                     "state": row.node.state.value,
                     "address": f"{row.node.address}:{row.node.ssh_port}",
+                    "via": row.node.jump,
                     "hostname": row.node.hostname,
                     "run": row.busy_run,
                     "idle_since": row.idle_since if not row.busy_run else None,

@@ -45,6 +45,11 @@ class VMOptions(BaseModel):
     )
     ssh_key: str | None = Field(default=None, description="Private key file.")
     use_agent: bool = Field(default=False, description="Use the keys of your SSH agent.")
+    proxy_jump: str | None = Field(
+        default=None,
+        description="Reach the host through this SSH host, as OpenSSH's ProxyJump "
+        "([user@]host[:port] or a ~/.ssh/config alias; a,b for a chain). Default: ~/.ssh/config.",
+    )
     python: str = Field(
         default="python3", description="Python on the target for the agent and user-managed runs."
     )
@@ -56,6 +61,27 @@ class VMOptions(BaseModel):
         if not value or any(c.isspace() for c in value):
             raise ValueError("give a host name, an IP address or a Host alias of ~/.ssh/config")
         return value
+
+    @field_validator("proxy_jump")
+    @classmethod
+    def _proxy_jump(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from targets.errors import UsageError
+        from targets.ssh.config import parse_destination
+
+        hops = [hop.strip() for hop in value.split(",")]
+        for hop in hops:
+            if not hop or any(c.isspace() for c in hop):
+                raise ValueError(
+                    f"malformed jump host {hop!r}: write [USER@]HOST[:PORT] or a Host alias "
+                    "of ~/.ssh/config, and A,B for a chain"
+                )
+            try:
+                parse_destination(hop)
+            except UsageError as exc:
+                raise ValueError("; ".join(filter(None, [exc.message, exc.hint]))) from None
+        return ",".join(hops)
 
     @field_validator("ssh_key")
     @classmethod
@@ -152,6 +178,7 @@ class VMTarget(AgentTarget):
                 username=o.username,
                 key_file=o.ssh_key,
                 use_agent=o.use_agent,
+                proxy_jump=o.proxy_jump,
             )
             self._ssh = SSHConnection(
                 settings,

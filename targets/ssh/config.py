@@ -124,6 +124,7 @@ def resolve_settings(
     key_file: str | None = None,
     use_agent: bool = False,
     ssh_config_path: Path | None = None,
+    proxy_jump: str | None = None,
 ) -> SSHSettings:
     """Resolve what the user gave into :class:`SSHSettings`.
 
@@ -132,7 +133,8 @@ def resolve_settings(
     what ``address`` itself spells, then the ssh config (``ssh_config_path``, default
     ``~/.ssh/config``; a missing file is fine), then the defaults: port 22 and the local
     user name. A ``ProxyJump`` is resolved the same way (``jump``), against the same ssh
-    config; chains (``a,b``) are supported. Reads the ssh config file; opens no connection.
+    config; chains (``a,b``) are supported; an explicit ``proxy_jump`` replaces the
+    ``ProxyJump`` of the ssh config. Reads the ssh config file; opens no connection.
 
     Raises :class:`UsageError` for a malformed address or port, or an explicit
     ``key_file`` that does not exist; :class:`ConfigError` for an unreadable ssh config.
@@ -157,6 +159,7 @@ def resolve_settings(
         config=config,
         path=path,
         depth=0,
+        proxy_override=proxy_jump,
     )
 
 

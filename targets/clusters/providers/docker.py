@@ -18,8 +18,14 @@ ephemeral range, so outgoing connections do not take it meanwhile), skipping eve
 and, on the local engine, every port something on this machine already listens on. With
 a remote engine only the labels are known: a port taken by another program there makes
 sshd exit, and the node is reported ``failed`` with sshd's message (the cluster replaces
-it). The address of a node on a remote engine is ``127.0.0.1`` *of that host*: reach it
-through that host (an SSH jump), which this provider does not set up.
+it).
+
+A remote engine must be reached over SSH (``docker_host: ssh://[user@]host[:port]``, as the
+docker CLI does, with ``~/.ssh/config`` and ``~/.ssh/known_hosts``). A node's address is
+then ``127.0.0.1`` *of that host*, and the node carries that destination as its ``jump``:
+connections to its sshd go through the engine's host (a ``direct-tcpip`` channel, like
+OpenSSH's ProxyJump), so the nodes' sshd never listens beyond loopback. An engine reached
+over ``tcp://`` on another machine is refused: its nodes could not be reached.
 """
 
 from __future__ import annotations
@@ -248,9 +254,42 @@ class DockerProvider(NodeProvider):
         return self.opts.docker_host or os.environ.get("DOCKER_HOST") or "the local socket"
 
     @property
+    def _engine_url(self) -> str:
+        return self.opts.docker_host or os.environ.get("DOCKER_HOST") or ""
+
+    @property
     def local_engine(self) -> bool:
-        host = self.opts.docker_host or os.environ.get("DOCKER_HOST") or ""
-        return not host or host.startswith(("unix://", "npipe://")) or "127.0.0.1" in host
+        """The engine runs on this machine (its nodes' loopback ports are ours)."""
+        url = self._engine_url
+        if not url or url.startswith(("unix://", "npipe://")):
+            return True
+        if url.startswith("tcp://"):
+            host = url[len("tcp://") :].rsplit(":", 1)[0].strip("[]")
+            return host in ("localhost", "127.0.0.1", "::1")
+        return False  # ssh:// reaches the engine's machine through SSH, even on loopback
+
+    def _sdk_url(self) -> str:
+        """The engine URL for the Docker SDK, which connects an ``ssh://`` URL without a
+        port to port 22 whatever ``~/.ssh/config`` says: the configured port is added."""
+        url, jump = self._engine_url, self.jump
+        if jump is None:
+            return url
+        from targets.ssh.config import parse_destination, resolve_settings
+
+        user, host, port = parse_destination(jump)
+        if port is not None:
+            return url
+        settings = resolve_settings(jump)
+        return f"ssh://{user + '@' if user else ''}{host}:{settings.port}"
+
+    @property
+    def jump(self) -> str | None:
+        """The SSH destination of a remote engine's host (``user@host:port``): nodes are
+        reached through it."""
+        url = self._engine_url
+        if not url.startswith("ssh://"):
+            return None
+        return url[len("ssh://") :].rstrip("/") or None
 
     def _engine_error(self, doing: str, exc: Exception) -> TargetsError:
         """An engine error as a targets error: the engine refused (APIError), or none
@@ -295,8 +334,8 @@ class DockerProvider(NodeProvider):
                 import docker
 
                 environment = dict(os.environ)
-                if self.opts.docker_host:
-                    environment["DOCKER_HOST"] = self.opts.docker_host
+                if self._engine_url:
+                    environment["DOCKER_HOST"] = self._sdk_url()
                 try:
                     client = docker.from_env(
                         environment=environment, timeout=60, use_ssh_client=True
@@ -347,6 +386,13 @@ class DockerProvider(NodeProvider):
                 hint="use lowercase letters, digits and '-' (at most 50 characters) for a "
                 "docker-provider cluster",
             )
+        if not self.local_engine and self.jump is None:
+            raise UsageError(
+                f"the Docker engine at {self.engine} is on another machine and not reached "
+                "over SSH: its nodes' sshd (on that machine's loopback) could not be reached",
+                hint="set provider option docker_host to ssh://USER@HOST (the nodes are "
+                "then reached through that host)",
+            )
         client = self.client()
         try:
             client.images.get(self.opts.image)
@@ -360,6 +406,8 @@ class DockerProvider(NodeProvider):
             "command -v ssh-keygen >/dev/null || exit 4; "
             f"getent passwd {user} >/dev/null || exit 5"
         )
+        if not self.local_engine:  # readiness is probed from inside (bash's /dev/tcp)
+            probe += "; command -v bash >/dev/null && command -v timeout >/dev/null || exit 6"
         container = self._start(probe, network_mode="none")
         try:
             status = int(container.wait(timeout=60).get("StatusCode", -1))
@@ -384,6 +432,10 @@ class DockerProvider(NodeProvider):
             5: (
                 f"has no user {self.opts.username!r}",
                 "create that user in the image, or set provider option username",
+            ),
+            6: (
+                "has no bash or no timeout, which a remote engine's nodes need",
+                "install bash and coreutils in it",
             ),
         }.get(status)
         if what is None:
@@ -532,6 +584,7 @@ class DockerProvider(NodeProvider):
             internal_address="127.0.0.1",
             network_interface="lo",
             created_at=created,
+            jump=self.jump,
         )
         status = container.status
         if status == "created":
