@@ -18,6 +18,10 @@ command -v ssh-keygen >/dev/null || need+=(openssh-client)
 [ -x /usr/sbin/debootstrap ] || command -v debootstrap >/dev/null || need+=(debootstrap)
 # mpirun for the MPI runs of tests/test_distributed_local.py.
 command -v mpirun >/dev/null || need+=(openmpi-bin)
+# iptables makes a node unreachable (tests/test_cluster_ssh_hosts.py) and keeps slurmctld's
+# port to loopback; ss (iproute2) shows who holds a connection (test_cluster_docker_remote).
+command -v iptables >/dev/null || [ -x /usr/sbin/iptables ] || need+=(iptables)
+command -v ss >/dev/null || need+=(iproute2)
 
 if ((${#need[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

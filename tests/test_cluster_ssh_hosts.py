@@ -20,6 +20,7 @@ from targets.clusters.providers.docker import DockerProvider, DockerProviderOpti
 from tests.cluster_nodes import NodeImage, node_image_fixture, remove_cluster_containers  # noqa: F401
 from tests.conftest import wait_until
 from tests.dockerd import docker_engine_fixture  # noqa: F401
+from tests.sshd import skip_or_fail
 
 pytestmark = pytest.mark.xdist_group("docker")
 
@@ -139,7 +140,7 @@ def test_a_machine_that_stops_answering_loses_its_run(
 
     iptables = shutil.which("iptables") or "/usr/sbin/iptables"
     if os.geteuid() != 0 or not os.path.exists(iptables):
-        pytest.skip("needs root and iptables to make a machine unreachable")
+        skip_or_fail("needs root and iptables to make a machine unreachable")
     rule = ["INPUT", "-i", "lo", "-p", "tcp", "--dport", str(node.ssh_port), "-j", "DROP"]
     subprocess.run([iptables, "-I", *rule], check=True)
     node_image.engine.run("exec", node.id, "sh", "-c", "kill -STOP -1")
