@@ -146,6 +146,9 @@ class Sandbox:
             # Secrets (a cluster's SSH key) go to a file under the temporary HOME, never
             # to the developer's keyring; keyrings.alt is a dev dependency.
             PYTHON_KEYRING_BACKEND="keyrings.alt.file.PlaintextKeyring",
+            # Shared SSH connections (targets.ssh.mux) leave a minute after the last use,
+            # not ten: the benchmark leaves no process behind for long.
+            TARGETS_SSH_PERSIST="60",
         )
         if not bytecode:
             env["PYTHONDONTWRITEBYTECODE"] = "1"

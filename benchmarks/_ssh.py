@@ -178,8 +178,12 @@ def ssh_targets(ctx: Context) -> Section:
         "per workspace with `targets attach vm1 --address 127.0.0.1 --ssh-port PORT "
         "--username targets-test --ssh-key KEY --accept-host-key`. The OpenSSH client "
         "uses the same key and the host key pre-trusted in a temporary known_hosts "
-        "(`-F /dev/null`, `StrictHostKeyChecking=yes`, no connection sharing), with its "
-        "defaults otherwise (no compression; `rsync -a` without `-z`). Every row is one "
+        "(`-F /dev/null`, `StrictHostKeyChecking=yes`, no connection sharing except in "
+        "the row that says so), with its defaults otherwise (no compression; `rsync -a` "
+        "without `-z`). `targets` shares one SSH connection per attached target between "
+        "commands (`targets.ssh.mux`: the first command connects itself and starts the "
+        "shared connection for the next), except in the row with `TARGETS_SSH_PERSIST=0`. "
+        "Every row is one "
         "whole process, start to exit. The project for (b) and (c) has "
         f"{len(project.files)} files, {_mb(project.total_bytes)} MB: "
         f"half are text (words drawn from a Zipf-like vocabulary; zlib level 1 keeps "
@@ -414,16 +418,43 @@ def _warm_submit(ctx: Context, remote: _Remote, small: Path, ws: Path) -> dict[s
         before=log.before(),
         after=log.after,
     )
-    ssh_s, run_s = run_round_robin([bare, run], ctx.reps)
+    # Connection sharing on both sides: OpenSSH's ControlMaster/ControlPersist, and
+    # targets with its shared connection turned off (TARGETS_SSH_PERSIST=0).
+    argv = remote.ssh_argv()
+    cm = argv.index("ControlPath=none")
+    argv[cm : cm + 1] = [
+        f"ControlPath={ctx.sandbox.root / 'cm-%C'}",
+        "-o",
+        "ControlMaster=auto",
+        "-o",
+        "ControlPersist=60",
+    ]
+    shared_ssh = Case(
+        "ssh ... python3 -c 'print(1)', OpenSSH connection sharing (ControlPersist)",
+        [*argv, remote.dest, "python3 -c 'print(1)'"],
+        small,
+        env,
+    )
+    own = Case(
+        "targets run t.py --target vm1, TARGETS_SSH_PERSIST=0 (a connection of its own)",
+        [ctx.targets, *RUN_ARGS],
+        small,
+        {**env, "TARGETS_SSH_PERSIST": "0"},
+    )
+    ssh_s, run_s, shared_s, own_s = run_round_robin([bare, run, shared_ssh, own], ctx.reps)
     return {
         "ssh": ssh_s,
         "run": run_s,
+        "shared_ssh": shared_s,
+        "own": own_s,
         "phases": log.medians(),
         "cpu": statistics.median(log.cpu.seconds),
         "uploaded": log.uploaded,
         "rows": [
             Row(ssh_s),
             Row(run_s, ssh_s, f"objects uploaded per run: {_counts(log.uploaded)}"),
+            Row(shared_s, ssh_s, "OpenSSH with a master connection"),
+            Row(own_s, ssh_s, "no shared connection"),
         ],
     }
 

@@ -94,7 +94,20 @@ def ssh_summary(section: Section) -> str:
             f"{label} **{ratio:.1f}x** ({_ms(run.median)} vs {_ms(ref.median)} ms; goal "
             f"<= {GOALS[key]:g}x: **{_verdict(key, ratio)}**)"
         )
-    return "- SSH target on a local sshd, `targets run` vs OpenSSH tools: " + "; ".join(parts) + "."
+    shared = ""
+    if "own" in f["warm"]:
+        w = f["warm"]
+        shared = (
+            f" Without the shared connection (`TARGETS_SSH_PERSIST=0`) (a) takes "
+            f"{_ms(w['own'].median)} ms; OpenSSH with ControlPersist "
+            f"{_ms(w['shared_ssh'].median)} ms."
+        )
+    return (
+        "- SSH target on a local sshd, `targets run` vs OpenSSH tools: "
+        + "; ".join(parts)
+        + "."
+        + shared
+    )
 
 
 def ssh_markdown(section: Section, rows_md: list[str]) -> list[str]:
@@ -236,6 +249,18 @@ def _interpretation(f: dict[str, Any]) -> list[str]:
         f"(polling the status, the last logs, fetching outputs).{twice}",
         "",
     ]
+    if "own" in warm:
+        lines += [
+            "**Connection sharing.** With a connection of its own for every command "
+            f"(`TARGETS_SSH_PERSIST=0`), `targets run` takes {_ms(warm['own'].median)} ms; "
+            f"through the target's shared connection, {_ms(warm['run'].median)} ms "
+            f"({_ms(warm['own'].median - warm['run'].median)} ms less). OpenSSH with a "
+            f"master connection (ControlPersist) runs the bare command in "
+            f"{_ms(warm['shared_ssh'].median)} ms: like for like, both sharing, `targets run` "
+            f"is {warm['run'].median / warm['shared_ssh'].median:.1f}x it, which is the "
+            "client's start-up, the agent and the run's own bookkeeping.",
+            "",
+        ]
 
     # (c)
     named = prof_c["named"]

@@ -266,7 +266,7 @@ class Workspace:
                 return None
             return get_secret(self.secret_ref(record.name, name))
 
-        values: dict[str, Any] = {"state_dir": self.dir, "secret": secret}
+        values: dict[str, Any] = {"state_dir": self.dir, "secret": secret, "workspace": self.root}
         values.update(overrides)
         return TargetContext(**values)
 

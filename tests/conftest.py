@@ -29,6 +29,9 @@ def isolated_home(
     monkeypatch.setenv("TARGETS_HOME", str(home / ".targets"))
     monkeypatch.delenv("TARGETS_WORKSPACE", raising=False)
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")
+    # Shared SSH connections (targets.ssh.mux) outlive a test's last command by 10 s, not
+    # 10 minutes: the session leaves no process behind.
+    monkeypatch.setenv("TARGETS_SSH_PERSIST", "10")
     return home
 
 

@@ -9,6 +9,7 @@ whose name ends in ``_stdin`` reads its value from standard input (``--password-
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -212,6 +213,12 @@ def attach(
 def detach(ctx: click.Context, name: str) -> None:
     """Detach the compute target NAME (its runs stay in the history)."""
     ws = workspace_of(ctx)
+    with contextlib.suppress(Exception):  # a shared SSH connection ends with the target
+        key = getattr(ws.get_target(name), "mux_key", None)
+        if key:
+            from targets.ssh.mux import stop
+
+            stop(key)
     record = ws.remove_target(name)
     if record.secrets:
         from targets.secrets import delete_secret

@@ -192,6 +192,10 @@ class TargetContext:
     state_dir: Path
     secret: Callable[[str], str | None] = _no_secret
     accept_host_key: bool | Callable[[str, str, str], bool] = False
+    workspace: Path | None = None
+    """The root of the workspace the target is attached in (None for a target made by
+    hand); a later process can open the same target from it (e.g. to share its SSH
+    connection between commands)."""
 
 
 class ComputeTarget(ABC):

@@ -206,8 +206,37 @@ class VMTarget(AgentTarget):
         python = shlex.quote(self.vm_options.python)
         return f'A="$HOME/{path}"; [ -f "$A" ] || exit {_MISSING}; exec {python} "$A" serve'
 
+    @property
+    def mux_key(self) -> str | None:
+        """The name of this target's shared connection (None: not shared, e.g. a target
+        made by hand outside a workspace). See :mod:`targets.ssh.mux`."""
+        root = self.context.workspace
+        if root is None:
+            return None
+        from targets.ssh.mux import mux_key
+
+        return mux_key(root, self.name, self.vm_options.model_dump(mode="json"))
+
+    def _exec(self, command: str) -> Any:
+        """Start ``command`` on the target: through the shared connection of this target
+        when one is served, else on a connection of our own (and the shared one is
+        started for the next command)."""
+        key = self.mux_key
+        # Not while attaching (an unknown host key may be accepted: that is for this
+        # process to decide), nor once this process has its own connection.
+        if key is not None and self._ssh is None and self.context.accept_host_key is False:
+            from targets.ssh import mux
+
+            if mux.persist_seconds() > 0:
+                try:
+                    return mux.connect(key, command)
+                except mux.MuxUnavailable:
+                    assert self.context.workspace is not None
+                    mux.spawn(self.context.workspace, self.name, key)
+        return self.connection().exec(command)
+
     def _open_agent(self, version: str) -> AgentClient | None:
-        channel = self.connection().exec(self._start_command(version))
+        channel = self._exec(self._start_command(version))
         channel.settimeout(self.io_timeout)
         try:
             first = _recv_exact(channel, 4)

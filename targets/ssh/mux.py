@@ -1,0 +1,423 @@
+"""Connection sharing: one SSH connection per attached target, kept by a small local
+process and used by every ``targets`` command (what OpenSSH calls ControlMaster and
+ControlPersist, for our paramiko connections).
+
+An SSH connection costs a TCP handshake, a key exchange and an authentication: about
+300 ms on a loopback sshd, more across a network, on every command. The first command
+that talks to a target connects directly as always, and starts a *mux process* for it
+(``python -m targets.ssh.mux ROOT NAME KEY``) that opens its own connection, the same way
+(the same options, the same keyring secrets, the workspace's known_hosts, strict host key
+checking), and listens on a Unix socket. Later commands ask that process to start their
+command on a new channel of its connection, and talk to it through the socket.
+
+- **Who may use it.** The socket lives in ``$TMPDIR/targets-ssh-<uid>/`` (mode 0700, owned
+  by the user, checked before use; otherwise sharing is off), and is itself mode 0600:
+  only the user who owns the connection can use it, as with OpenSSH's control sockets.
+- **Which connection.** The socket's name is a hash of the workspace, the target's name
+  and its options: re-attaching with other options, or another workspace, gets another
+  process. The process checks this hash against what it loaded before serving.
+- **How long.** The process exits after ``TARGETS_SSH_PERSIST`` seconds without any
+  client (default 600); ``TARGETS_SSH_PERSIST=0`` turns sharing off. ``targets detach``
+  stops it.
+- **Failures fall back.** When the socket is missing, refuses, or the process cannot
+  start the command (the connection broke and reconnecting failed, e.g. a changed host
+  key), the command connects directly, which reports the real problem.
+
+Wire format on the socket: the client sends one JSON line ``{"exec": COMMAND}`` and then
+the command's standard input (a half-close is its end of file). The process answers with
+frames ``[kind: 1 byte][length: 4 bytes, big-endian][payload]``: first ``S`` once the
+command has started (or ``!`` and an error message instead), then ``O`` standard output,
+``E`` standard error, and ``X`` the exit status (4 bytes, signed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import io
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "MuxChannel",
+    "MuxUnavailable",
+    "connect",
+    "mux_key",
+    "persist_seconds",
+    "spawn",
+    "stop",
+]
+
+DEFAULT_PERSIST = 600.0
+_HEADER = struct.Struct(">cI")
+_CHUNK = 256 * 1024
+
+
+class MuxUnavailable(Exception):
+    """No mux process could start the command: connect directly instead."""
+
+
+def persist_seconds() -> float:
+    """``TARGETS_SSH_PERSIST``: how long a mux process outlives its last client (0: off)."""
+    raw = os.environ.get("TARGETS_SSH_PERSIST", "")
+    try:
+        return max(0.0, float(raw)) if raw.strip() else DEFAULT_PERSIST
+    except ValueError:
+        return DEFAULT_PERSIST
+
+
+def mux_key(workspace: Path, name: str, options: dict[str, Any]) -> str:
+    """The socket name of one attached target: its workspace, name and options."""
+    text = json.dumps([str(workspace), name, options], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def mux_dir(create: bool = False) -> Path | None:
+    """The user's private socket folder, or None when it is not safe to use."""
+    path = Path(tempfile.gettempdir()) / f"targets-ssh-{os.getuid()}"
+    if create:
+        with contextlib.suppress(FileExistsError):
+            path.mkdir(mode=0o700)
+    try:
+        info = path.lstat()
+    except OSError:
+        return None
+    import stat
+
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        return None
+    return path
+
+
+# -- the client side -----------------------------------------------------------------
+
+
+class MuxChannel:
+    """A command started by a mux process, with the parts of paramiko's Channel that the
+    agent client uses: ``recv``, ``sendall``, ``shutdown_write``, ``settimeout``,
+    ``recv_exit_status``, ``makefile_stderr`` and ``close``."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._out = bytearray()
+        self._err = bytearray()
+        self._status: int | None = None
+        self._eof = False
+        self._started = False
+
+    def _read_exact(self, n: int) -> bytes:
+        data = bytearray()
+        while len(data) < n:
+            part = self._sock.recv(n - len(data))
+            if not part:
+                break
+            data += part
+        return bytes(data)
+
+    def _frame(self) -> bool:
+        """Read one frame; False at the end of the stream."""
+        header = self._read_exact(_HEADER.size)
+        if len(header) < _HEADER.size:
+            self._eof = True
+            return False
+        kind, length = _HEADER.unpack(header)
+        payload = self._read_exact(length)
+        if kind == b"O":
+            self._out += payload
+        elif kind == b"E":
+            self._err += payload
+        elif kind == b"X":
+            self._status = struct.unpack(">i", payload)[0]
+            self._eof = True
+            return False
+        elif kind == b"S":
+            self._started = True
+        elif kind == b"!":
+            self._eof = True
+            raise MuxUnavailable(payload.decode("utf-8", "replace"))
+        return True
+
+    def recv(self, n: int) -> bytes:
+        while not self._out and not self._eof:
+            self._frame()
+        head = bytes(self._out[:n])
+        del self._out[:n]
+        return head
+
+    def sendall(self, data: bytes) -> None:
+        self._sock.sendall(data)
+
+    def shutdown_write(self) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_WR)
+
+    def settimeout(self, timeout: float | None) -> None:
+        self._sock.settimeout(timeout)
+
+    def recv_exit_status(self) -> int:
+        while not self._eof:
+            self._frame()
+        return -1 if self._status is None else self._status
+
+    def makefile_stderr(self, mode: str = "rb") -> io.BytesIO:
+        self.recv_exit_status()
+        return io.BytesIO(bytes(self._err))
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.close()
+
+
+def connect(key: str, command: str, timeout: float = 5.0) -> MuxChannel:
+    """Start ``command`` through the mux process of ``key``; the first frame is awaited,
+    so a process that cannot start it raises :class:`MuxUnavailable` here."""
+    folder = mux_dir()
+    if folder is None:
+        raise MuxUnavailable("no private socket folder")
+    path = folder / f"{key}.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(str(path))
+        sock.sendall(json.dumps({"exec": command}).encode() + b"\n")
+        channel = MuxChannel(sock)
+        # Wait until the command has started, or for the error that sends us to a direct
+        # connection (before the caller depends on this channel).
+        channel._frame()
+        if not channel._started:
+            raise MuxUnavailable("the mux process did not start the command")
+    except MuxUnavailable:
+        sock.close()
+        raise
+    except OSError as exc:
+        sock.close()
+        raise MuxUnavailable(str(exc)) from exc
+    sock.settimeout(None)
+    return channel
+
+
+def spawn(workspace: Path, name: str, key: str) -> None:
+    """Start the mux process of an attached target in the background (it exits at once
+    when another one already serves ``key``)."""
+    folder = mux_dir(create=True)
+    if folder is None:
+        return
+    log = open(folder / f"{key}.log", "ab")  # noqa: SIM115 - handed to the child
+    try:
+        subprocess.Popen(
+            [sys.executable, "-m", "targets.ssh.mux", str(workspace), name, key],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            close_fds=True,
+        )
+    finally:
+        log.close()
+
+
+def stop(key: str) -> bool:
+    """Stop the mux process of ``key`` (e.g. at detach). True when one was running."""
+    folder = mux_dir()
+    if folder is None:
+        return False
+    pid_file = folder / f"{key}.pid"
+    try:
+        pid = int(pid_file.read_text())
+    except (OSError, ValueError):
+        return False
+    import signal
+
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+# -- the mux process -----------------------------------------------------------------
+
+
+class _Server:
+    def __init__(self, connection: Any, persist: float) -> None:
+        self.connection = connection
+        self.persist = persist
+        self.lock = threading.Lock()
+        self.active = 0
+        self.last_seen = time.monotonic()
+        self.broken = False
+
+    def serve_client(self, client: socket.socket) -> None:
+        with self.lock:
+            self.active += 1
+        try:
+            self._serve(client)
+        except Exception:  # one client's trouble never stops the process
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                client.close()
+            with self.lock:
+                self.active -= 1
+                self.last_seen = time.monotonic()
+
+    def _serve(self, client: socket.socket) -> None:
+        request = bytearray()
+        while not request.endswith(b"\n"):
+            part = client.recv(1)
+            if not part:
+                return
+            request += part
+            if len(request) > 1 << 20:
+                return
+        command = str(json.loads(request)["exec"])
+        send_lock = threading.Lock()
+
+        def send(kind: bytes, payload: bytes) -> None:
+            with send_lock:
+                client.sendall(_HEADER.pack(kind, len(payload)) + payload)
+
+        try:
+            channel = self.connection.exec(command)
+        except Exception as exc:  # told to the client, which connects itself
+            self.broken = True
+            send(b"!", str(exc).encode())
+            return
+        send(b"S", b"")
+
+        def stdin() -> None:
+            try:
+                while True:
+                    data = client.recv(_CHUNK)
+                    if not data:
+                        break
+                    channel.sendall(data)
+            except OSError:
+                channel.close()  # the client is gone: end the command's session
+                return
+            with contextlib.suppress(OSError, EOFError):
+                channel.shutdown_write()
+
+        def stderr() -> None:
+            while True:
+                data = channel.recv_stderr(_CHUNK)
+                if not data:
+                    return
+                send(b"E", data)
+
+        threads = [threading.Thread(target=f, daemon=True) for f in (stdin, stderr)]
+        for thread in threads:
+            thread.start()
+        try:
+            while True:
+                data = channel.recv(_CHUNK)
+                if not data:
+                    break
+                send(b"O", data)
+            threads[1].join()
+            send(b"X", struct.pack(">i", channel.recv_exit_status()))
+        except OSError:
+            pass  # the client went away
+        finally:
+            channel.close()
+
+    def idle_for(self) -> float:
+        with self.lock:
+            return 0.0 if self.active else time.monotonic() - self.last_seen
+
+
+def main(argv: list[str]) -> int:
+    workspace, name, key = Path(argv[0]), argv[1], argv[2]
+    persist = persist_seconds()
+    folder = mux_dir(create=True)
+    if folder is None or persist <= 0:
+        return 0
+    lock_path, log_path = folder / f"{key}.lock", folder / f"{key}.log"
+    with open(lock_path, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return 0  # another process serves this target
+        try:
+            return _serve_target(folder, workspace, name, key, persist)
+        finally:
+            # Leave no files behind (a log only when it says why nothing was shared).
+            with contextlib.suppress(OSError):
+                lock_path.unlink()
+            with contextlib.suppress(OSError):
+                if log_path.stat().st_size == 0:
+                    log_path.unlink()
+
+
+def _serve_target(folder: Path, workspace: Path, name: str, key: str, persist: float) -> int:
+    from targets.workspace import Workspace
+
+    try:
+        target = Workspace(workspace).get_target(name)
+    except Exception as exc:
+        print(f"not sharing a connection to {name!r} of {workspace}: {exc}", flush=True)
+        return 0
+    own_key = getattr(target, "mux_key", None)
+    if own_key != key or not hasattr(target, "connection"):
+        print(f"target {name!r} of {workspace} is not this connection ({key})", flush=True)
+        return 0
+    connection = target.connection()
+    try:
+        connection.transport  # connect now: a failure leaves no socket behind  # noqa: B018
+    except Exception as exc:  # the commands connect directly and report it
+        print(f"not sharing a connection to {name!r}: {exc}", flush=True)
+        return 0
+    path = folder / f"{key}.sock"
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()  # a socket left by a process that died (we hold the lock)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)
+    try:
+        listener.bind(str(path))
+    finally:
+        os.umask(old_umask)
+    listener.listen(64)
+    listener.settimeout(1.0)
+    (folder / f"{key}.pid").write_text(str(os.getpid()))
+    server = _Server(connection, persist)
+    import signal
+
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    try:
+        while not stopping.is_set() and not server.broken:
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                if server.idle_for() >= persist:
+                    break
+                continue
+            threading.Thread(target=server.serve_client, args=(client,), daemon=True).start()
+    finally:
+        # No new client can come once the socket is gone; running ones keep their channel
+        # until they end (the process waits for them).
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            (folder / f"{key}.pid").unlink()
+        listener.close()
+        deadline = time.monotonic() + 3600
+        while server.idle_for() == 0.0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        with contextlib.suppress(Exception):
+            connection.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,131 @@
+"""Connection sharing for SSH targets (targets.ssh.mux) against the real test sshd: the
+second command of a workspace goes through the connection the first one left, as
+OpenSSH's ControlMaster would, and everything that must not change does not."""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from targets.ssh import mux
+from targets.workspace import Workspace
+from tests.conftest import wait_until
+from tests.sshd import SSHServer, sshd_fixture, sshd_server_fixture  # noqa: F401
+
+# `echo $SSH_CONNECTION` prints "client-ip client-port server-ip server-port": one TCP
+# connection, one client port.
+WHERE = "echo conn=$SSH_CONNECTION"
+
+
+@pytest.fixture
+def vm(sshd: SSHServer, project: Path, cli) -> str:
+    result = cli(
+        "attach", "box", "--address", sshd.host, "--ssh-port", str(sshd.port),
+        "--username", sshd.user, "--ssh-key", str(sshd.key), "--accept-host-key",
+    )  # fmt: skip
+    assert result.code == 0, result
+    return "box"
+
+
+def client_port(cli, target: str, **env: str) -> str:
+    result = cli("run", "-c", WHERE, "--target", target, env=env or None)
+    assert result.code == 0, result
+    line = next(x for x in result.out.splitlines() if x.startswith("conn="))
+    return line.split()[1]
+
+
+def key_of(project: Path, name: str) -> str:
+    key = getattr(Workspace(project).get_target(name), "mux_key", None)
+    assert isinstance(key, str)
+    return key
+
+
+def socket_of(key: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"targets-ssh-{os.getuid()}" / f"{key}.sock"
+
+
+def test_later_commands_share_one_connection(vm: str, project: Path, cli) -> None:
+    first = client_port(cli, vm)  # connects itself, and starts the shared connection
+    sock = socket_of(key_of(project, vm))
+    wait_until(sock.exists, timeout=30, what="the shared connection's socket")
+    assert stat.S_IMODE(sock.stat().st_mode) == 0o600
+    assert stat.S_IMODE(sock.parent.stat().st_mode) == 0o700
+    shared = {client_port(cli, vm) for _ in range(3)}
+    assert len(shared) == 1 and first not in shared, (first, shared)
+    # Runs, logs and outputs work through it as through a connection of one's own.
+    result = cli("run", "-c", "mkdir -p outputs && echo kept > outputs/o.txt", "--target", vm)
+    assert result.code == 0, result
+    runs = cli("runs", "list", "-o", "json").json()
+    folder = project / ".targets" / "runs" / runs[0]["id"]
+    assert (folder / "outputs" / "o.txt").read_text() == "kept\n"
+
+
+def test_sharing_can_be_turned_off(vm: str, cli) -> None:
+    off = {"TARGETS_SSH_PERSIST": "0"}
+    ports = {client_port(cli, vm, **off) for _ in range(3)}
+    assert len(ports) == 3, ports
+
+
+def test_detach_ends_the_shared_connection(vm: str, project: Path, cli) -> None:
+    client_port(cli, vm)
+    key = key_of(project, vm)
+    wait_until(socket_of(key).exists, timeout=30, what="the shared connection's socket")
+    pid = int(socket_of(key).with_suffix(".pid").read_text())
+    assert cli("detach", vm).code == 0
+
+    def gone() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    wait_until(gone, timeout=15, what="the mux process to exit")
+    assert not socket_of(key).exists()
+
+
+def test_the_shared_connection_leaves_after_the_persist_time(vm: str, project: Path, cli) -> None:
+    env = {"TARGETS_SSH_PERSIST": "2"}
+    client_port(cli, vm, **env)
+    sock = socket_of(key_of(project, vm))
+    wait_until(sock.exists, timeout=30, what="the shared connection's socket")
+    started = time.monotonic()
+    wait_until(lambda: not sock.exists(), timeout=30, what="the idle mux process to leave")
+    assert time.monotonic() - started >= 1.0
+
+
+def test_a_broken_shared_connection_falls_back_to_a_direct_one(
+    vm: str, project: Path, cli, sshd: SSHServer
+) -> None:
+    client_port(cli, vm)
+    key = key_of(project, vm)
+    wait_until(socket_of(key).exists, timeout=30, what="the shared connection's socket")
+    # The mux process stops answering (as if the machine it talks to went away)...
+    pid = int(socket_of(key).with_suffix(".pid").read_text())
+    os.kill(pid, 19)  # SIGSTOP
+    try:
+        # ...the command does not hang on it: it connects itself.
+        assert client_port(cli, vm)
+    finally:
+        os.kill(pid, 18)  # SIGCONT
+
+
+def test_another_users_socket_folder_is_not_used(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    tempfile.tempdir = None  # re-read TMPDIR
+    try:
+        folder = tmp_path / f"targets-ssh-{os.getuid()}"
+        folder.mkdir(mode=0o777)
+        folder.chmod(0o777)  # writable by anyone: someone could have put a socket there
+        assert mux.mux_dir() is None
+        with pytest.raises(mux.MuxUnavailable):
+            mux.connect("0" * 24, "true")
+        folder.chmod(0o700)
+        assert mux.mux_dir() == folder
+    finally:
+        tempfile.tempdir = None
