@@ -231,9 +231,18 @@ def stop(key: str) -> bool:
     folder = mux_dir()
     if folder is None:
         return False
-    pid_file = folder / f"{key}.pid"
+    # Only a live process holds the lock: a pid file left by one that died is not trusted
+    # (its number may belong to another process by now).
     try:
-        pid = int(pid_file.read_text())
+        with open(folder / f"{key}.lock", "rb") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False  # nobody holds it
+    except BlockingIOError:
+        pass
+    except OSError:
+        return False
+    try:
+        pid = int((folder / f"{key}.pid").read_text())
     except (OSError, ValueError):
         return False
     import signal
