@@ -183,7 +183,9 @@ def attach(
     else:
         accept = False
     record = TargetRecord(name=name, kind=kind, secrets=tuple(sorted(secrets)))
-    context = ws.context_for(record, secret=secrets.get, accept_host_key=accept)
+    # workspace=None: the target is not attached yet, so no later process may open it
+    # (no shared SSH connection for the attach's own probe).
+    context = ws.context_for(record, secret=secrets.get, accept_host_key=accept, workspace=None)
     target = cls(name, options, context)
     with target:
         facts = target.probe()

@@ -222,8 +222,8 @@ class VMTarget(AgentTarget):
         when one is served, else on a connection of our own (and the shared one is
         started for the next command)."""
         key = self.mux_key
-        # Not while attaching (an unknown host key may be accepted: that is for this
-        # process to decide), nor once this process has its own connection.
+        # Not when an unknown host key may be accepted (that is for this process to
+        # decide), nor once this process has its own connection.
         if key is not None and self._ssh is None and self.context.accept_host_key is False:
             from targets.ssh import mux
 
