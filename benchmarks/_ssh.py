@@ -631,14 +631,15 @@ def _profile(
     """One more ``targets run`` under cProfile, after ``before``. It sees the client's
     main thread, where the upload is read, compressed, encrypted (paramiko packs and
     encrypts in the sending thread) and written; not paramiko's reader thread, and not
-    the agent or sshd on the target."""
+    the agent or sshd on the target. The run connects itself (``TARGETS_SSH_PERSIST=0``):
+    through the shared connection, that work would be in the mux process instead."""
     before()
     out = ctx.sandbox.root / f"profile-{secrets.token_hex(4)}.prof"
     t0 = time.perf_counter()
     run_checked(
         [ctx.python, "-m", "cProfile", "-o", str(out), "-m", "targets", *RUN_ARGS],
         cwd=project.root,
-        env=ctx.sandbox.env(ws),
+        env={**ctx.sandbox.env(ws), "TARGETS_SSH_PERSIST": "0"},
     )
     wall = time.perf_counter() - t0
     stats = pstats.Stats(str(out), stream=io.StringIO())

@@ -203,7 +203,8 @@ def _profile_md(p: dict[str, Any], what: str, n: int) -> list[str]:
         for r in p["top_targets"][1:13]  # [0] is the whole command
     ]
     return [
-        f"`python -m cProfile -m targets run t.py --target vm1`, one {what} run: "
+        "`TARGETS_SSH_PERSIST=0 python -m cProfile -m targets run t.py --target vm1` (the "
+        f"run makes its own connection, so the SSH work is in this process), one {what} run: "
         f"{p['wall_s']:.2f} s wall, {p['profiled_s']:.2f} s in the profiled (main) thread. "
         "The main thread is where the upload is read, compressed, encrypted and sent "
         "(paramiko packs and encrypts in the sending thread); paramiko's reader thread and "
