@@ -35,7 +35,13 @@ import os, socket, time
 rank = int(os.environ["OMPI_COMM_WORLD_RANK"])
 print(f"hello from rank {rank} of {os.environ['OMPI_COMM_WORLD_SIZE']} on {socket.gethostname()}",
       flush=True)
-time.sleep(float(os.environ.get("NAP", "0")))
+# Rank 0 holds the run until the test has looked at it (the gate is a folder of this
+# machine mounted on the nodes; at most a minute).
+gate = os.path.join(os.environ["GATE"], "open")
+for _ in range(600):
+    if rank != 0 or os.path.exists(gate):
+        break
+    time.sleep(0.1)
 """
 
 
@@ -76,14 +82,23 @@ def remote_cli(cli) -> Callable[..., Any]:
 
 
 @pytest.fixture
+def gate(tmp_path: Path) -> Path:
+    folder = tmp_path / "gate"
+    folder.mkdir()
+    folder.chmod(0o777)
+    return folder
+
+
+@pytest.fixture
 def remote_cluster(
-    big_machine: str, node_image: NodeImage, project: Path, remote_cli
+    big_machine: str, node_image: NodeImage, project: Path, remote_cli, gate: Path
 ) -> Iterator[str]:
     name = "r" + uuid.uuid4().hex[:8]
     created = remote_cli(
         "create", name, "--type", "cluster", "--provider", "docker",
         "--image", node_image.name, "--docker-host", f"ssh://{big_machine}",
         "--max-nodes", "2", "--idle-seconds-before-scaledown", "0",
+        "--volumes", f"{gate}:{gate}:ro",
     )  # fmt: skip
     assert created.code == 0, created
     yield name
@@ -107,13 +122,13 @@ def connections_to(ports: set[int]) -> list[str]:
 
 
 def test_a_cluster_on_an_engine_reached_over_ssh_runs_mpi_through_the_jump(
-    remote_cluster: str, node_image: NodeImage, project: Path, write, remote_cli
+    remote_cluster: str, node_image: NodeImage, project: Path, write, remote_cli, gate: Path
 ) -> None:
     write(project / "hello.py", HELLO)
     write(
         project / "mpi.yml",
         f"script: hello.py\ntarget: {remote_cluster}\ncommunicator: OpenMpi\nnode_count: 2\n"
-        "environment_variables:\n  NAP: '6'\n"
+        f"environment_variables:\n  GATE: {gate}\n"
         "environment:\n  python:\n    user_managed_dependencies: true\n"
         "    interpreter_path: python3\n",
     )
@@ -127,7 +142,12 @@ def test_a_cluster_on_an_engine_reached_over_ssh_runs_mpi_through_the_jump(
         mine = [n for n in nodes if n["run"] == run_id]
         return mine if shown["status"] == "Running" and len(mine) == 2 else None
 
-    nodes = wait_until(busy_nodes, timeout=120, what="the run to start on 2 nodes")
+    try:
+        nodes = wait_until(busy_nodes, timeout=120, what="the run to start on 2 nodes")
+    except AssertionError as exc:
+        shown = remote_cli("show", remote_cluster).out
+        logs = remote_cli("runs", "logs", run_id).out
+        raise AssertionError(f"{exc}\n{shown}\n{logs}") from None
     assert all(n["via"] == "bighost" for n in nodes), nodes
     ports = {int(n["address"].rsplit(":", 1)[1]) for n in nodes}
 
@@ -146,6 +166,7 @@ def test_a_cluster_on_an_engine_reached_over_ssh_runs_mpi_through_the_jump(
 
     table = remote_cli("show", remote_cluster).out
     assert "via bighost" in table, table
+    (gate / "open").touch()
 
     ended = wait_until(
         lambda: (
