@@ -129,3 +129,26 @@ def test_another_users_socket_folder_is_not_used(tmp_path: Path, monkeypatch) ->
         assert mux.mux_dir() == folder
     finally:
         tempfile.tempdir = None
+
+
+def test_run_command_goes_through_the_shared_connection(vm: str, project: Path, cli) -> None:
+    """The helper kinds built on `vm` use for commands of their own (the Slurm plugin's
+    sbatch and squeue): input, output, errors and the exit code, through the shared
+    connection once it exists, and a timeout that ends the command."""
+    from targets.errors import ConnectionFailed
+
+    first = client_port(cli, vm)
+    wait_until(socket_of(key_of(project, vm)).exists, timeout=30, what="the socket")
+    with Workspace(project).get_target(vm) as target:
+        code, out, err = target.run_command(  # type: ignore[attr-defined]
+            "cat; echo to-stderr >&2; echo $SSH_CONNECTION; exit 3", input=b"fed\n"
+        )
+        assert code == 3 and err == b"to-stderr\n", (code, out, err)
+        lines = out.decode().splitlines()
+        assert lines[0] == "fed" and lines[1].split()[1] != first
+        assert lines[1].split()[1] == client_port(cli, vm)  # the shared one
+        assert target._ssh is None  # type: ignore[attr-defined]  # no connection of its own
+        started = time.monotonic()
+        with pytest.raises(ConnectionFailed, match="did not finish within 1 s"):
+            target.run_command("sleep 30", timeout=1)  # type: ignore[attr-defined]
+        assert time.monotonic() - started < 10

@@ -6,7 +6,8 @@ Besides the contract, plugin kinds may build on two of the built-in kinds' bases
   store, environment cache, run supervisor); its :meth:`AgentTarget.start_run` hook lets a
   kind hand the run's supervisor to a scheduler instead of launching it detached;
 - :class:`VMTarget` and :class:`VMOptions`, a Linux machine over SSH (the agent shipped
-  to ``~/.targets``, SSH host keys checked, ``connection()`` for commands of one's own).
+  to ``~/.targets``, SSH host keys checked, :meth:`VMTarget.run_command` for commands of
+  one's own, through the target's shared SSH connection).
 
 They are loaded on first use, so importing this package stays cheap.
 """

@@ -217,23 +217,54 @@ class VMTarget(AgentTarget):
 
         return mux_key(root, self.name, self.vm_options.model_dump(mode="json"))
 
-    def _exec(self, command: str) -> Any:
-        """Start ``command`` on the target: through the shared connection of this target
-        when one is served, else on a connection of our own (and the shared one is
-        started for the next command)."""
+    def _shared(self, command: str) -> Any:
+        """``command`` started through the shared connection of this target, or None
+        (none is served yet: it is started for the next command)."""
         key = self.mux_key
         # Not when an unknown host key may be accepted (that is for this process to
         # decide), nor once this process has its own connection.
-        if key is not None and self._ssh is None and self.context.accept_host_key is False:
-            from targets.ssh import mux
+        if key is None or self._ssh is not None or self.context.accept_host_key is not False:
+            return None
+        from targets.ssh import mux
 
-            if mux.persist_seconds() > 0:
-                try:
-                    return mux.connect(key, command)
-                except mux.MuxUnavailable:
-                    assert self.context.workspace is not None
-                    mux.spawn(self.context.workspace, self.name, key)
-        return self.connection().exec(command)
+        if mux.persist_seconds() <= 0:
+            return None
+        try:
+            return mux.connect(key, command)
+        except mux.MuxUnavailable:
+            assert self.context.workspace is not None
+            mux.spawn(self.context.workspace, self.name, key)
+            return None
+
+    def _exec(self, command: str) -> Any:
+        """Start ``command`` on the target: through the shared connection of this target
+        when one is served, else on a connection of our own."""
+        shared = self._shared(command)
+        return shared if shared is not None else self.connection().exec(command)
+
+    def run_command(
+        self, command: str, *, input: bytes | None = None, timeout: float | None = 60
+    ) -> tuple[int, bytes, bytes]:
+        """Run a shell command on the target to its end: ``(exit code, stdout, stderr)``,
+        through the target's shared SSH connection when there is one (for kinds built on
+        ``vm``, e.g. a scheduler's own commands). Raises :class:`ConnectionFailed` when
+        it does not end within ``timeout`` seconds."""
+        shared = self._shared(command)
+        if shared is None:
+            result: tuple[int, bytes, bytes] = self.connection().run(
+                command, input=input, timeout=timeout
+            )
+            return result
+        try:
+            return shared.communicate(input, timeout)  # type: ignore[no-any-return]
+        except TimeoutError:
+            raise ConnectionFailed(
+                f"a command on {self.vm_options.address} did not finish within {timeout:g} s; "
+                "its channel was closed",
+                hint="the command may still run on the target if it ignores a closed stdout",
+            ) from None
+        except OSError as exc:
+            raise ConnectionFailed(f"a command on {self.vm_options.address} failed: {exc}") from exc
 
     def _open_agent(self, version: str) -> AgentClient | None:
         channel = self._exec(self._start_command(version))

@@ -177,6 +177,36 @@ class MuxChannel:
         with contextlib.suppress(OSError):
             self._sock.close()
 
+    def communicate(
+        self, input: bytes | None = None, timeout: float | None = 60
+    ) -> tuple[int, bytes, bytes]:
+        """Feed ``input``, then read the command to its end: ``(exit status, stdout,
+        stderr)``. Raises TimeoutError after ``timeout`` seconds (the socket is closed,
+        which ends the command's channel)."""
+
+        def feed() -> None:
+            with contextlib.suppress(OSError):
+                if input:
+                    self._sock.sendall(input)
+            self.shutdown_write()
+
+        writer = threading.Thread(target=feed, name="targets-mux-stdin", daemon=True)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            writer.start()
+            while not self._eof:
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError
+                    self._sock.settimeout(left)
+                self._frame()
+            writer.join(timeout=1)
+            status = -1 if self._status is None else self._status
+            return status, bytes(self._out), bytes(self._err)
+        finally:
+            self.close()
+
 
 def connect(key: str, command: str, timeout: float = 5.0) -> MuxChannel:
     """Start ``command`` through the mux process of ``key``; the first frame is awaited,

@@ -110,7 +110,7 @@ class SlurmTarget(VMTarget):
         )
 
     def _sh(self, command: str, *, input: bytes | None = None) -> tuple[int, str, str]:
-        code, out, err = self.connection().run(command, input=input, timeout=120)
+        code, out, err = self.run_command(command, input=input, timeout=120)
         return code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
     # -- attach --------------------------------------------------------------------------
