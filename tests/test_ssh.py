@@ -498,13 +498,20 @@ def test_exec_channel_streams(ssh_connect: Connect) -> None:
 
 
 def test_channels_share_one_connection(ssh_connect: Connect) -> None:
+    """8 threads x 5 short commands on one connection, which stays up. (A command that
+    ends before its stdin's EOF is sent used to race paramiko's answer to the server's
+    CLOSE, and sshd then dropped the whole connection: "ieof packet referred to
+    nonexistent channel".)"""
     with ssh_connect() as conn:
         transport = conn.transport
         results: list[tuple[int, bytes, bytes]] = []
-        threads = [
-            threading.Thread(target=lambda i=i: results.append(conn.run(f"echo {i}")))
-            for i in range(8)
-        ]
+
+        def five(i: int) -> None:
+            for _ in range(4):
+                assert conn.run("true")[0] == 0
+            results.append(conn.run(f"echo {i}"))
+
+        threads = [threading.Thread(target=five, args=(i,)) for i in range(8)]
         for t in threads:
             t.start()
         for t in threads:

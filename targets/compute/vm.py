@@ -126,8 +126,10 @@ class _ChannelStream:
         return None
 
     def close(self) -> None:
+        from targets.ssh.channels import shutdown_write
+
         try:
-            self.channel.shutdown_write()
+            shutdown_write(self.channel)
         finally:
             self.channel.close()
 

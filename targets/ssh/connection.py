@@ -32,6 +32,7 @@ from typing import Any
 import paramiko
 
 from targets.errors import AuthenticationError, ConnectionFailed, TargetsError
+from targets.ssh.channels import EOF_LOCK, shutdown_write
 from targets.ssh.config import SSHSettings, resolve_settings
 from targets.ssh.hostkeys import AcceptHostKey, check_host_key, known_host_types
 
@@ -45,6 +46,25 @@ KEEPALIVE_SECONDS = 15
 _CHUNK = 1 << 16
 
 SecretGetter = Callable[[], str | None]
+
+
+def _handle_close_after_eof(channel: paramiko.Channel, message: paramiko.Message) -> None:
+    """The transport's handler of a channel's CLOSE, run only once an EOF being sent on
+    that channel has gone out (see :func:`targets.ssh.channels.shutdown_write`). Waits at
+    most 5 s, so that a key re-exchange waiting on this reader thread cannot deadlock."""
+    lock: threading.Lock | None = getattr(channel, EOF_LOCK, None)
+    acquired = lock.acquire(timeout=5) if lock is not None else False
+    try:
+        paramiko.Channel._handle_close(channel, message)
+    finally:
+        if acquired and lock is not None:
+            lock.release()
+
+
+def _order_eof_before_close(transport: paramiko.Transport) -> None:
+    table = dict(paramiko.Transport._channel_handler_table)
+    table[paramiko.common.MSG_CHANNEL_CLOSE] = _handle_close_after_eof
+    transport._channel_handler_table = table
 
 
 class CommandTimeout(ConnectionFailed):
@@ -194,6 +214,7 @@ class SSHConnection:
         else:
             sock = self._open_socket()
         transport = paramiko.Transport(sock)
+        _order_eof_before_close(transport)
         try:
             self._handshake(transport)
             key = transport.get_remote_server_key()
@@ -450,6 +471,7 @@ class SSHConnection:
         transport = self.transport
         try:
             channel = transport.open_session(timeout=self.connect_timeout)
+            setattr(channel, EOF_LOCK, threading.Lock())
             channel.exec_command(command)
         except (paramiko.SSHException, EOFError, OSError) as exc:
             raise self._broken("starting a command", exc) from exc
@@ -472,7 +494,7 @@ class SSHConnection:
             try:
                 if input:
                     channel.sendall(input)
-                channel.shutdown_write()
+                shutdown_write(channel)
             except (paramiko.SSHException, EOFError, OSError) as exc:
                 if not channel.closed:
                     failure.append(exc)

@@ -344,8 +344,10 @@ class _Server:
             except OSError:
                 channel.close()  # the client is gone: end the command's session
                 return
+            from targets.ssh.channels import shutdown_write
+
             with contextlib.suppress(OSError, EOFError):
-                channel.shutdown_write()
+                shutdown_write(channel)
 
         def stderr() -> None:
             while True:
