@@ -152,3 +152,54 @@ def test_run_command_goes_through_the_shared_connection(vm: str, project: Path, 
         with pytest.raises(ConnectionFailed, match="did not finish within 1 s"):
             target.run_command("sleep 30", timeout=1)  # type: ignore[attr-defined]
         assert time.monotonic() - started < 10
+
+
+def test_uploads_and_concurrent_runs_through_the_shared_connection(
+    vm: str, project: Path, write, cli
+) -> None:
+    """12 MB of new files travel through the shared connection intact (the run hashes
+    what it received), while another run streams through it at the same time."""
+    import hashlib
+    import subprocess
+
+    from tests.conftest import TARGETS
+
+    first = client_port(cli, vm)
+    wait_until(socket_of(key_of(project, vm)).exists, timeout=30, what="the socket")
+    data = project / "data"
+    data.mkdir()
+    expected = {}
+    for i in range(6):
+        blob = os.urandom(2 * 1024 * 1024)
+        (data / f"part{i}.bin").write_bytes(blob)
+        expected[f"part{i}.bin"] = hashlib.sha256(blob).hexdigest()
+    write(
+        project / "check.py",
+        "import hashlib, os\n"
+        "for name in sorted(os.listdir('data')):\n"
+        "    print(name, hashlib.sha256(open(os.path.join('data', name), 'rb').read())"
+        ".hexdigest(), flush=True)\n"
+        "print('via', os.environ.get('SSH_CONNECTION', '-').split()[1], flush=True)\n",
+    )
+    write(
+        project / "ticker.py",
+        "import time\nfor i in range(20):\n    print('tick', i, flush=True)\n    time.sleep(0.1)\n",
+    )
+    ticker = subprocess.Popen(
+        [*TARGETS, "run", "ticker.py", "--target", vm],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    result = cli("run", "check.py", "--target", vm)
+    out, err = ticker.communicate(timeout=120)
+    assert ticker.returncode == 0, err
+    assert [f"tick {i}" for i in range(20)] == [
+        line for line in out.splitlines() if line.startswith("tick")
+    ], out
+    assert result.code == 0, result
+    got = dict(line.split() for line in result.out.splitlines() if line.startswith("part"))
+    assert got == expected
+    # Both went through the shared connection: the run's session came from its port.
+    shared = client_port(cli, vm)
+    assert f"via {shared}" in result.out and shared != first, (first, shared, result.out)
