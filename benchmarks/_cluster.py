@@ -31,7 +31,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _harness import BenchError, Case, Sample, age, run_checked, run_round_robin
+from _harness import (
+    BenchError,
+    Case,
+    Sample,
+    age,
+    openssh_argv,
+    run_checked,
+    run_round_robin,
+)
 from _scenarios import ONE_LINE, Context, Row, Section, _latest_record
 
 __all__ = ["CLUSTER", "IMAGE", "PEERS", "cluster_targets"]
@@ -146,32 +154,10 @@ class _Cluster:
         return self.nodes
 
     def ssh(self, node: _Node, command: str) -> list[str]:
-        """``ssh`` to a node with the cluster's key and the host keys the cluster verified
-        (``-F /dev/null``: OpenSSH reads ``~/.ssh`` from the passwd entry, not ``$HOME``)."""
+        """``ssh`` to a node with the cluster's key and the host keys the cluster verified."""
         assert self.key is not None
-        return [
-            "ssh",
-            "-F",
-            "/dev/null",
-            "-i",
-            str(self.key),
-            "-p",
-            str(node.port),
-            "-o",
-            f"UserKnownHostsFile={self.folder / 'known_hosts'}",
-            "-o",
-            "GlobalKnownHostsFile=/dev/null",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "ControlPath=none",
-            "root@127.0.0.1",
-            command,
-        ]
+        known_hosts = self.folder / "known_hosts"
+        return [*openssh_argv(self.key, node.port, known_hosts), "root@127.0.0.1", command]
 
 
 def cluster_targets(ctx: Context) -> Section:

@@ -19,7 +19,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["BenchError", "Case", "Sample", "Sandbox", "age", "run_checked", "run_round_robin"]
+__all__ = [
+    "BenchError",
+    "Case",
+    "Sample",
+    "Sandbox",
+    "age",
+    "openssh_argv",
+    "run_checked",
+    "run_round_robin",
+]
 
 
 @dataclass(slots=True)
@@ -177,3 +186,30 @@ def age(paths: Sequence[Path], seconds: float = 60.0) -> None:
     when = time.time() - seconds
     for path in paths:
         os.utime(path, (when, when))
+
+
+def openssh_argv(key: Path, port: int, known_hosts: Path) -> list[str]:
+    """OpenSSH's ``ssh`` with one key and only the given known_hosts, checked strictly, no
+    prompt and no connection sharing (``-F /dev/null``: OpenSSH reads ``~/.ssh`` from the
+    passwd entry, not from ``$HOME``). Append the destination and the command."""
+    return [
+        "ssh",
+        "-F",
+        "/dev/null",
+        "-i",
+        str(key),
+        "-p",
+        str(port),
+        "-o",
+        f"UserKnownHostsFile={known_hosts}",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "ControlPath=none",
+    ]

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _harness import Case, Sample, age, run_checked, run_round_robin
+from _harness import Case, Sample, age, openssh_argv, run_checked, run_round_robin
 from _scenarios import Context, Row, Section, _latest_record
 
 __all__ = ["APT_PACKAGES", "GOALS", "ssh_targets"]
@@ -63,29 +63,8 @@ class _Remote:
         return f"{self.server.user}@{self.server.host}"
 
     def ssh_argv(self) -> list[str]:
-        """``ssh`` with this server's key and pre-trusted host key; ``-F /dev/null``
-        because OpenSSH reads ``~/.ssh`` from the passwd entry, not from ``$HOME``."""
-        return [
-            "ssh",
-            "-F",
-            "/dev/null",
-            "-i",
-            str(self.server.key),
-            "-p",
-            str(self.server.port),
-            "-o",
-            f"UserKnownHostsFile={self.known_hosts}",
-            "-o",
-            "GlobalKnownHostsFile=/dev/null",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "ControlPath=none",
-        ]
+        """``ssh`` with this server's key and pre-trusted host key."""
+        return openssh_argv(self.server.key, self.server.port, self.known_hosts)
 
     def home_path(self, *parts: str) -> Path:
         return Path(self.server.home).joinpath(*parts)
