@@ -251,10 +251,11 @@ class DockerProvider(NodeProvider):
     @property
     def engine(self) -> str:
         """Where the engine is, for messages."""
-        return self.opts.docker_host or os.environ.get("DOCKER_HOST") or "the local socket"
+        return self._engine_url or "the local socket"
 
     @property
     def _engine_url(self) -> str:
+        """``docker_host``, else ``$DOCKER_HOST``, else "" (the local socket)."""
         return self.opts.docker_host or os.environ.get("DOCKER_HOST") or ""
 
     @property
