@@ -27,7 +27,6 @@ import os
 import select
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from targets._detached import lock_held, signal_holder, spawn
 from targets.agent.rundir import COLLECTED, SYSTEM_LOGS
 from targets.clusters.keys import SECRET_NAME
 from targets.clusters.model import ClusterSpec
@@ -83,16 +83,7 @@ def lock_path(cdir: Path) -> Path:
 
 def is_running(cdir: Path) -> bool:
     """Whether a reconcile process holds the cluster's lock."""
-    path = lock_path(cdir)
-    if not path.exists():
-        return False
-    with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return True
-        fcntl.flock(fh, fcntl.LOCK_UN)
-        return False
+    return lock_held(lock_path(cdir))
 
 
 def ensure_running(workspace_root: Path, name: str, *, wake: bool = False) -> bool:
@@ -103,26 +94,18 @@ def ensure_running(workspace_root: Path, name: str, *, wake: bool = False) -> bo
     cdir.mkdir(parents=True, exist_ok=True)
     if is_running(cdir):
         if wake:
-            with contextlib.suppress(OSError, ValueError):
-                pid = int((cdir / "reconciler.pid").read_text())
-                # Only that process: a pid file left by one that died may name another.
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-                if b"targets.clusters.reconciler" in cmdline:
-                    os.kill(pid, signal.SIGUSR1)
+            signal_holder(
+                lock_path(cdir),
+                cdir / "reconciler.pid",
+                signal.SIGUSR1,
+                b"targets.clusters.reconciler",
+            )
         return False
-    log = open(cdir / "reconciler.log", "ab")  # noqa: SIM115 - handed to the child
-    try:
-        subprocess.Popen(
-            [sys.executable, "-m", "targets.clusters.reconciler", str(workspace_root), name],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            cwd=str(workspace_root),
-            start_new_session=True,
-            close_fds=True,
-        )
-    finally:
-        log.close()
+    spawn(
+        [sys.executable, "-m", "targets.clusters.reconciler", str(workspace_root), name],
+        cdir / "reconciler.log",
+        cwd=workspace_root,
+    )
     return True
 
 

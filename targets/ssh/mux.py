@@ -40,7 +40,6 @@ import json
 import os
 import socket
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
@@ -242,18 +241,10 @@ def spawn(workspace: Path, name: str, key: str) -> None:
     folder = mux_dir(create=True)
     if folder is None:
         return
-    log = open(folder / f"{key}.log", "ab")  # noqa: SIM115 - handed to the child
-    try:
-        subprocess.Popen(
-            [sys.executable, "-m", "targets.ssh.mux", str(workspace), name, key],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-            close_fds=True,
-        )
-    finally:
-        log.close()
+    from targets._detached import spawn as spawn_detached
+
+    argv = [sys.executable, "-m", "targets.ssh.mux", str(workspace), name, key]
+    spawn_detached(argv, folder / f"{key}.log")
 
 
 def stop(key: str) -> bool:
@@ -261,27 +252,13 @@ def stop(key: str) -> bool:
     folder = mux_dir()
     if folder is None:
         return False
-    # Only a live process holds the lock: a pid file left by one that died is not trusted
-    # (its number may belong to another process by now).
-    try:
-        with open(folder / f"{key}.lock", "rb") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return False  # nobody holds it
-    except BlockingIOError:
-        pass
-    except OSError:
-        return False
-    try:
-        pid = int((folder / f"{key}.pid").read_text())
-    except (OSError, ValueError):
-        return False
     import signal
 
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    return True
+    from targets._detached import signal_holder
+
+    return signal_holder(
+        folder / f"{key}.lock", folder / f"{key}.pid", signal.SIGTERM, b"targets.ssh.mux"
+    )
 
 
 # -- the mux process -----------------------------------------------------------------
