@@ -98,6 +98,17 @@ def wait_until(predicate: Callable[[], T], timeout: float = 30, what: str = "con
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def wait_for_status(
+    cli: Callable[..., CLIResult], run_id: str, status: str, timeout: float, what: str
+) -> None:
+    """Poll `targets runs show RUN` until the run has ``status``."""
+    wait_until(
+        lambda: cli("runs", "show", run_id, "-o", "json").json()["status"] == status,
+        timeout=timeout,
+        what=what,
+    )
+
+
 @pytest.fixture
 def write() -> Callable[[Path, str], Path]:
     def _write(path: Path, text: str) -> Path:

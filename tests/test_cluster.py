@@ -12,7 +12,7 @@ import pytest
 from targets.clusters.model import ClusterSpec
 from targets.clusters.provider import NodeState
 from targets.clusters.scheduler import NodeView, QueuedRun, decide
-from tests.conftest import wait_until
+from tests.conftest import wait_for_status, wait_until
 from tests.sshd import SSHServer, sshd_fixture, sshd_server_fixture  # noqa: F401
 from tests.test_vm import attach_args
 
@@ -177,20 +177,12 @@ def test_a_queued_run_can_be_canceled(lab: str, project: Path, write, cli) -> No
     second = cli("run", "wait.py", "--target", lab, "--detach", "-o", "json")
     assert second.code == 0, second
     first_id, second_id = first.json()["id"], second.json()["id"]
-    wait_until(
-        lambda: cli("runs", "show", first_id, "-o", "json").json()["status"] == "Running",
-        timeout=60,
-        what="the first run to run",
-    )
+    wait_for_status(cli, first_id, "Running", timeout=60, what="the first run to run")
     assert cli("runs", "show", second_id, "-o", "json").json()["status"] == "Queued"
     assert cli("runs", "cancel", second_id).code == 0
     assert cli("runs", "show", second_id, "-o", "json").json()["status"] == "Canceled"
     assert cli("runs", "cancel", first_id).code == 0
-    wait_until(
-        lambda: cli("runs", "show", first_id, "-o", "json").json()["status"] == "Canceled",
-        timeout=30,
-        what="the running run to be canceled",
-    )
+    wait_for_status(cli, first_id, "Canceled", timeout=30, what="the running run to be canceled")
 
 
 def test_create_refuses_bad_settings_and_creates_nothing(project: Path, cli) -> None:
@@ -230,16 +222,10 @@ def test_a_killed_reconcile_process_is_restarted_and_catches_up(
     assert started.code == 0, started
     run_id = started.json()["id"]
     pid_file = project / ".targets" / "clusters" / lab / "reconciler.pid"
-    wait_until(
-        lambda: cli("runs", "show", run_id, "-o", "json").json()["status"] == "Running",
-        timeout=60,
-        what="the run to start",
-    )
+    wait_for_status(cli, run_id, "Running", timeout=60, what="the run to start")
     os.kill(int(pid_file.read_text()), signal.SIGKILL)
     # Any command that asks about the run starts a new one, which picks the run up.
-    wait_until(
-        lambda: cli("runs", "show", run_id, "-o", "json").json()["status"] == "Completed",
-        timeout=60,
-        what="the run to complete under a new reconcile process",
+    wait_for_status(
+        cli, run_id, "Completed", timeout=60, what="the run to complete under a new reconciler"
     )
     assert "woke up" in cli("runs", "logs", run_id).out

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.cluster_nodes import NodeImage, node_image_fixture, remove_cluster_containers  # noqa: F401
-from tests.conftest import wait_until
+from tests.conftest import wait_for_status, wait_until
 from tests.dockerd import docker_engine_fixture  # noqa: F401
 
 pytestmark = pytest.mark.xdist_group("docker")
@@ -77,11 +77,7 @@ def start_long_run(cluster: str, project: Path, write, cli) -> tuple[str, str]:
     started = cli("run", "long.yml", "--detach", "-o", "json")
     assert started.code == 0, started
     run_id = started.json()["id"]
-    wait_until(
-        lambda: cli("runs", "show", run_id, "-o", "json").json()["status"] == "Running",
-        timeout=60,
-        what="the run to start",
-    )
+    wait_for_status(cli, run_id, "Running", timeout=60, what="the run to start")
     return run_id, status(cli, cluster)["nodes"][0]["id"]
 
 
@@ -169,11 +165,7 @@ def test_a_node_that_disappears_fails_its_run_and_is_replaced(
 ) -> None:
     run_id, node = start_long_run(cluster, project, write, cli)
     node_image.engine.run("rm", "-f", node)
-    wait_until(
-        lambda: cli("runs", "show", run_id, "-o", "json").json()["status"] == "Failed",
-        timeout=60,
-        what="the run to fail",
-    )
+    wait_for_status(cli, run_id, "Failed", timeout=60, what="the run to fail")
     shown = cli("runs", "show", run_id, "-o", "json").json()
     assert node in shown["message"] and "lost" in shown["message"], shown
     # The cluster replaces the node for the next run.
@@ -259,11 +251,7 @@ def test_a_frozen_node_fails_its_run_and_is_removed(
     run_id, node = start_long_run(cluster, project, write, cli)
     node_image.engine.run("pause", node)  # frozen: still there, but nothing runs on it
     try:
-        wait_until(
-            lambda: cli("runs", "show", run_id, "-o", "json").json()["status"] == "Failed",
-            timeout=120,
-            what="the run to fail",
-        )
+        wait_for_status(cli, run_id, "Failed", timeout=120, what="the run to fail")
         message = cli("runs", "show", run_id, "-o", "json").json()["message"]
         assert node in message and "lost" in message and "paused" in message, message
         wait_until(

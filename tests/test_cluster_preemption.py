@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster_nodes import NodeImage, node_image_fixture, remove_cluster_containers  # noqa: F401
-from tests.conftest import wait_until
+from tests.conftest import wait_for_status, wait_until
 from tests.dockerd import docker_engine_fixture  # noqa: F401
 
 pytestmark = pytest.mark.xdist_group("docker")
@@ -106,11 +106,7 @@ def test_a_preempted_run_goes_back_to_the_queue_and_completes_on_a_new_node(
     evict = project / ".targets" / "clusters" / spot_cluster / "provider" / "evict"
     evict.write_text(node)
 
-    wait_until(
-        lambda: cli("runs", "show", run_id, "-o", "json").json()["status"] == "Completed",
-        timeout=120,
-        what="the requeued run to complete",
-    )
+    wait_for_status(cli, run_id, "Completed", timeout=120, what="the requeued run to complete")
     logs = cli("runs", "logs", run_id).out
     assert "was preempted: the run goes back to the queue" in logs, logs
     assert logs.count("attempt on") == 2 and "done" in logs, logs

@@ -18,7 +18,7 @@ from targets.clusters.model import ClusterSpec
 from targets.clusters.provider import Node, NodeState, ProviderContext
 from targets.clusters.providers.docker import DockerProvider, DockerProviderOptions
 from tests.cluster_nodes import NodeImage, node_image_fixture, remove_cluster_containers  # noqa: F401
-from tests.conftest import wait_until
+from tests.conftest import wait_for_status, wait_until
 from tests.dockerd import docker_engine_fixture  # noqa: F401
 from tests.sshd import skip_or_fail
 
@@ -127,11 +127,7 @@ def test_a_machine_that_stops_answering_loses_its_run(
     started = cli("run", "long.yml", "--detach", "-o", "json")
     assert started.code == 0, started
     run_id = started.json()["id"]
-    wait_until(
-        lambda: cli("runs", "show", run_id, "-o", "json").json()["status"] == "Running",
-        timeout=60,
-        what="the run to start",
-    )
+    wait_for_status(cli, run_id, "Running", timeout=60, what="the run to start")
     # The machine is still there, but nothing on it answers any more: its processes are
     # stopped (the open connection goes silent) and new connections to its port are
     # dropped (as a machine that froze or fell off the network).
@@ -145,11 +141,7 @@ def test_a_machine_that_stops_answering_loses_its_run(
     subprocess.run([iptables, "-I", *rule], check=True)
     node_image.engine.run("exec", node.id, "sh", "-c", "kill -STOP -1")
     try:
-        wait_until(
-            lambda: cli("runs", "show", run_id, "-o", "json").json()["status"] == "Failed",
-            timeout=90,
-            what="the run to fail",
-        )
+        wait_for_status(cli, run_id, "Failed", timeout=90, what="the run to fail")
         message = cli("runs", "show", run_id, "-o", "json").json()["message"]
         assert "box0" in message and "unreachable" in message, message
     finally:
