@@ -265,9 +265,8 @@ def stop(key: str) -> bool:
 
 
 class _Server:
-    def __init__(self, connection: Any, persist: float) -> None:
+    def __init__(self, connection: Any) -> None:
         self.connection = connection
-        self.persist = persist
         self.lock = threading.Lock()
         self.active = 0
         self.last_seen = time.monotonic()
@@ -407,7 +406,7 @@ def _serve_target(folder: Path, workspace: Path, name: str, key: str, persist: f
     listener.listen(64)
     listener.settimeout(1.0)
     (folder / f"{key}.pid").write_text(str(os.getpid()))
-    server = _Server(connection, persist)
+    server = _Server(connection)
     import signal
 
     stopping = threading.Event()
