@@ -9,8 +9,8 @@
 #      It keeps running after the tests (log: /var/log/targets-test-dockerd.log, pid file:
 #      /run/targets-test-dockerd.pid), so later runs reuse it.
 #   2. image: when targets-test-python:bookworm is absent, debootstrap a minimal Debian
-#      bookworm with python3, venv and pip (from the machine's own Debian mirror when apt
-#      names one, else deb.debian.org) and `docker import` it. It stays cached in the
+#      bookworm with python3, venv and pip (from the Debian mirror that the machine's own apt
+#      sources name, else debootstrap's own default) and `docker import` it. It stays cached in the
 #      engine; `docker image rm targets-test-python:bookworm` forces a rebuild.
 #   3. node image: when targets-test-node:bookworm (the cluster tests' nodes: containers
 #      running sshd) is absent, `docker build --network host` it FROM the base image:
@@ -29,7 +29,6 @@ IMAGE=targets-test-python:bookworm
 NODE_IMAGE=targets-test-node:bookworm
 TORCH_VERSION=2.13.0
 SUITE=bookworm
-DEFAULT_MIRROR=http://deb.debian.org/debian
 DOCKERD_LOG=/var/log/targets-test-dockerd.log
 DOCKERD_PIDFILE=/run/targets-test-dockerd.pid
 LOCK=/run/targets-test-docker.lock
@@ -81,6 +80,22 @@ configured_mirror() {
   done
 }
 
+# debootstrap's own default mirror, read from the installed debootstrap (so that no mirror's
+# host name is written into this repository); empty when it names none.
+debootstrap_mirror() {
+  local script
+  script=$(command -v debootstrap 2>/dev/null) || return 0
+  sed -n 's/^DEF_MIRROR="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$script" | head -n 1
+}
+
+# The mirror to use: apt's own first, else debootstrap's default.
+debian_mirror() {
+  local mirror
+  mirror=$(configured_mirror | head -n 1)
+  [ -n "$mirror" ] || mirror=$(debootstrap_mirror)
+  echo "$mirror"
+}
+
 start_dockerd() {
   local pid=
   [ -r "$DOCKERD_PIDFILE" ] && pid=$(cat "$DOCKERD_PIDFILE" 2>/dev/null || true)
@@ -123,7 +138,11 @@ build_image() {
   local work mirror mirrors=() started=$SECONDS
   mirror=$(configured_mirror | head -n 1)
   [ -n "$mirror" ] && mirrors+=("$mirror")
-  [ "$mirror" = "$DEFAULT_MIRROR" ] || mirrors+=("$DEFAULT_MIRROR")
+  local fallback
+  fallback=$(debootstrap_mirror)
+  [ -n "$fallback" ] && [ "$fallback" != "$mirror" ] && mirrors+=("$fallback")
+  ((${#mirrors[@]})) ||
+    cannot "no Debian mirror: apt's sources name none and debootstrap has no default (add one to /etc/apt/sources.list.d)"
   work=$(mktemp -d /var/tmp/targets-test-image.XXXXXX)
   # shellcheck disable=SC2064  # expand now: $work is local
   trap "rm -rf '$work'" EXIT
@@ -152,8 +171,9 @@ build_image() {
 # The cluster tests' node image: sshd, OpenMPI and CPU PyTorch on top of $IMAGE.
 build_node_image() {
   local work mirror started=$SECONDS
-  mirror=$(configured_mirror | head -n 1)
-  [ -n "$mirror" ] || mirror=$DEFAULT_MIRROR
+  mirror=$(debian_mirror)
+  [ -n "$mirror" ] ||
+    cannot "image $NODE_IMAGE is missing and no Debian mirror is known (apt's sources name none)"
   command -v python3 >/dev/null ||
     cannot "image $NODE_IMAGE is missing and python3 (to pip download torch) is not installed"
   work=$(mktemp -d /var/tmp/targets-test-node.XXXXXX)
