@@ -13,7 +13,10 @@ never share a secret.
 
 Design choice: the backend is looked up on every call -- ``PYTHON_KEYRING_BACKEND``
 first, then keyring's config file (``keyringrc.cfg``), then keyring's own (cached)
-detection. Both lookups are cheap, and a long-lived process (or a test that changes
+detection; when that finds no OS keyring (only keyrings.alt's file backends, or none)
+and ``TARGETS_KEYRING_PASSPHRASE`` or ``TARGETS_KEYRING_PASSPHRASE_FILE`` is set, our
+own encrypted file (:class:`targets.keyring_file.EncryptedFileKeyring`), which never
+prompts. Both lookups are cheap, and a long-lived process (or a test that changes
 ``HOME``) then always uses the backend the environment names, not the one that happened
 to be detected first. ``keyring`` itself is imported on first use, so importing this
 module costs nothing.
@@ -45,11 +48,13 @@ SERVICE = "compute-targets"
 _GUIDANCE = (
     "configure a keyring backend: on a desktop, the system keyring (GNOME Keyring, "
     "KWallet, macOS Keychain, Windows Credential Locker) works as is; on a headless "
-    "server, `pip install keyrings.alt pycryptodome` and select its encrypted file backend with "
-    "PYTHON_KEYRING_BACKEND=keyrings.alt.file.EncryptedKeyring (or in "
+    "server or in CI, set TARGETS_KEYRING_PASSPHRASE (or TARGETS_KEYRING_PASSPHRASE_FILE, "
+    "a file of mode 0600 holding it) and targets keeps secrets in its own encrypted file, "
+    "without prompting (to name it explicitly: "
+    "PYTHON_KEYRING_BACKEND=targets.keyring_file.EncryptedFileKeyring, or in "
     "~/.config/python_keyring/keyringrc.cfg: [backend] "
-    "default-keyring=keyrings.alt.file.EncryptedKeyring). Or store no secret at all: "
-    "use an SSH agent (--use-agent) or an unencrypted key file (--ssh-key PATH). "
+    "default-keyring=targets.keyring_file.EncryptedFileKeyring). Or store no secret at "
+    "all: use an SSH agent (--use-agent) or an unencrypted key file (--ssh-key PATH). "
     "See docs/ssh.md"
 )
 
@@ -93,8 +98,13 @@ def _backend() -> KeyringBackend:
 
     try:
         backend: KeyringBackend | None = keyring.core.load_env() or keyring.core.load_config()
+        detected = backend is None
         if backend is None:
             backend = keyring.get_keyring()
+            if _passphrase_configured() and not _is_os_keyring(backend):
+                from targets.keyring_file import EncryptedFileKeyring
+
+                backend = EncryptedFileKeyring()
     except Exception as exc:  # a bad name or an unusable backend in the env/config
         raise SecretStoreError(
             f"the configured keyring backend cannot be loaded ({type(exc).__name__}: {exc})",
@@ -109,6 +119,14 @@ def _backend() -> KeyringBackend:
             f"{type(backend).__name__})",
             hint=_GUIDANCE,
         )
+    if detected and _is_plaintext(backend):
+        # keyring falls back to keyrings.alt's plaintext file when it is installed and
+        # nothing else is: only when asked for by name is that a choice.
+        raise SecretStoreError(
+            "no usable keyring backend: the only one keyring found on this machine keeps "
+            f"secrets in a plain file ({type(backend).__module__}.{type(backend).__name__})",
+            hint=_GUIDANCE,
+        )
     chained = getattr(backend, "backends", None)
     if chained is not None and not chained:
         raise SecretStoreError(
@@ -117,6 +135,39 @@ def _backend() -> KeyringBackend:
             hint=_GUIDANCE,
         )
     return backend
+
+
+def _passphrase_configured() -> bool:
+    # Not targets.keyring_file.passphrase_configured: that module imports keyring's
+    # backend classes, which this check must not cost.
+    import os
+
+    return bool(
+        os.environ.get("TARGETS_KEYRING_PASSPHRASE")
+        or os.environ.get("TARGETS_KEYRING_PASSPHRASE_FILE")
+    )
+
+
+def _is_plaintext(backend: KeyringBackend) -> bool:
+    try:
+        from keyrings.alt.file import PlaintextKeyring  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    except ImportError:  # keyrings.alt is not a dependency
+        return False
+    return isinstance(backend, PlaintextKeyring)
+
+
+def _is_os_keyring(backend: KeyringBackend) -> bool:
+    """Whether keyring's own detection found a real OS keyring: keyring gives those a
+    priority of 1 or more, and its fallbacks (keyrings.alt's files, which prompt on the
+    terminal or store in the clear; fail; null; an empty chain) less."""
+    import keyring.backends.chainer
+
+    if isinstance(backend, keyring.backends.chainer.ChainerBackend):
+        return any(_is_os_keyring(b) for b in backend.backends)
+    try:
+        return float(type(backend).priority) >= 1
+    except Exception:
+        return False
 
 
 def _failed(action: str, ref: SecretRef, exc: Exception) -> SecretStoreError:
@@ -141,8 +192,13 @@ def _failed(action: str, ref: SecretRef, exc: Exception) -> SecretStoreError:
 
 def check_backend() -> None:
     """Raise :class:`SecretStoreError` (exit code 2) unless a usable keyring backend is
-    configured. Does not touch any stored secret."""
-    _backend()
+    configured -- for targets' encrypted file, unless its passphrase is given and opens
+    it. Reads no stored secret."""
+    backend = _backend()
+    from targets.keyring_file import EncryptedFileKeyring
+
+    if isinstance(backend, EncryptedFileKeyring):
+        backend.check()
 
 
 def set_secret(ref: SecretRef, value: str) -> None:
@@ -154,6 +210,8 @@ def set_secret(ref: SecretRef, value: str) -> None:
     backend = _backend()
     try:
         backend.set_password(SERVICE, ref.username, value)
+    except SecretStoreError:
+        raise
     except Exception as exc:
         raise _failed("store", ref, exc) from exc
 
@@ -166,6 +224,8 @@ def get_secret(ref: SecretRef) -> str | None:
     backend = _backend()
     try:
         value = backend.get_password(SERVICE, ref.username)
+    except SecretStoreError:
+        raise
     except Exception as exc:
         raise _failed("read", ref, exc) from exc
     return None if value is None else str(value)
@@ -183,6 +243,8 @@ def delete_secret(ref: SecretRef) -> None:
         backend.delete_password(SERVICE, ref.username)
     except keyring.errors.PasswordDeleteError:
         return
+    except SecretStoreError:
+        raise
     except Exception as exc:
         raise _failed("delete", ref, exc) from exc
 

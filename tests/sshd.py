@@ -211,6 +211,9 @@ class SSHServer:
     user: str = TEST_USER
     host: str = "127.0.0.1"
     home: Path = Path("/home") / TEST_USER
+    sftp: bool = True
+    """Whether the config has a ``Subsystem sftp`` line (``False``: like hardened servers
+    and minimal images that offer no SFTP)."""
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -253,6 +256,7 @@ class SSHServer:
     # -- process ---------------------------------------------------------------------
 
     def write_config(self) -> None:
+        subsystem = "Subsystem sftp internal-sftp\n" if self.sftp else ""
         self.config.write_text(
             f"""# targets test sshd: loopback only, one user
 ListenAddress 127.0.0.1
@@ -264,8 +268,7 @@ KbdInteractiveAuthentication no
 UsePAM yes
 PubkeyAuthentication yes
 AuthorizedKeysFile .ssh/authorized_keys
-Subsystem sftp internal-sftp
-PermitRootLogin no
+{subsystem}PermitRootLogin no
 AllowUsers {self.user}
 AllowTcpForwarding yes
 StrictModes yes
@@ -330,7 +333,9 @@ MaxSessions 100
 _SERVER: SSHServer | None = None
 
 
-def _make_server(base: Path) -> SSHServer:
+def _make_server(base: Path, *, sftp: bool = True) -> SSHServer:
+    """Start a test sshd in ``base`` (``sftp=False``: without any ``Subsystem`` line);
+    it is stopped at exit. Used by the fixtures, and by modules that need a second one."""
     base.mkdir(parents=True, exist_ok=True)
     os.chmod(base, 0o755)
     key = base / "id_plain"
@@ -349,6 +354,7 @@ def _make_server(base: Path) -> SSHServer:
         encrypted_key=encrypted,
         key_passphrase=passphrase,
         home=Path(entry.pw_dir),
+        sftp=sftp,
     )
     _keygen(server.host_key, comment="targets-test-host")
     server.write_config()

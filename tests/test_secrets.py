@@ -88,8 +88,8 @@ def test_no_usable_backend_names_the_fix(
     assert err.exit_code == 2
     text = str(err)
     assert "no usable keyring backend" in text
-    assert "pip install keyrings.alt" in text
-    assert "PYTHON_KEYRING_BACKEND=keyrings.alt.file.EncryptedKeyring" in text
+    assert "TARGETS_KEYRING_PASSPHRASE" in text
+    assert "PYTHON_KEYRING_BACKEND=targets.keyring_file.EncryptedFileKeyring" in text
     assert "keyringrc.cfg" in text
     assert "--use-agent" in text and "unencrypted key file" in text
     calls: list[Callable[[], object]] = [lambda: set_secret(ref, VALUE), lambda: get_secret(ref)]
@@ -97,7 +97,7 @@ def test_no_usable_backend_names_the_fix(
         with pytest.raises(SecretStoreError) as info:
             call()
         assert VALUE not in str(info.value)
-        assert "keyrings.alt" in str(info.value)
+        assert "TARGETS_KEYRING_PASSPHRASE" in str(info.value)
 
 
 def test_unloadable_backend_is_a_secret_store_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import logging
 import secrets
 import select
+import shlex
 import socket
 import threading
 import time
@@ -97,7 +99,7 @@ class SSHConnection:
     Creating it opens nothing; the first call that needs the network (:meth:`exec`,
     :meth:`run`, :meth:`put_file`, :attr:`transport`) connects, blocking until the
     server is reached, its host key verified and the user authenticated. One TCP
-    connection carries every channel (commands, SFTP). :meth:`close` is idempotent; a
+    connection carries every channel (commands, SFTP when offered). :meth:`close` is idempotent; a
     later call that needs the network connects again, and so does one made after the
     connection dropped. A context manager. Safe to share between threads.
 
@@ -134,6 +136,7 @@ class SSHConnection:
         self._lock = threading.RLock()
         self._transport: paramiko.Transport | None = None
         self._sftp: paramiko.SFTPClient | None = None
+        self._no_sftp = False
         self._jump: SSHConnection | None = None
 
     def __repr__(self) -> str:
@@ -177,6 +180,7 @@ class SSHConnection:
 
     def _close_locked(self) -> None:
         sftp, self._sftp = self._sftp, None
+        self._no_sftp = False
         transport, self._transport = self._transport, None
         jump, self._jump = self._jump, None
         if sftp is not None:
@@ -537,26 +541,52 @@ class SSHConnection:
             hint="the command may still run on the target if it ignores a closed stdout",
         )
 
-    def _sftp_client(self) -> paramiko.SFTPClient:
+    def _sftp_client(self) -> paramiko.SFTPClient | None:
+        """The connection's SFTP session (opened on first use), or ``None`` when the
+        server offers no SFTP subsystem (no ``Subsystem sftp`` line in sshd_config, or
+        its sftp-server is missing): the answer is remembered until :meth:`close`."""
         with self._lock:
             transport = self.transport
+            if self._no_sftp:
+                return None
             sftp = self._sftp
             if sftp is None or sftp.sock.closed or sftp.sock.get_transport() is not transport:
                 try:
-                    sftp = paramiko.SFTPClient.from_transport(transport)
+                    channel = transport.open_session(timeout=self.connect_timeout)
                 except (paramiko.SSHException, EOFError, OSError) as exc:
                     raise self._broken("opening SFTP", exc) from exc
-                if sftp is None:
-                    raise self._broken("opening SFTP", EOFError("no SFTP channel"))
+                try:
+                    # What SFTPClient.from_transport does, split so that a refused
+                    # subsystem (paramiko: "Channel closed.", the transport still up)
+                    # is told apart from a dropped connection.
+                    channel.invoke_subsystem("sftp")
+                    sftp = paramiko.SFTPClient(channel)
+                except (paramiko.SSHException, EOFError, OSError) as exc:
+                    channel.close()
+                    if transport.is_active():
+                        self._no_sftp = True
+                        return None
+                    raise self._broken("opening SFTP", exc) from exc
                 self._sftp = sftp
             return sftp
 
     def put_file(self, local: Path, remote: str, mode: int = 0o644) -> None:
-        """Copy the local file to ``remote`` over SFTP, atomically: it is written under a
-        temporary name in the same folder, given ``mode``, then renamed over ``remote``
-        (``posix-rename``), so a reader sees the old file or the whole new one. A
-        relative ``remote`` (or one starting with ``~/``) is relative to the remote home.
-        The remote folder must exist. Blocks."""
+        """Copy the local file to ``remote``, atomically: it is written under a temporary
+        name in the same folder, given ``mode``, then renamed over ``remote``, so a reader
+        sees the old file or the whole new one. A relative ``remote`` (or one starting
+        with ``~/``) is relative to the remote home. The remote folder must exist. Blocks.
+
+        Over SFTP (``posix-rename``) when the server offers it; otherwise (no ``Subsystem
+        sftp`` in its sshd_config, as on some hardened servers and minimal images) over a
+        command channel: ``sh`` receives the bytes with ``cat``, checks their size and
+        SHA-256 (``sha256sum`` or ``shasum`` when the host has one), then ``chmod`` and
+        ``mv -f`` (a ``rename``) -- the same guarantees; the file is then read into
+        memory whole (it is meant for files like the agent, not for data sets).
+
+        Raises :class:`TargetsError` when the file cannot be written there (missing or
+        unwritable folder), :class:`ConnectionFailed` when the connection breaks or the
+        bytes arrive damaged.
+        """
         local = Path(local)
         if not local.is_file():
             raise TargetsError(f"cannot upload {local}: it is not a file")
@@ -564,6 +594,9 @@ class SSHConnection:
         path = PurePosixPath(target)
         temp = str(path.with_name(f".{path.name}.tmp-{secrets.token_hex(6)}"))
         sftp = self._sftp_client()
+        if sftp is None:
+            self._put_over_exec(local, remote, target, temp, mode)
+            return
         try:
             sftp.put(str(local), temp, confirm=True)
             sftp.chmod(temp, mode)
@@ -574,8 +607,50 @@ class SSHConnection:
             with contextlib.suppress(Exception):
                 sftp.remove(temp)
             reason = exc.strerror or str(exc) or type(exc).__name__
-            raise TargetsError(
-                f"cannot write {remote} on {self.settings.destination}: {reason}",
-                hint="check that the remote folder exists and is writable by "
-                f"{self.settings.username}",
-            ) from exc
+            raise self._cannot_write(remote, reason) from exc
+
+    def _cannot_write(self, remote: str, reason: str) -> TargetsError:
+        return TargetsError(
+            f"cannot write {remote} on {self.settings.destination}: {reason}",
+            hint=f"check that the remote folder exists and is writable by {self.settings.username}",
+        )
+
+    def _put_over_exec(self, local: Path, remote: str, target: str, temp: str, mode: int) -> None:
+        """:meth:`put_file` without SFTP: the bytes go to ``sh`` on the command channel."""
+        data = local.read_bytes()
+        args = [
+            temp,
+            target,
+            f"{mode & 0o7777:o}",
+            str(len(data)),
+            hashlib.sha256(data).hexdigest(),
+        ]
+        command = "sh -c " + " ".join(shlex.quote(a) for a in (_RECEIVE, "sh", *args))
+        # Generous: a slow link still moves 100 kB/s; a stalled one is not waited on forever.
+        code, _out, err = self.run(command, input=data, timeout=120 + len(data) / 100_000)
+        reason = err.decode(errors="replace").strip().splitlines()
+        if code == _RECEIVE_DAMAGED:
+            raise ConnectionFailed(
+                f"uploading {remote} to {self.settings.destination} failed: "
+                + (reason[-1] if reason else "the bytes arrived damaged"),
+                hint="the connection may have dropped; try again",
+            )
+        if code != 0:
+            raise self._cannot_write(remote, reason[-1] if reason else f"exit code {code}")
+
+
+# The receiving end of put_file without SFTP, run as `sh -c _RECEIVE sh TEMP DEST MODE SIZE
+# SHA256`. POSIX sh and coreutils/busybox only; the temporary file is removed on any failure.
+_RECEIVE_DAMAGED = 4
+_RECEIVE = r"""t=$1 d=$2
+[ -d "$d" ] && { echo "$d is a folder" >&2; exit 3; }
+umask 077
+cat > "$t" || { rm -f "$t"; exit 3; }
+n=$(wc -c < "$t" | tr -d ' ')
+[ "$n" = "$4" ] || { rm -f "$t"; echo "received $n of $4 bytes" >&2; exit 4; }
+if command -v sha256sum >/dev/null 2>&1; then h=$(sha256sum < "$t")
+elif command -v shasum >/dev/null 2>&1; then h=$(shasum -a 256 < "$t")
+else h=$5; fi
+[ "${h%% *}" = "$5" ] || { rm -f "$t"; echo "the SHA-256 differs" >&2; exit 4; }
+chmod "$3" "$t" && mv -f "$t" "$d" || { rm -f "$t"; exit 3; }
+"""
