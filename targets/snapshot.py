@@ -13,7 +13,11 @@ Every regular file and every symlink under the root, except:
 - whatever matches ``always_exclude`` (default ``.targets/``, the workspace folder), written
   as gitignore patterns relative to the root; these cannot be re-included;
 - the hash cache file itself when it lies inside the root;
-- whatever the ignore files exclude (below).
+- whatever the ignore files exclude (below);
+- by default, unless an ignore file has an opinion on them (a ``!pattern`` brings them
+  back): folders named in :data:`DEFAULT_EXCLUDED_DIRS` (``__pycache__``,
+  ``node_modules``, tool caches) and every folder that holds a virtual environment
+  (``pyvenv.cfg``) or a conda environment (``conda-meta/``), whatever its name.
 
 Sockets, FIFOs and device files are left out: they cannot be shipped.
 
@@ -42,9 +46,17 @@ the ten largest files and top-level folders.
 
 Symlinks
 --------
-A symlink is never followed, so loops cannot happen. One whose target resolves inside the
-root is recorded as a link entry (``FileEntry.link``, a relative POSIX path); one that
-resolves outside the root is refused with :class:`~targets.errors.SnapshotError`.
+A symlink whose target resolves inside the root is recorded as a link entry
+(``FileEntry.link``, a relative POSIX path), never followed. One that resolves outside the
+root is handled by the :data:`SymlinkPolicy` (``symlinks=``, or ``TARGETS_SNAPSHOT_SYMLINKS``
+through :func:`symlinks_from_env`):
+
+- ``follow`` (the default, it loses nothing): its content is copied into the snapshot
+  under the link's name, a file as a file, a folder walked with the same rules; the limits
+  count what is copied, a loop is cut with a warning, and over a limit the error names the
+  link. One that resolves to nothing (or to a device) is kept as a link, with a warning;
+- ``skip``: left out, with a warning;
+- ``refuse``: :class:`~targets.errors.SnapshotError` naming every such link.
 
 Hash cache
 ----------
@@ -60,12 +72,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import posixpath
 import stat
 import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -75,28 +87,39 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pathspec import GitIgnoreSpec
 
+from targets._snapshot_walk import (
+    DEFAULT_EXCLUDED_DIRS,
+    ENV_SYMLINKS,
+    IGNORE_FILES,
+    LINK_MODE,
+    SYMLINK_POLICIES,
+    Found,
+    SymlinkPolicy,
+    Walker,
+    mode_of,
+)
 from targets.errors import SnapshotError
 
 __all__ = [
+    "DEFAULT_EXCLUDED_DIRS",
     "IGNORE_FILES",
+    "SYMLINK_POLICIES",
     "FileEntry",
     "GitState",
     "Snapshot",
     "SnapshotLimits",
+    "SymlinkPolicy",
     "git_state",
     "limits_from_env",
     "strip_credentials",
+    "symlinks_from_env",
     "take_snapshot",
 ]
-
-#: Ignore file names, highest precedence first; one per folder is used.
-IGNORE_FILES: tuple[str, ...] = (".targetsignore", ".amlignore", ".gitignore")
 
 ENV_MAX_BYTES = "TARGETS_SNAPSHOT_MAX_BYTES"
 ENV_MAX_FILES = "TARGETS_SNAPSHOT_MAX_FILES"
 
 _ALWAYS_OUT = (".git",)
-_LINK_MODE = 0o644
 _RACY_WINDOW_NS = 2_000_000_000
 _CACHE_VERSION = 1
 _PARALLEL_MIN_FILES = 32
@@ -283,140 +306,41 @@ def _human(size: int) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def symlinks_from_env() -> SymlinkPolicy:
+    """The symlink policy from ``TARGETS_SNAPSHOT_SYMLINKS`` (``follow`` when unset).
+
+    Raises :class:`SnapshotError` (exit code 2) for a value that is not a policy.
+    """
+    return _policy(os.environ.get(ENV_SYMLINKS, "").strip() or "follow", ENV_SYMLINKS)
+
+
+def _policy(value: str, name: str) -> SymlinkPolicy:
+    for policy in SYMLINK_POLICIES:
+        if value.lower() == policy:
+            return policy
+    raise SnapshotError(
+        f"{name}={value!r} is not a symlink policy: use one of {', '.join(SYMLINK_POLICIES)}",
+        hint=f"set it like {ENV_SYMLINKS}=skip, or unset it for the default (follow)",
+    )
+
+
 # --------------------------------------------------------------------------- walk
 
 
-@dataclass(slots=True)
-class _Found:
-    path: str
-    abspath: str
-    size: int
-    mode: int
-    mtime_ns: int
-    ctime_ns: int
-    ino: int
-    link: str | None
-
-
-@dataclass(slots=True)
-class _Walk:
-    found: list[_Found] = field(default_factory=list)
-    escaping: list[str] = field(default_factory=list)
-    unreadable: list[str] = field(default_factory=list)
-
-
-_Chain = tuple[tuple[str, GitIgnoreSpec], ...]
-
-
-def _walk(
-    root: str, real_root: str, always: GitIgnoreSpec, skip: Callable[[os.DirEntry[str]], bool]
-) -> _Walk:
-    result = _Walk()
-    stack: list[tuple[str, str, _Chain]] = [(root, "", ())]
-    while stack:
-        folder, rel, chain = stack.pop()
-        try:
-            with os.scandir(folder) as it:
-                entries = list(it)
-        except OSError as exc:
-            result.unreadable.append(f"{rel or './'}: {exc.strerror or exc}")
-            continue
-        spec = _ignore_spec(folder, rel, {e.name for e in entries}, result)
-        if spec is not None:
-            chain = (*chain, (rel, spec))
-        for entry in entries:
-            relpath = rel + entry.name
-            is_dir = entry.is_dir(follow_symlinks=False)
-            probe = relpath + "/" if is_dir else relpath
-            if always.match_file(probe) or _ignored(chain, probe) or skip(entry):
-                continue
-            if entry.is_symlink():
-                _add_link(entry, rel, relpath, real_root, result)
-            elif is_dir:
-                stack.append((entry.path, relpath + "/", chain))
-            elif entry.is_file(follow_symlinks=False):
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError as exc:
-                    result.unreadable.append(f"{relpath}: {exc.strerror or exc}")
-                    continue
-                result.found.append(
-                    _Found(
-                        relpath,
-                        entry.path,
-                        st.st_size,
-                        _mode(st.st_mode),
-                        st.st_mtime_ns,
-                        st.st_ctime_ns,
-                        st.st_ino,
-                        None,
-                    )
-                )
-            # Anything else (socket, FIFO, device) cannot be shipped: left out.
-    return result
-
-
-def _ignore_spec(folder: str, rel: str, names: set[str], result: _Walk) -> GitIgnoreSpec | None:
-    for name in IGNORE_FILES:
-        if name in names:
-            path = os.path.join(folder, name)
-            try:
-                with open(path, encoding="utf-8", errors="replace") as fh:
-                    return GitIgnoreSpec.from_lines(fh.read().splitlines())
-            except OSError as exc:
-                result.unreadable.append(f"{rel}{name}: {exc.strerror or exc}")
-                return None
-    return None
-
-
-def _ignored(chain: _Chain, probe: str) -> bool:
-    # The deepest ignore file with an opinion decides, as in git.
-    for base, spec in reversed(chain):
-        check = spec.check_file(probe[len(base) :])
-        if check.include is not None:
-            return bool(check.include)
-    return False
-
-
-def _mode(st_mode: int) -> int:
-    return 0o755 if st_mode & stat.S_IXUSR else 0o644
-
-
-def _within(path: str, real_root: str) -> bool:
-    prefix = real_root if real_root.endswith(os.sep) else real_root + os.sep
-    return path == real_root or path.startswith(prefix)
-
-
-def _add_link(entry: os.DirEntry[str], rel: str, relpath: str, real_root: str, out: _Walk) -> None:
-    try:
-        written = os.readlink(entry.path)
-    except OSError as exc:
-        out.unreadable.append(f"{relpath}: {exc.strerror or exc}")
-        return
-    resolved = os.path.realpath(entry.path)
-    if not _within(resolved, real_root):
-        out.escaping.append(f"{relpath} -> {written} (resolves to {resolved})")
-        return
-    link = written.replace(os.sep, "/")
-    folder = rel.rstrip("/")
-    lexical = posixpath.normpath(posixpath.join(folder, link))
-    if os.path.isabs(written) or lexical == ".." or lexical.startswith("../"):
-        # Rewrite so the link still works wherever the snapshot is materialised.
-        target_rel = os.path.relpath(resolved, real_root).replace(os.sep, "/")
-        link = posixpath.relpath(target_rel, folder or ".")
-    out.found.append(_Found(relpath, entry.path, 0, _LINK_MODE, 0, 0, 0, link))
-
-
-def _check_limits(found: list[_Found], limits: SnapshotLimits) -> None:
+def _check_limits(
+    found: list[Found], limits: SnapshotLimits, followed: Mapping[str, str], truncated: bool
+) -> None:
     count = len(found)
     total = sum(f.size for f in found)
     if count <= limits.max_files and total <= limits.max_bytes:
         return
+    # A truncated walk stopped following symlinks once over a limit: there is more.
+    more = "at least " if truncated else ""
     over = []
     if count > limits.max_files:
-        over.append(f"{count} files (limit {limits.max_files})")
+        over.append(f"{more}{count} files (limit {limits.max_files})")
     if total > limits.max_bytes:
-        over.append(f"{_human(total)} (limit {_human(limits.max_bytes)})")
+        over.append(f"{more}{_human(total)} (limit {_human(limits.max_bytes)})")
     largest = sorted(found, key=lambda f: (-f.size, f.path))[:_TOP_N]
     folders: dict[str, list[int]] = {}
     for f in found:
@@ -431,13 +355,25 @@ def _check_limits(found: list[_Found], limits: SnapshotLimits) -> None:
     if top_folders:
         lines += ["", "largest top-level folders:"]
         lines += [f"  {_human(s):>10}  {name} ({n} files)" for name, (s, n) in top_folders]
-    raise SnapshotError(
-        "\n".join(lines),
-        hint=(
-            "leave files out by adding patterns to .targetsignore (gitignore syntax), "
-            f"or raise the limits with {ENV_MAX_FILES}=N / {ENV_MAX_BYTES}=SIZE (e.g. 1G)"
-        ),
+    hint = (
+        "leave files out by adding patterns to .targetsignore (gitignore syntax), "
+        f"or raise the limits with {ENV_MAX_FILES}=N / {ENV_MAX_BYTES}=SIZE (e.g. 1G)"
     )
+    if followed:
+        copied: dict[str, list[int]] = {}
+        for f in found:
+            if f.via is not None:
+                acc = copied.setdefault(f.via, [0, 0])
+                acc[0] += f.size
+                acc[1] += 1
+        lines += ["", "copied through symlinks that point outside the project:"]
+        lines += [
+            f"  {_human(copied.get(link, [0, 0])[0]):>10}  {link} -> {resolved} "
+            f"({copied.get(link, [0, 0])[1]} files)"
+            for link, resolved in sorted(followed.items())
+        ]
+        hint += f"; or leave such symlinks out with {ENV_SYMLINKS}=skip"
+    raise SnapshotError("\n".join(lines), hint=hint)
 
 
 def _listed(items: list[str]) -> str:
@@ -606,36 +542,51 @@ def take_snapshot(
     cache_path: Path | None = None,
     always_exclude: Sequence[str] = (".targets/",),
     progress: Callable[[int, int], None] | None = None,
+    symlinks: SymlinkPolicy = "follow",
+    warn: Callable[[str], None] | None = None,
 ) -> Snapshot:
     """Snapshot ``root``: see the module docstring for what is included and why.
 
     Blocking; reads every included file whose cached hash is stale, and writes
     ``cache_path`` (atomically) when it learnt new hashes. ``progress(done, total)`` is
     called from this thread while hashing regular files (symlinks are not counted).
+    ``symlinks`` says what happens to a symlink that resolves outside ``root``;
+    ``warn(message)`` receives what the user should hear about (a skipped link, a loop);
+    without it, they are issued with :func:`warnings.warn`.
 
-    Raises :class:`SnapshotError` when ``root`` is not a folder, a symlink points outside
-    it, a file or folder cannot be read, or the limits are exceeded (checked before
-    anything is hashed).
+    Raises :class:`SnapshotError` when ``root`` is not a folder, ``symlinks`` is not a
+    policy, a symlink points outside it under the ``refuse`` policy, a file or folder
+    cannot be read, or the limits are exceeded (checked before anything is hashed).
     """
     if not root.is_dir():
         raise SnapshotError(f"cannot snapshot {root}: not a folder")
+    policy = _policy(str(symlinks), "symlinks")
     root_str = os.fspath(root)
     real_root = os.path.realpath(root_str)
     always = GitIgnoreSpec.from_lines([*_ALWAYS_OUT, *always_exclude])
     skip = _cache_skipper(cache_path)
 
-    walk = _walk(root_str, real_root, always, skip)
+    walker = Walker(root_str, real_root, always, skip, policy, limits.max_files, limits.max_bytes)
+    walk = walker.run()
     if walk.escaping:
         raise SnapshotError(
             f"symlinks in {root} point outside it:\n{_listed(walk.escaping)}",
-            hint="add them to .targetsignore, or copy what they point to into the project",
+            hint=(
+                "add them to .targetsignore, copy what they point to into the project, or "
+                f"set {ENV_SYMLINKS}=follow (copy their content) or =skip (leave them out)"
+            ),
         )
     if walk.unreadable:
         raise SnapshotError(
             f"cannot read these paths in {root}:\n{_listed(walk.unreadable)}",
             hint="fix their permissions, or add them to .targetsignore",
         )
-    _check_limits(walk.found, limits)
+    _check_limits(walk.found, limits, walk.followed, walk.truncated)
+    for message in walk.warnings:
+        if warn is not None:
+            warn(message)
+        else:
+            warnings.warn(message, stacklevel=2)
 
     cached = _load_cache(cache_path, real_root) if cache_path is not None else {}
     entries, rows, hashed = _hash_all(walk.found, cached, progress)
@@ -650,6 +601,7 @@ def take_snapshot(
         git=git_state(root),
         digest=_manifest_digest(files),
         hashed_files=hashed,
+        sources={f.path: Path(f.abspath) for f in walk.found if f.via and f.link is None} or None,
     )
 
 
@@ -670,18 +622,18 @@ def _cache_skipper(cache_path: Path | None) -> Callable[[os.DirEntry[str]], bool
 
 
 def _hash_all(
-    found: list[_Found],
+    found: list[Found],
     cached: dict[str, _CacheRow],
     progress: Callable[[int, int], None] | None,
 ) -> tuple[list[FileEntry], dict[str, _CacheRow], int]:
     entries: list[FileEntry] = []
     rows: dict[str, _CacheRow] = {}
-    todo: list[_Found] = []
+    todo: list[Found] = []
     total = sum(1 for f in found if f.link is None)
     done = 0
     for f in found:
         if f.link is not None:
-            entries.append(FileEntry(f.path, 0, _LINK_MODE, "", f.link))
+            entries.append(FileEntry(f.path, 0, LINK_MODE, "", f.link))
             continue
         row = cached.get(f.path)
         if row is not None and row[:4] == (f.size, f.mtime_ns, f.ctime_ns, f.ino):
@@ -696,7 +648,7 @@ def _hash_all(
     racy_after = time.time_ns() - _RACY_WINDOW_NS
     failures: list[str] = []
 
-    def one(f: _Found) -> tuple[_Found, str, os.stat_result] | None:
+    def one(f: Found) -> tuple[Found, str, os.stat_result] | None:
         try:
             digest, st = _hash_file(f.abspath)
         except _Unhashable as exc:
@@ -707,7 +659,7 @@ def _hash_all(
     if len(todo) >= _PARALLEL_MIN_FILES:
         # hashlib releases the GIL, so threads overlap reading and hashing.
         pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1))
-        results: Iterable[tuple[_Found, str, os.stat_result] | None] = pool.map(one, todo)
+        results: Iterable[tuple[Found, str, os.stat_result] | None] = pool.map(one, todo)
     else:
         pool = None
         results = map(one, todo)
@@ -719,7 +671,7 @@ def _hash_all(
             if result is None:
                 continue
             f, digest, st = result
-            entries.append(FileEntry(f.path, st.st_size, _mode(st.st_mode), digest))
+            entries.append(FileEntry(f.path, st.st_size, mode_of(st.st_mode), digest))
             if st.st_mtime_ns < racy_after:
                 rows[f.path] = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, digest)
     finally:
@@ -739,7 +691,7 @@ def snapshot_file(path: Path) -> Snapshot:
         digest, st = _hash_file(str(path))
     except _Unhashable as exc:
         raise SnapshotError(f"cannot read {path}: {exc.reason}") from exc
-    entry = FileEntry(path=path.name, size=st.st_size, mode=_mode(st.st_mode), digest=digest)
+    entry = FileEntry(path=path.name, size=st.st_size, mode=mode_of(st.st_mode), digest=digest)
     return Snapshot(
         root=path.parent,
         files=(entry,),
