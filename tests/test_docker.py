@@ -107,7 +107,7 @@ def test_the_environment_image_is_built_once_then_reused_and_pruned(
         (project / ".targets" / "runs" / last(project)["id"] / "run.json").read_text()
     )["environment"]["hash"]
     assert mine in {e["hash"] for e in images}
-    pruned = cli("envs", "prune", "-o", "json").json()
+    pruned = cli("envs", "prune", "--yes", "-o", "json").json()
     assert mine in pruned["removed"]
     assert (
         docker_engine.run("image", "inspect", docker_engine.image, check=False).returncode == 0

@@ -14,9 +14,10 @@ import platform
 import shutil
 import subprocess
 import sys
+import time
 from typing import Any, Callable  # noqa: UP035 - runtime use on Python 3.8
 
-from . import AGENT_VERSION, containers, envs, external, rundir, store, supervisor
+from . import AGENT_VERSION, containers, envs, external, rundir, storage, store, supervisor
 
 __all__ = [
     "hello",
@@ -64,7 +65,8 @@ def _memory_bytes() -> int | None:
 
 
 def probe(root: str, python: str | None = None) -> dict[str, Any]:
-    """What this machine offers: OS, Python, conda, docker, GPUs, cores, memory, disk."""
+    """What this machine offers: OS, Python, conda, docker, GPUs, cores, memory, disk,
+    and the package index and certificate bundle an environment build would use."""
     facts: dict[str, Any] = {
         "os": _os_release() or "%s %s" % (platform.system(), platform.release()),
         "kernel": platform.release(),
@@ -99,11 +101,15 @@ def probe(root: str, python: str | None = None) -> dict[str, Any]:
     os.makedirs(root, exist_ok=True)
     usage = shutil.disk_usage(root)
     facts["disk_free_bytes"] = usage.free
+    # Which package index and certificate bundle an environment build here uses.
+    facts.update(envs.package_facts())
     return facts
 
 
-def missing(root: str, rows: list[list[Any]]) -> list[str]:
-    return store.missing_objects(root, rows)
+def missing(root: str, rows: list[list[Any]], run_id: str | None = None) -> list[str]:
+    """Objects of ``rows`` the store lacks. With ``run_id``, every object of ``rows`` is
+    claimed for that run until it starts, so garbage collection spares it (storage.py)."""
+    return storage.missing_and_claim(root, rows, run_id)
 
 
 def start_run(
@@ -123,7 +129,10 @@ def start_run(
     if os.path.exists(run_dir):
         raise ValueError("run %s already exists on this target" % run_id)
     os.makedirs(os.path.join(run_dir, "wd"))
-    store.materialise(root, rows, os.path.join(run_dir, "wd"))
+    try:
+        store.materialise(root, rows, os.path.join(run_dir, "wd"))
+    finally:
+        storage.release(root, run_id)  # the run folder's links now keep its objects
     with open(os.path.join(run_dir, "spec.json"), "w") as fh:
         json.dump(spec, fh)
     if launch == "external":
@@ -250,11 +259,36 @@ def hashes_in_use(root: str) -> list[str]:
     return sorted(in_use)
 
 
-def envs_prune(
+def envs_prune_plan(
     root: str, older_than_seconds: float | None = None, driver: str = "cli"
-) -> list[str]:
-    """Remove environments (and our Docker images) that no unfinished run uses."""
+) -> list[dict[str, Any]]:
+    """What :func:`envs_prune` would remove now (nothing is removed)."""
     keep = set(hashes_in_use(root))
+    now = time.time()
+    plan = []
+    for env in envs_list(root, driver):
+        if env["hash"] in keep or env.get("building"):
+            continue
+        if env["builder"] == "docker" and older_than_seconds is not None:
+            continue  # images are pruned only without an age limit, as envs_prune does
+        stamp = env.get("last_used") or env.get("created") or 0.0
+        if older_than_seconds is not None and now - float(stamp) < older_than_seconds:
+            continue
+        plan.append(env)
+    return plan
+
+
+def envs_prune(
+    root: str,
+    older_than_seconds: float | None = None,
+    driver: str = "cli",
+    only: list[str] | None = None,
+) -> list[str]:
+    """Remove environments (and our Docker images) that no unfinished run uses; with
+    ``only``, none but those hashes (what the user was shown and agreed to)."""
+    keep = set(hashes_in_use(root))
+    if only is not None:
+        keep |= {e["hash"] for e in envs_list(root, driver)} - set(only)
     removed = envs.prune_environments(root, keep_hashes=keep, older_than_seconds=older_than_seconds)
     if older_than_seconds is None and (shutil.which("docker") or driver == "sdk"):
         with contextlib.suppress(containers.ContainerError, ImportError):
@@ -280,7 +314,8 @@ def operations(root: str) -> dict[str, Callable[..., Any]]:
     return {
         "hello": lambda: hello(root),
         "probe": lambda python=None: probe(root, python),
-        "missing": lambda rows: missing(root, rows),
+        "package_settings": lambda: envs.package_facts(),
+        "missing": lambda rows, run_id=None: missing(root, rows, run_id),
         "start": lambda run_id, rows, spec, python=None, launch="detached": start_run(
             root, run_id, rows, spec, python, launch
         ),
@@ -291,10 +326,21 @@ def operations(root: str) -> dict[str, Callable[..., Any]]:
         "which_tool": lambda name: which_tool(root, name),
         "install_tool": lambda name, key: install_tool(root, name, key),
         "envs_list": lambda driver="cli": envs_list(root, driver),
-        "envs_prune": lambda older_than_seconds=None, driver="cli": envs_prune(
-            root, older_than_seconds, driver
+        "envs_prune": lambda older_than_seconds=None, driver="cli", only=None: envs_prune(
+            root, older_than_seconds, driver, only
         ),
         "docker_check": lambda driver="cli", gpu=False: docker_check(driver, gpu),
+        # Storage (storage.py): collection markers, the cap, garbage collection.
+        "collected": lambda run_id: storage.mark_collected(root, run_id),
+        "storage_gc": lambda **policy: storage.collect(root, **policy),
+        "storage_cap": lambda **change: (
+            storage.set_cap(root, change["cap_bytes"])
+            if "cap_bytes" in change
+            else {"cap_bytes": storage.read_cap(root)}
+        ),
+        "envs_prune_plan": lambda older_than_seconds=None, driver="cli": envs_prune_plan(
+            root, older_than_seconds, driver
+        ),
         "docker_pull": lambda image, env_hash, driver="cli", auth=None: docker_pull(
             driver, image, env_hash, auth
         ),

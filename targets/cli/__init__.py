@@ -36,6 +36,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "show": ("targets.cli.targets_cmd", "show", "Show one attached compute target."),
     "kinds": ("targets.cli.targets_cmd", "kinds", "List the installed target kinds."),
     "envs": ("targets.cli.envs_cmd", "envs", "List and prune prepared environments."),
+    "gc": (
+        "targets.cli.gc_cmd",
+        "gc",
+        "Free targets' storage: collected run folders, unneeded files.",
+    ),
     "runconfig": (
         "targets.cli.runconfig_cmd",
         "runconfig",

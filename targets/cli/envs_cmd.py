@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from targets.cli._common import (
@@ -57,17 +59,63 @@ def list_(ctx: click.Context, target: str, output: str) -> None:
     default=None,
     help="Only environments unused for this many days (default: all).",
 )
+@click.option("--yes", "-y", is_flag=True, help="Delete without asking.")
 @output_option
 @click.pass_context
-def prune(ctx: click.Context, target: str, older_than_days: float | None, output: str) -> None:
-    """Remove prepared environments that no run is using. They are rebuilt on demand."""
+def prune(
+    ctx: click.Context, target: str, older_than_days: float | None, yes: bool, output: str
+) -> None:
+    """Remove prepared environments that no run is using. They are rebuilt on demand.
+
+    Shows what would go and how much, and asks first; --yes skips the question. Without a
+    terminal to ask on, it refuses (exit code 2) unless --yes is given.
+    """
     seconds = older_than_days * 86400 if older_than_days is not None else None
     with workspace_of(ctx).get_target(target) as t:
-        removed = t.prune_environments(older_than_seconds=seconds)
+        plan = t.prunable_environments(older_than_seconds=seconds)
+        if plan and not yes:
+            _confirm(ctx, plan, target, show=output == "table")
+        removed = (
+            t.prune_environments(older_than_seconds=seconds, only=[e["hash"] for e in plan])
+            if plan
+            else []
+        )
     if output == "json":
         emit_json({"removed": removed})
         return
     err_console().print(f"removed {len(removed)} environment(s)", highlight=False)
+
+
+def _confirm(ctx: click.Context, plan: list[dict[str, Any]], target: str, *, show: bool) -> None:
+    """Show what would go and ask; refuse (exit code 2) without a terminal to ask on."""
+    import sys
+
+    from targets.errors import UsageError
+
+    total = sum(int(e.get("size_bytes") or 0) for e in plan)
+    what = f"{len(plan)} environment(s) ({fmt_size(total)}) on {target}"
+    if show:
+        print_table(
+            ["HASH", "BUILDER", "SPEC", "SIZE", "LAST USED"],
+            [
+                [
+                    e.get("hash"),
+                    e.get("builder"),
+                    e.get("describe"),
+                    fmt_size(e.get("size_bytes")),
+                    fmt_time(e.get("last_used")),
+                ]
+                for e in plan
+            ],
+        )
+    if not sys.stdin.isatty():
+        raise UsageError(
+            f"refusing to delete {what} without asking, and there is no terminal to ask on",
+            hint="add --yes to delete them",
+        )
+    if not click.confirm(f"Delete {what}?", default=False, err=True):
+        err_console().print("nothing deleted", highlight=False)
+        ctx.exit(1)
 
 
 @envs.command()

@@ -231,7 +231,7 @@ class ClusterTarget(ComputeTarget):
         return self._submit_queued(request, progress)
 
     def _submit_queued(self, request: SubmitRequest, progress: Progress) -> RunHandle:
-        from targets.agent import store
+        from targets.agent import storage, store
         from targets.compute.local import agent_root
 
         config = request.config
@@ -241,7 +241,9 @@ class ClusterTarget(ComputeTarget):
         # already there are skipped by content).
         root = str(agent_root())
         rows = request.snapshot.to_manifest()["files"]
-        missing = set(store.missing_objects(root, rows))
+        # Claimed, so that `targets gc` on this machine spares them while the run waits
+        # (up to the claim's lifetime, agent/storage.py CLAIM_TTL).
+        missing = set(storage.missing_and_claim(root, rows, f"queued-{request.run_id}"))
         total = len(missing)
         done = 0
         for path, _size, mode, digest, link in rows:

@@ -474,7 +474,8 @@ class AgentTarget(ComputeTarget):
                 )
         snapshot = request.snapshot
         rows = snapshot.to_manifest()["files"]
-        missing = set(agent.call("missing", rows=rows))
+        # The agent claims these objects for the run until it starts (see agent/storage.py).
+        missing = set(agent.call("missing", rows=rows, run_id=request.run_id))
         items: dict[str, tuple[str, Path, int]] = {}
         for path, size, mode, digest, link in rows:
             key = digest + (".x" if mode & 0o111 else "")
@@ -546,13 +547,52 @@ class AgentTarget(ComputeTarget):
     def discard(self, handle: RunHandle) -> None:
         self.agent().call("discard", run_id=handle.run_id)
 
+    def mark_collected(self, handle: RunHandle) -> None:
+        self.agent().call("collected", run_id=handle.run_id)
+
+    def collect_garbage(
+        self,
+        *,
+        collected: Sequence[str] = (),
+        keep_days: float | None = None,
+        max_size: int | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        return dict(
+            self.agent().call(
+                "storage_gc",
+                collected=list(collected),
+                keep_days=keep_days,
+                max_size=max_size,
+                dry_run=dry_run,
+            )
+        )
+
+    def set_storage_cap(self, cap_bytes: int | None) -> int | None:
+        got = self.agent().call("storage_cap", cap_bytes=cap_bytes)["cap_bytes"]
+        return None if got is None else int(got)
+
     def environments(self) -> list[dict[str, Any]]:
         return list(self.agent().call("envs_list", driver=self.docker_driver))
 
-    def prune_environments(self, *, older_than_seconds: float | None = None) -> list[str]:
+    def prunable_environments(
+        self, *, older_than_seconds: float | None = None
+    ) -> list[dict[str, Any]]:
         return list(
             self.agent().call(
-                "envs_prune", older_than_seconds=older_than_seconds, driver=self.docker_driver
+                "envs_prune_plan", older_than_seconds=older_than_seconds, driver=self.docker_driver
+            )
+        )
+
+    def prune_environments(
+        self, *, older_than_seconds: float | None = None, only: Sequence[str] | None = None
+    ) -> list[str]:
+        return list(
+            self.agent().call(
+                "envs_prune",
+                older_than_seconds=older_than_seconds,
+                driver=self.docker_driver,
+                only=None if only is None else list(only),
             )
         )
 

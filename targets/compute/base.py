@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -271,12 +271,42 @@ class ComputeTarget(ABC):
     def discard(self, handle: RunHandle) -> None:  # noqa: B027 - optional, no-op by default
         """Free what an ended (and collected) run keeps on the target. Idempotent."""
 
+    def mark_collected(self, handle: RunHandle) -> None:  # noqa: B027 - optional, no-op
+        """Tell the target that the ended run's logs and outputs are safe in the workspace,
+        so that its storage cap may remove the run's folder there. Idempotent."""
+
+    def collect_garbage(
+        self,
+        *,
+        collected: Sequence[str] = (),
+        keep_days: float | None = None,
+        max_size: int | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Remove the folders of collected runs and the stored files no kept run needs;
+        return what went (see :mod:`targets.gc`, which calls it)."""
+        raise UnsupportedOperation(f"target kind {self.kind!r} keeps no storage to collect")
+
+    def set_storage_cap(self, cap_bytes: int | None) -> int | None:
+        """Set the size above which the target removes its oldest collected runs by
+        itself (None: no cap). Returns the cap now in force."""
+        raise UnsupportedOperation(f"target kind {self.kind!r} keeps no storage to cap")
+
     def environments(self) -> list[dict[str, Any]]:
         """Environments prepared on this target (hash, builder, size, last use)."""
         raise UnsupportedOperation(f"target kind {self.kind!r} cannot list environments")
 
-    def prune_environments(self, *, older_than_seconds: float | None = None) -> list[str]:
-        """Remove prepared environments (not in use); return the removed hashes."""
+    def prunable_environments(
+        self, *, older_than_seconds: float | None = None
+    ) -> list[dict[str, Any]]:
+        """The environments :meth:`prune_environments` would remove now. Removes nothing."""
+        raise UnsupportedOperation(f"target kind {self.kind!r} cannot prune environments")
+
+    def prune_environments(
+        self, *, older_than_seconds: float | None = None, only: Sequence[str] | None = None
+    ) -> list[str]:
+        """Remove prepared environments (not in use); with ``only``, none but those
+        hashes. Returns the removed hashes."""
         raise UnsupportedOperation(f"target kind {self.kind!r} cannot prune environments")
 
     def check_request(self, config: RunConfiguration) -> None:  # noqa: B027 - optional
