@@ -43,7 +43,7 @@ from functools import partial
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 if TYPE_CHECKING:  # typing-only names: subscripting them at runtime fails on Python 3.8
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Mapping
 
     # (spec, env_dir, log, default_python) -> the environment's python
     _Build = Callable[[dict[str, Any], str, IO[bytes], str | None], str]
@@ -210,6 +210,188 @@ def environment_yaml(spec: dict[str, Any]) -> str:
         lines.append("variables:")
         lines.extend(f"  {q(k)}: {q(v)}" for k, v in variables)
     return "\n".join(lines) + "\n"
+
+
+# -- package indexes, proxies and certificates ------------------------------------------------
+#
+# uv reads neither pip's configuration nor (by default) the OS trust store, while pip on
+# the same machine does both. So before uv installs anything, the agent reads what pip
+# would read on this target and hands it to uv through uv's own environment variables.
+# Command-line options (the runconfig's pip options) beat environment variables in uv, as
+# they beat pip.conf in pip, so the runconfig keeps precedence without extra logic.
+#
+# Design choice: settings travel as environment variables, not as command-line options,
+# so that a URL with a token in it never shows in `ps` on a shared target.
+
+# (pip.conf key, uv variables that mean uv was configured directly on the target (they
+# win), the variable the value is handed over in, its list separator (None: one value))
+_PIP_TO_UV = (
+    ("index-url", ("UV_INDEX_URL", "UV_DEFAULT_INDEX"), "UV_INDEX_URL", None),
+    ("extra-index-url", ("UV_EXTRA_INDEX_URL", "UV_INDEX"), "UV_EXTRA_INDEX_URL", " "),
+    ("find-links", ("UV_FIND_LINKS",), "UV_FIND_LINKS", ","),
+    ("trusted-host", ("UV_INSECURE_HOST",), "UV_INSECURE_HOST", " "),
+    ("constraint", ("UV_CONSTRAINT",), "UV_CONSTRAINT", " "),
+)
+_PIP_KEYS = ("index-url", "extra-index-url", "find-links", "trusted-host", "constraint")
+_PIP_SCALARS = ("cert", "proxy", "no-index")
+_PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+# Where distributions keep the OS trust store as one PEM file (the places OpenSSL-based
+# tools probe); the first that exists is used.
+OS_BUNDLES = (
+    "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu, Alpine, Arch
+    "/etc/pki/tls/certs/ca-bundle.crt",  # Fedora, RHEL, CentOS
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",  # RHEL 7+
+    "/etc/ssl/ca-bundle.pem",  # openSUSE
+    "/etc/ssl/cert.pem",  # Alpine, macOS
+)
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def mask_credentials(text: str) -> str:
+    """``text`` with the user and password of every URL in it replaced by ``***``."""
+    return _USERINFO.sub("***@", text)
+
+
+def pip_config_files(environ: Mapping[str, str] | None = None) -> list[str]:
+    """pip's configuration files on this machine, in the order pip reads them (a later
+    file wins): ``$XDG_CONFIG_DIRS/pip/pip.conf``, ``/etc/pip.conf``, ``~/.pip/pip.conf``,
+    ``~/.config/pip/pip.conf``, then ``$PIP_CONFIG_FILE``. An existing
+    ``PIP_CONFIG_FILE`` replaces the user's files; ``PIP_CONFIG_FILE=/dev/null`` turns
+    them all off. Files that do not exist are listed too."""
+    env = os.environ if environ is None else environ
+    env_file = env.get("PIP_CONFIG_FILE") or None
+    if env_file == os.devnull:
+        return []
+    dirs = (env.get("XDG_CONFIG_DIRS") or "/etc/xdg").split(os.pathsep)
+    files = [os.path.join(d, "pip", "pip.conf") for d in dirs if d]
+    files.append("/etc/pip.conf")
+    if not (env_file and os.path.exists(env_file)):
+        home = env.get("HOME") or os.path.expanduser("~")
+        files.append(os.path.join(home, ".pip", "pip.conf"))
+        config_home = env.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+        files.append(os.path.join(config_home, "pip", "pip.conf"))
+    if env_file:
+        files.append(env_file)
+    return files
+
+
+def _pip_values(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """What pip would use for ``pip install`` here: key -> (value, where it came from).
+    Later config files win, ``[install]`` wins over ``[global]``, ``PIP_*`` wins over
+    files."""
+    import configparser
+
+    values: dict[str, tuple[str, str]] = {}
+    for path in pip_config_files(env):
+        if not os.path.isfile(path):
+            continue
+        parser = configparser.RawConfigParser()
+        try:
+            parser.read(path, encoding="utf-8")
+        except (configparser.Error, OSError, UnicodeDecodeError):
+            continue  # pip would refuse this file; uv then runs with its defaults
+        for section in ("global", "install"):
+            if not parser.has_section(section):
+                continue
+            for key, value in parser.items(section):
+                key = key.replace("_", "-")
+                if key in _PIP_KEYS or key in _PIP_SCALARS:
+                    values[key] = (value.strip(), path)
+    for key in _PIP_KEYS + _PIP_SCALARS:
+        name = "PIP_" + key.upper().replace("-", "_")
+        if env.get(name, "").strip():
+            values[key] = (env[name].strip(), name)
+    return values
+
+
+def os_ca_bundle() -> str | None:
+    """The OS trust store as one PEM file, or None when this machine keeps none of the
+    usual ones."""
+    return next((path for path in OS_BUNDLES if os.path.isfile(path)), None)
+
+
+def package_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The package index, extra indexes, find-links, trusted hosts, constraints, proxy
+    and certificate bundle a uv build on this machine uses, before the runconfig's own
+    pip options (which win). Read-only.
+
+    Returns ``{"env": {VAR: value} to add to uv's environment, "no_index": bool,
+    "shown": {...}}``; ``shown`` holds the same with credentials masked and where each
+    value came from, for logs and ``targets show``. Precedence: uv's own variables
+    (``UV_*``, ``SSL_CERT_FILE``, ``SSL_CERT_DIR``) > ``PIP_*`` > pip.conf files > the
+    OS trust store.
+    """
+    env = os.environ if environ is None else environ
+    pip = _pip_values(env)
+    add: dict[str, str] = {}
+    shown: dict[str, Any] = {"index": "uv's default", "index_from": "none configured"}
+    for key, uv_names, target, sep in _PIP_TO_UV:
+        own = next((n for n in uv_names if env.get(n)), None)
+        if own is not None:
+            value, source = env[own], own
+        elif key in pip:
+            value, source = pip[key]
+            parts = value.split()
+            add[target] = parts[0] if sep is None else sep.join(parts)
+        else:
+            continue
+        if key == "index-url":
+            shown["index"] = mask_credentials(value)
+            shown["index_from"] = source
+        else:
+            shown[key.replace("-", "_")] = mask_credentials(" ".join(value.split()))
+            shown[key.replace("-", "_") + "_from"] = source
+    no_index = "no-index" in pip and pip["no-index"][0].lower() in ("1", "true", "yes", "on")
+    if no_index:
+        shown["index"] = "none (no-index)"
+        shown["index_from"] = pip["no-index"][1]
+    if "proxy" in pip and not any(env.get(n) for n in _PROXY_VARS):
+        add["HTTPS_PROXY"] = add["HTTP_PROXY"] = pip["proxy"][0]
+        shown["proxy"] = mask_credentials(pip["proxy"][0])
+        shown["proxy_from"] = pip["proxy"][1]
+    cert, cert_from, cert_env = _certificates(env, pip)
+    add.update(cert_env)
+    shown["cert"] = cert
+    shown["cert_from"] = cert_from
+    return {"env": add, "no_index": no_index, "shown": shown}
+
+
+def _certificates(
+    env: Mapping[str, str], pip: dict[str, tuple[str, str]]
+) -> tuple[str, str, dict[str, str]]:
+    """(bundle, where from, variables for uv) for uv's TLS. ``where from`` is a variable
+    name, a pip.conf path, ``"OS trust store"``, or ``"system certificates"`` (no bundle
+    file found: uv is asked to read the platform's store itself)."""
+    for name in ("UV_SYSTEM_CERTS", "UV_NATIVE_TLS"):
+        if env.get(name):
+            return "the platform's certificate store", name, {}
+    for name in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
+        if env.get(name):
+            return env[name], name, {}
+    if "cert" in pip:
+        bundle, source = pip["cert"]
+        return bundle, source, {"SSL_CERT_FILE": bundle}
+    found = os_ca_bundle()
+    if found is not None:
+        return found, "OS trust store", {"SSL_CERT_FILE": found}
+    # Older uv releases know UV_NATIVE_TLS, newer ones UV_SYSTEM_CERTS (and warn about the
+    # old name, harmlessly).
+    flags = {"UV_SYSTEM_CERTS": "1", "UV_NATIVE_TLS": "1"}
+    return "the platform's certificate store", "system certificates", flags
+
+
+def package_facts(
+    environ: Mapping[str, str] | None = None, settings: dict[str, Any] | None = None
+) -> dict[str, str]:
+    """The lines ``targets show`` prints about package indexes and certificates, with
+    credentials masked (from ``settings`` when given, else read from this machine)."""
+    shown = (settings or package_settings(environ))["shown"]
+    facts = {"package_index": "%s (%s)" % (shown["index"], shown["index_from"])}
+    for key in ("extra_index_url", "find_links", "trusted_host", "constraint", "proxy"):
+        if key in shown:
+            facts[key] = "%s (%s)" % (shown[key], shown[key + "_from"])
+    facts["cert_bundle"] = "%s (%s)" % (shown["cert"], shown["cert_from"])
+    return facts
 
 
 # -- public entry points --------------------------------------------------------------------
@@ -542,10 +724,19 @@ def _build_uv(
     python = os.path.join(env_dir, "bin", "python")
     requirements, from_conda = _requirements(spec)
     if requirements:
+        settings = package_settings(env)
+        for key, value in package_facts(settings=settings).items():
+            _log(log, "# %s: %s" % (key.replace("_", " "), value))
         argv = [uv, "pip", "install", "--python", python]
-        argv += _uv_options(spec.get("pip_options") or [])
-        argv += requirements
-        code, tail = _stream(argv, log, env, cwd=os.path.dirname(env_dir))
+        if settings["no_index"]:
+            argv.append("--no-index")
+        pip_options = list(spec.get("pip_options") or [])
+        if pip_options:
+            _log(log, "# the run configuration's pip options win over these:")
+            _log(log, "#   " + mask_credentials(" ".join(pip_options)))
+        argv += _uv_options(pip_options) + requirements
+        install_env = dict(env, **settings["env"])
+        code, tail = _stream(argv, log, install_env, cwd=os.path.dirname(env_dir))
         if code != 0:
             raise _install_failed("uv", code, tail, from_conda)
     return python
@@ -578,6 +769,13 @@ def _build_venv(
     python = os.path.join(env_dir, "bin", "python")
     requirements, from_conda = _requirements(spec)
     if requirements:
+        # pip reads pip.conf and PIP_* itself; an older pip (Python 3.8 targets) trusts
+        # only its own CA bundle, so point it at the OS trust store when nothing else is.
+        tls_vars = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE")
+        bundle = os_ca_bundle()
+        if bundle and "cert" not in _pip_values(env) and not any(env.get(n) for n in tls_vars):
+            env["PIP_CERT"] = bundle
+            _log(log, "# cert bundle: %s (OS trust store)" % bundle)
         argv = [python, "-m", "pip", "install"]
         for option in spec.get("pip_options") or []:
             argv += option.split(None, 1)
@@ -667,7 +865,7 @@ def _stream(
 ) -> tuple[int, deque[str]]:
     """Run ``argv``, copying its stdout and stderr into ``log`` line by line as they come.
     Returns the exit code and the last lines of output."""
-    _log(log, "$ " + " ".join(argv))
+    _log(log, "$ " + mask_credentials(" ".join(argv)))
     tail: deque[str] = deque(maxlen=_TAIL_LINES)
     try:
         proc = subprocess.Popen(
@@ -694,10 +892,12 @@ def _stream(
         timer.daemon = True
         timer.start()
     try:
-        for line in iter(proc.stdout.readline, b""):
-            log.write(line if line.endswith(b"\n") else line + b"\n")
+        for raw in iter(proc.stdout.readline, b""):
+            # Package tools mostly redact credentials themselves; this is the safety net.
+            line = mask_credentials(raw.decode("utf-8", "replace").rstrip("\n"))
+            log.write(line.encode("utf-8") + b"\n")
             log.flush()
-            tail.append(line.decode("utf-8", "replace").rstrip("\n"))
+            tail.append(line)
         code = proc.wait()
     finally:
         if timer is not None:
