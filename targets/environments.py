@@ -8,7 +8,8 @@ target as JSON (:meth:`EnvironmentSpec.to_json` plus ``"hash"``), where the agen
 The rules, in order:
 
 - ``user_managed_dependencies: true`` -> user-managed: the run uses ``interpreter_path``
-  (or the target's default Python) as it is; nothing is built.
+  (or the target's default Python; on the local target, the Python of the user's shell:
+  an active virtualenv or conda env, then PATH) as it is; nothing is built.
 - System-managed with a conda file (``conda_dependencies_file``, relative to the source
   directory) or inline ``conda_dependencies`` -> managed: an isolated environment built
   from that spec.
@@ -32,11 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from targets.agent.envs import describe_spec
-from targets.errors import ConfigError
+from targets.errors import ConfigError, UsageError
 from targets.runconfig.conda import load_conda_file
 from targets.runconfig.model import CondaSpec, PipBlock, RunConfiguration
 
-__all__ = ["EnvironmentSpec", "resolve_environment"]
+__all__ = ["EnvironmentSpec", "is_user_managed", "resolve_environment", "use_interpreter"]
 
 HASH_LENGTH = 16
 """Hex digits of the environment hash. 64 bits make a collision between one user's
@@ -187,6 +188,30 @@ def resolve_environment(config: RunConfiguration, source_dir: Path) -> Environme
         "registry": registry.model_dump() if registry and registry.address else None,
     }
     return dataclasses.replace(spec, docker=image)
+
+
+def is_user_managed(config: RunConfiguration) -> bool:
+    """Does ``config`` run in a Python the user manages (nothing is built)? True for
+    ``user_managed_dependencies: true`` and for a run without conda dependencies. Such a
+    run uses ``interpreter_path``, else the target's default Python; on the local target
+    that is the user's own Python (see :mod:`targets.compute._python`). No I/O."""
+    python = config.environment.python
+    return python.user_managed_dependencies or (
+        not python.conda_dependencies_file and python.conda_dependencies is None
+    )
+
+
+def use_interpreter(config: RunConfiguration, python: str) -> None:
+    """Make ``config`` run with ``python`` (``targets run --python``): it becomes the
+    ``interpreter_path``. Only a user-managed run has an interpreter to choose; a run that
+    builds its environment from conda dependencies raises UsageError (exit 2)."""
+    if not is_user_managed(config):
+        raise UsageError(
+            "--python chooses the interpreter of a user-managed run, but this run builds "
+            "its environment from conda dependencies",
+            hint="drop --python, or set environment.python.user_managed_dependencies: true",
+        )
+    config.environment.python.interpreter_path = python
 
 
 def _python_environment(config: RunConfiguration, source_dir: Path) -> EnvironmentSpec:

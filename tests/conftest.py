@@ -32,7 +32,16 @@ def isolated_home(
     # Shared SSH connections (targets.ssh.mux) outlive a test's last command by 10 s, not
     # 10 minutes: the session leaves no process behind.
     monkeypatch.setenv("TARGETS_SSH_PERSIST", "10")
+    # Like a user who activated the test venv: local user-managed runs use the active
+    # Python (tests/test_user_python.py builds the other shapes), and the suite's scripts
+    # import what the test venv holds (mlflow, torch, targets itself).
+    monkeypatch.setenv("VIRTUAL_ENV", sys.prefix)
+    monkeypatch.setenv("PATH", os.pathsep.join([VENV_BIN, os.environ.get("PATH", "")]))
+    monkeypatch.delenv("CONDA_PREFIX", raising=False)
     return home
+
+
+VENV_BIN = os.path.join(sys.prefix, "bin")
 
 
 @pytest.fixture

@@ -73,7 +73,7 @@ def test_conda_dependencies_are_prepared_once_and_reused(project, cli, write, wh
 
     envs = local_envs(cli)
     assert len(envs) == 1 and envs[0]["ready"]
-    pruned = cli("envs", "prune", "-o", "json").json()
+    pruned = cli("envs", "prune", "--yes", "-o", "json").json()
     assert envs[0]["hash"] in pruned["removed"]
     assert local_envs(cli) == []
 

@@ -205,8 +205,11 @@ def _environ(spec: dict[str, Any], python: str, run_dir: str) -> dict[str, str]:
         env.pop(key, None)
     if user_pythonpath:
         env["PYTHONPATH"] = user_pythonpath
-    bin_dir = os.path.dirname(python)
-    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+    activate = spec.get("activate")
+    if activate is not None and python == (spec.get("environment") or {}).get("interpreter"):
+        _activate(env, activate)
+    else:
+        env["PATH"] = os.path.dirname(python) + os.pathsep + env.get("PATH", "")
     # conda `variables:` first, so the runconfig's own variables win.
     for pair in (spec.get("environment") or {}).get("variables") or ():
         key, value = (pair if isinstance(pair, (list, tuple)) else (pair, ""))[:2]
@@ -219,6 +222,21 @@ def _environ(spec: dict[str, Any], python: str, run_dir: str) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env.update(_mlflow_environ(spec, os.path.join(run_dir, "wd")))
     return env
+
+
+def _activate(env: dict[str, str], activate: dict[str, Any]) -> None:
+    """Apply the client's decision (``spec["activate"]``, see
+    ``targets.compute._python``): the chosen virtualenv or conda env looks activated,
+    environments that were active in the client but not chosen look deactivated."""
+    for key in activate.get("unset") or ():
+        env.pop(str(key), None)
+    env.update({str(k): str(v) for k, v in (activate.get("set") or {}).items()})
+    drop = set(activate.get("path_drop") or ())
+    first = activate.get("path_first")
+    parts = [p for p in env.get("PATH", "").split(os.pathsep) if p and p not in drop]
+    if first:
+        parts = [str(first)] + [p for p in parts if p != first]
+    env["PATH"] = os.pathsep.join(parts)
 
 
 def _mlflow_environ(spec: dict[str, Any], wd: str) -> dict[str, str]:

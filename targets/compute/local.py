@@ -4,18 +4,27 @@ It uses the agent in-process: the same object store, environment cache and detac
 supervisor that remote kinds drive over SSH, rooted at ``$TARGETS_HOME`` (default
 ``~/.targets``). Environments and snapshot objects are therefore shared by every project
 of the user on this machine.
+
+A user-managed run uses the user's Python, not the one running ``targets``: see
+:mod:`targets.compute._python`. Built (managed) environments still start from
+``sys.executable`` as their base interpreter: they are isolated from it.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from targets.agent import ops
 from targets.compute._agent import AgentClient, AgentTarget, LocalAgentClient
-from targets.compute.base import Capability
+from targets.compute._python import UserPython, chosen_python, find_user_python
+from targets.compute.base import Capability, SubmitRequest
+
+if TYPE_CHECKING:
+    from targets.runconfig.model import RunConfiguration
 
 __all__ = ["LocalTarget", "agent_root"]
 
@@ -49,6 +58,38 @@ class LocalTarget(AgentTarget):
 
     def _connect_agent(self) -> AgentClient:
         return LocalAgentClient(self.root)
+
+    def check_request(self, config: RunConfiguration) -> None:
+        """A user-managed run needs a Python that runs: refused here (exit 2) before
+        anything is written."""
+        self._user_python(config.environment.python.interpreter_path, config)
+
+    def _user_python(self, interpreter: str | None, config: RunConfiguration) -> UserPython | None:
+        """The interpreter of a user-managed run outside containers (None for others)."""
+        from targets.environments import is_user_managed
+
+        if not is_user_managed(config) or config.environment.docker.enabled:
+            return None
+        if interpreter:
+            return chosen_python(interpreter, os.environ, Path.cwd())
+        return find_user_python(os.environ)
+
+    def start_run(
+        self,
+        agent: AgentClient,
+        request: SubmitRequest,
+        rows: Sequence[Sequence[Any]],
+        spec: dict[str, Any],
+    ) -> Mapping[str, Any]:
+        """Record the user's Python in the spec (decided here, in the client's
+        environment) and how the run's environment activates it."""
+        chosen = self._user_python(request.environment.interpreter, request.config)
+        if chosen is None:
+            return super().start_run(agent, request, rows, spec)
+        spec["environment"] = dict(spec["environment"], interpreter=chosen.path)
+        spec["activate"] = chosen.activation(os.environ)
+        started = super().start_run(agent, request, rows, spec)
+        return {**started, "python": chosen.to_json()}
 
     def probe(self) -> dict[str, Any]:
         facts = ops.probe(str(self.root), sys.executable)
