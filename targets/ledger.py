@@ -3,6 +3,10 @@
 WAL journal and a busy timeout make it safe for several processes at once (a detached
 ``targets run`` streaming while another shell lists runs). Every write is one short
 transaction.
+
+Reading never creates the database: a missing ``runs.db`` reads as a ledger with no runs,
+so ``targets runs list`` in a fresh folder writes nothing. The first write creates it,
+after calling ``before_create`` (the workspace creates its folder whole there).
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -138,15 +142,26 @@ def _row_to_record(row: sqlite3.Row) -> RunRecord:
 
 
 class Ledger:
-    """Access to ``runs.db``. Opening is lazy; :meth:`close` is idempotent."""
+    """Access to ``runs.db``. Opening is lazy; :meth:`close` is idempotent. Reads of a
+    database that does not exist return nothing and create nothing."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, before_create: Callable[[], None] | None = None) -> None:
         self.path = path
+        self._before_create = before_create
         self._conn: sqlite3.Connection | None = None
+
+    def _reader(self) -> sqlite3.Connection | None:
+        """The connection, or None while the database does not exist (nothing to read)."""
+        if self._conn is None and not self.path.exists():
+            return None
+        return self._connect()
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                if self._before_create is not None:
+                    self._before_create()
+                self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
@@ -203,20 +218,22 @@ class Ledger:
         return new
 
     def get(self, run_id: str) -> RunRecord | None:
-        row = self._connect().execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        conn = self._reader()
+        if conn is None:
+            return None
+        row = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         return _row_to_record(row) if row else None
 
     def find(self, prefix: str) -> list[RunRecord]:
         """Runs whose id starts with ``prefix`` (so users can type a unique prefix)."""
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        rows = (
-            self._connect()
-            .execute(
-                "SELECT * FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY created_at DESC LIMIT 20",
-                (escaped + "%",),
-            )
-            .fetchall()
-        )
+        conn = self._reader()
+        if conn is None:
+            return []
+        rows = conn.execute(
+            "SELECT * FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY created_at DESC LIMIT 20",
+            (escaped + "%",),
+        ).fetchall()
         return [_row_to_record(r) for r in rows]
 
     def list(
@@ -226,10 +243,17 @@ class Ledger:
         target: str | None = None,
         status: str | None = None,
         parent_id: str | None = None,
+        top_level: bool = False,
         limit: int | None = 50,
     ) -> list[RunRecord]:
-        """Runs, newest first, filtered."""
+        """Runs, newest first, filtered; ``top_level`` leaves out child runs (the trials
+        of a sweep, the steps of a pipeline) whose parent is in the ledger."""
+        conn = self._reader()
+        if conn is None:
+            return []
         where, args = [], []
+        if top_level:
+            where.append("(parent_id IS NULL OR parent_id NOT IN (SELECT id FROM runs))")
         for column, value in (
             ("experiment", experiment),
             ("target", target),
@@ -245,18 +269,29 @@ class Ledger:
         sql += " ORDER BY created_at DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [_row_to_record(r) for r in self._connect().execute(sql, args).fetchall()]
+        return [_row_to_record(r) for r in conn.execute(sql, args).fetchall()]
+
+    def child_counts(self, parent_ids: Sequence[str]) -> dict[str, int]:
+        """How many child runs each of ``parent_ids`` has (absent: none)."""
+        conn = self._reader()
+        if conn is None or not parent_ids:
+            return {}
+        marks = ", ".join("?" for _ in parent_ids)
+        rows = conn.execute(
+            f"SELECT parent_id, COUNT(*) FROM runs WHERE parent_id IN ({marks}) GROUP BY parent_id",
+            list(parent_ids),
+        ).fetchall()
+        return {str(r[0]): int(r[1]) for r in rows}
 
     def open_runs(self) -> _List[RunRecord]:
         """Runs not yet in a terminal status, or ended but not yet collected."""
-        rows = (
-            self._connect()
-            .execute(
-                "SELECT * FROM runs WHERE status NOT IN ('Completed', 'Failed', 'Canceled') "
-                "OR collected = 0 ORDER BY created_at"
-            )
-            .fetchall()
-        )
+        conn = self._reader()
+        if conn is None:
+            return []
+        rows = conn.execute(
+            "SELECT * FROM runs WHERE status NOT IN ('Completed', 'Failed', 'Canceled') "
+            "OR collected = 0 ORDER BY created_at"
+        ).fetchall()
         return [_row_to_record(r) for r in rows]
 
     def delete(self, run_id: str) -> None:
@@ -264,7 +299,10 @@ class Ledger:
             conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
     def count(self) -> int:
-        return int(self._connect().execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+        conn = self._reader()
+        if conn is None:
+            return 0
+        return int(conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
 
 
 def _record_values(r: RunRecord) -> list[Any]:

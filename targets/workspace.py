@@ -2,6 +2,8 @@
 
 ``.targets/`` holds:
 
+- ``workspace``: the marker that makes the folder a workspace (written by
+  :meth:`Workspace.ensure`, with the ``.gitignore``).
 - ``targets.yml``: the attached targets (kind, options, facts found at attach). Never a
   secret: secrets live in the OS keyring and are referenced by name only.
 - ``runs.db``: the run ledger (:mod:`targets.ledger`).
@@ -9,10 +11,29 @@
   snapshot), ``driver.log`` and ``prepare.log``, and the script's ``logs/`` and ``outputs/``.
 - ``cache/``: the snapshot hash cache.
 
-Finding it: ``--workspace`` / ``TARGETS_WORKSPACE`` when given; otherwise the nearest
-folder upwards from the current directory that has a ``.targets/`` directory (like git);
-otherwise the top of the enclosing git repository; otherwise the current directory. The
-folder is created on first write, so nothing has to be set up before the first run.
+Finding it: ``--workspace`` / ``TARGETS_WORKSPACE`` when given. Otherwise, from the
+current directory upwards, the nearest folder whose ``.targets/`` is a real workspace,
+searching no higher than the top of the enclosing git repository; when there is none,
+the git top itself, or the current directory outside git. A ``.targets/`` is a real
+workspace when it holds the ``workspace`` marker, or (made by an earlier version) a
+``runs.db`` or ``targets.yml`` while not being an agent's home.
+
+The agent's home on this machine (``$TARGETS_HOME``, default ``~/.targets``, see
+:func:`targets.compute.local.agent_root`) has the same name and also holds ``runs/``
+folders, so it is never a candidate: a folder is an agent's home when it resolves to the
+agent root or holds the agent's object store (``objects/``).
+
+Design choice: when the workspace would be a folder whose ``.targets`` *is* the agent's
+home (typically ``targets`` run in ``$HOME`` outside any git repository), every
+workspace command stops with a :class:`~targets.errors.UsageError` (exit code 2) naming
+the folder and the fix (run in a project folder, or pass ``--workspace DIR``). Sharing the
+folder would make the workspace's ``runs/<id>`` and the agent's ``runs/<id>`` the same
+paths; choosing another folder silently would surprise. Otherwise the two trees never
+share run folders: they are distinct ``.targets`` folders.
+
+Reading never creates anything: commands that only read (``targets list``, ``runs
+list``, ``runs show``...) see a missing ``.targets/`` as an empty workspace. The first
+command that writes creates it whole (marker, ``.gitignore``, then what it writes).
 
 The target ``local`` always exists, even in an empty ``targets.yml``.
 """
@@ -40,6 +61,8 @@ if TYPE_CHECKING:
 __all__ = ["TargetRecord", "Workspace", "validate_target_name"]
 
 DIRNAME = ".targets"
+MARKER = "workspace"
+"""The file in ``.targets/`` that only a workspace has."""
 LOCAL = "local"
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,14}[A-Za-z0-9]$")
 
@@ -66,6 +89,36 @@ def validate_target_name(name: str) -> str:
             hint="use 2-16 letters, digits and hyphens, starting with a letter, e.g. 'gpu-box1'",
         )
     return name
+
+
+def _agent_home() -> Path:
+    """The local agent's home: the rule of :func:`targets.compute.local.agent_root`,
+    repeated here because importing that module costs a fifth of a second."""
+    return Path(os.environ.get("TARGETS_HOME") or Path.home() / ".targets")
+
+
+def is_agent_home(path: Path, agent: Path | None = None) -> bool:
+    """True when ``path`` is an agent's home: this machine's agent root, or a folder
+    holding an agent's object store (another user's or another ``TARGETS_HOME``)."""
+    agent = agent if agent is not None else _agent_home()
+    try:
+        if path.resolve() == agent.resolve():
+            return True
+    except OSError:
+        pass
+    return (path / "objects").is_dir()
+
+
+def is_workspace_dir(path: Path, agent: Path | None = None) -> bool:
+    """True when ``path`` (a ``.targets`` folder) is a workspace's: it holds the marker,
+    or, made by an earlier version without one, a ledger or a ``targets.yml`` while not
+    being an agent's home."""
+    if (path / MARKER).is_file():
+        return True
+    if not path.is_dir():
+        return False
+    legacy = (path / "runs.db").is_file() or (path / "targets.yml").is_file()
+    return legacy and not is_agent_home(path, agent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,15 +166,22 @@ class Workspace:
             path = Path(chosen).expanduser()
             if path.exists() and not path.is_dir():
                 raise UsageError(f"workspace {str(path)!r} is not a directory")
-            return cls(path)
+            workspace = cls(path)
+            workspace._check_not_agent_home(_agent_home())
+            return workspace
         here = Path(start or os.getcwd()).resolve()
-        git_top: Path | None = None
+        agent = _agent_home()
+        root = here
         for folder in (here, *here.parents):
-            if (folder / DIRNAME).is_dir():
-                return cls(folder)
-            if git_top is None and (folder / ".git").exists():
-                git_top = folder
-        return cls(git_top or here)
+            if is_workspace_dir(folder / DIRNAME, agent):
+                root = folder
+                break
+            if (folder / ".git").exists():
+                root = folder  # the search stops at the top of the git repository
+                break
+        workspace = cls(root)
+        workspace._check_not_agent_home(agent)
+        return workspace
 
     @classmethod
     def from_dir(cls, path: str | Path = ".") -> Workspace:
@@ -133,10 +193,23 @@ class Workspace:
 
     # -- storage ---------------------------------------------------------------------
 
+    def _check_not_agent_home(self, agent: Path) -> None:
+        """Refuse a workspace whose ``.targets`` is an agent's home (see module doc)."""
+        if (self.dir / MARKER).is_file() or not is_agent_home(self.dir, agent):
+            return
+        raise UsageError(
+            f"{self.root} cannot be a workspace: {self.dir} is the home of the targets "
+            "agent on this machine (runs of every project live there)",
+            hint="run targets in a project folder (a git repository, say ~/code/myproject), "
+            "or give one with --workspace DIR",
+        )
+
     @property
     def ledger(self) -> Ledger:
+        """The run ledger. Reading a workspace that does not exist yet finds no runs and
+        creates nothing; the first write creates the workspace whole (:meth:`ensure`)."""
         if self._ledger is None:
-            self._ledger = Ledger(self.dir / "runs.db")
+            self._ledger = Ledger(self.dir / "runs.db", before_create=self.ensure)
         return self._ledger
 
     def run_dir(self, run_id: str) -> Path:
@@ -147,11 +220,21 @@ class Workspace:
         return self.dir / "cache"
 
     def ensure(self) -> None:
-        """Create ``.targets/`` (idempotent)."""
+        """Create ``.targets/`` with its marker and ``.gitignore`` (idempotent).
+
+        Raises :class:`UsageError` when ``.targets`` is the agent's home (see module doc).
+        """
+        marker = self.dir / MARKER
+        if not marker.is_file():
+            self._check_not_agent_home(_agent_home())
         self.dir.mkdir(parents=True, exist_ok=True)
         gitignore = self.dir / ".gitignore"
         if not gitignore.exists():
             gitignore.write_text("# created by targets: run history stays out of git\n*\n")
+        if not marker.is_file():
+            marker.write_text(
+                "# This folder is a targets workspace: attached targets, run history, outputs.\n"
+            )
 
     def close(self) -> None:
         if self._ledger is not None:

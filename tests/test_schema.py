@@ -51,8 +51,9 @@ def test_saved_runconfigs_reference_a_schema_file_that_exists(tmp_path, monkeypa
 
     from targets.runconfig.io import load_runconfig, save_runconfig
     from targets.runconfig.model import RunConfiguration
+    from targets.workspace import Workspace
 
-    (tmp_path / ".targets").mkdir()
+    Workspace(tmp_path).ensure()  # a real workspace (an empty .targets/ is not one)
     target = tmp_path / "runconfigs" / "train.yml"
     save_runconfig(RunConfiguration(script="train.py"), target)
     first = target.read_text().splitlines()[0]

@@ -69,7 +69,7 @@ def test_attach_rejects_unknown_options_with_a_suggestion(project, cli):
 
 def test_workspace_is_found_upwards_like_git(tmp_path, monkeypatch):
     root = tmp_path / "proj"
-    (root / ".targets").mkdir(parents=True)
+    Workspace(root).ensure()  # a real workspace (an empty .targets/ is not one)
     deep = root / "src" / "pkg"
     deep.mkdir(parents=True)
     assert Workspace.find(deep).root == root
