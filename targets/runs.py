@@ -99,15 +99,20 @@ def submit_run(
     progress: Progress | None = None,
     origin: dict[str, Any] | None = None,
     extra_files: Mapping[str, Snapshot] | None = None,
+    entry: str | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> Run:
     """Validate, snapshot, record and start one run; return without waiting for it.
 
-    Raises a UsageError (exit 2) for bad input before anything is written or sent.
+    ``entry`` is what listings show as what ran (default: the script and its arguments,
+    or the command). ``warn`` receives the snapshot's warnings (a symlink left out, a
+    loop cut). Raises a UsageError (exit 2) for bad input before anything is
+    written or sent.
     """
     from targets.clusters.distributed import request_part
     from targets.compute._agent import prepare_timeout
     from targets.environments import resolve_environment
-    from targets.snapshot import limits_from_env, take_snapshot
+    from targets.snapshot import limits_from_env, symlinks_from_env, take_snapshot
 
     prepare_timeout()  # a bad TARGETS_PREPARE_TIMEOUT is refused before anything is written
     source = Path(source_dir).resolve()
@@ -127,6 +132,8 @@ def submit_run(
         limits=limits_from_env(),
         cache_path=workspace.cache_dir / "snapshot-hashes.db",
         progress=lambda done, total: report("snapshot", done, total),
+        symlinks=symlinks_from_env(),
+        warn=warn,
     )
     if extra_files:
         from targets.snapshot import combine
@@ -151,7 +158,7 @@ def submit_run(
         created_at=time.time(),
         parent_id=parent_id,
         display_name=display_name,
-        entry=_entry_text(config),
+        entry=entry or _entry_text(config),
     )
     manifest = {
         "run_id": run_id,
@@ -279,6 +286,10 @@ class Run:
 
             merge_into_workspace(self.folder, self.workspace.dir / "mlruns", self.id)
             record = self._record = self.workspace.ledger.update(self.id, collected=True)
+            # Only now may the target's storage cap remove the run's folder there; a
+            # failure costs disk space until `targets gc`, never the run's results.
+            with contextlib.suppress(TargetsError):
+                target.mark_collected(handle)
         return record
 
     # -- parents of sweeps and pipelines: driven by a local driver process --------------
@@ -356,6 +367,9 @@ class Run:
         record = self.refresh()
         details = record.to_json()
         details["folder"] = str(self.folder)
+        # The interpreter the client chose (local user-managed runs); elsewhere the
+        # target's own choice, not recorded.
+        details["python"] = ((record.handle or {}).get("data") or {}).get("python")
         manifest = self.folder / "run.json"
         if manifest.exists():
             data = json.loads(manifest.read_text())

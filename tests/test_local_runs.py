@@ -417,7 +417,7 @@ def test_symlink_out_of_the_tree_is_refused(project, cli, write, tmp_path):
     secret = write(tmp_path / "elsewhere" / "secret.txt", "s3cret")
     os.symlink(secret, project / "link.txt")
     write(project / "t.py", "print(1)\n")
-    result = cli("run", "t.py")
+    result = cli("run", "t.py", env={"TARGETS_SNAPSHOT_SYMLINKS": "refuse"})
     assert result.code == 2, result
     assert "link.txt" in result.err
     assert Workspace(project).ledger.count() == 0

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -83,10 +84,20 @@ def say(message: str, *, fg: str | None = None, dim: bool = False) -> None:
     click.echo(click.style(message, fg=fg, dim=dim), err=True)
 
 
-def fmt_time(ts: float | None) -> str:
+def fmt_time(ts: float | None, *, short: bool = False) -> str:
+    """Local time; ``short`` (for tables at 80 columns): hours and minutes today, month
+    and day too this year, the date alone before."""
     if ts is None:
         return "-"
-    return _dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    when = _dt.datetime.fromtimestamp(ts)
+    if not short:
+        return when.strftime("%Y-%m-%d %H:%M:%S")
+    now = _dt.datetime.now()
+    if when.date() == now.date():
+        return when.strftime("%H:%M")
+    if when.year == now.year:
+        return when.strftime("%m-%d %H:%M")
+    return when.strftime("%Y-%m-%d")
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -133,27 +144,67 @@ Cell = Any  # a value, or (text, style) for a styled cell
 
 
 def print_table(
-    columns: Sequence[str], rows: Sequence[Sequence[Cell]], *, title: str | None = None
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Cell]],
+    *,
+    title: str | None = None,
+    keep: Collection[str] = (),
+    clip: Collection[str] = (),
 ) -> None:
-    """A table on stdout: rich on a terminal, plain aligned columns otherwise (fast for
-    10,000 rows, and easy for other programs to read)."""
+    """A table on stdout: aligned columns, one line per row, or a rich table on a
+    terminal when no column is ``keep`` or ``clip``.
+
+    Cells of the ``keep`` columns (ids) are never wrapped nor cut, so they can be copied
+    whole. Cells of the ``clip`` columns are cut with an ellipsis to what the terminal
+    leaves them (at least 8 characters; ``CLIP_WIDTH`` when stdout is not a terminal).
+    No line ends in spaces. Plain output is also fast for 10,000 rows, and easy for
+    other programs to read.
+    """
+    tty = sys.stdout.isatty()
+    if tty and not keep and not clip and len(rows) <= 500:
+        _rich_table(columns, rows, title=title)
+        return
+
+    def text(cell: Cell) -> str:
+        value = cell[0] if isinstance(cell, tuple) else cell
+        return "-" if value is None else " ".join(str(value).splitlines())
+
+    cells = [[text(c) for c in row] for row in rows]
+    widths = [max([len(col), *(len(r[i]) for r in cells)]) for i, col in enumerate(columns)]
+    clipped = [i for i, col in enumerate(columns) if col in clip]
+    if clipped:
+        import shutil
+
+        fixed = sum(w for i, w in enumerate(widths) if i not in clipped)
+        room = shutil.get_terminal_size().columns if tty else CLIP_WIDTH * len(clipped)
+        room -= (fixed + 2 * (len(columns) - 1)) if tty else 0
+        share = max(8, room // len(clipped))
+        for i in clipped:
+            widths[i] = min(widths[i], share)
+            for r in cells:
+                r[i] = _clip(r[i], widths[i])
+    out = [title] if title else []
+    header = "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()
+    out.append(click.style(header, bold=True) if tty else header)
+    for row, texts in zip(rows, cells, strict=True):
+        parts = []
+        for cell, value, width in zip(row, texts, widths, strict=True):
+            style = cell[1] if isinstance(cell, tuple) else None
+            pad = " " * (width - len(value))
+            parts.append((click.style(value, fg=style) if tty and style else value) + pad)
+        out.append("  ".join(parts).rstrip())
+    click.echo("\n".join(out))
+
+
+def _rich_table(
+    columns: Sequence[str], rows: Sequence[Sequence[Cell]], *, title: str | None
+) -> None:
+    from rich.markup import escape
+    from rich.table import Table
 
     def text(cell: Cell) -> str:
         value = cell[0] if isinstance(cell, tuple) else cell
         return "-" if value is None else str(value)
-
-    if not sys.stdout.isatty() or len(rows) > 500:
-        table = [list(columns)] + [[text(c) for c in row] for row in rows]
-        widths = [max(len(r[i]) for r in table) for i in range(len(columns))]
-        out = []
-        if title:
-            out.append(title)
-        for r in table:
-            out.append("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
-        click.echo("\n".join(out))
-        return
-    from rich.markup import escape
-    from rich.table import Table
 
     rich_table = Table(title=title, box=None, header_style="bold", pad_edge=False)
     for col in columns:
@@ -169,28 +220,70 @@ def print_table(
     _stdout_console().print(rich_table)
 
 
-def print_mapping(data: dict[str, Any], *, title: str | None = None) -> None:
-    from rich.table import Table
+CLIP_WIDTH = 60
+"""Where a ``clip`` column is cut when the output is not a terminal."""
 
-    table = Table(title=title, box=None, show_header=False, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
+
+def _clip(value: str, width: int) -> str:
+    return value if len(value) <= width else value[: width - 1] + "\u2026"
+
+
+def print_mapping(data: dict[str, Any], *, title: str | None = None) -> None:
+    """``key  value`` lines on stdout, keys aligned and bold on a terminal. No line ends
+    in spaces; on a terminal a long value wraps with its continuation lines indented
+    (words are never split, so ids and paths stay whole)."""
+    import shutil
+    import textwrap
+
+    shown = {}
     for key, value in data.items():
         if isinstance(value, dict | list):
             value = json.dumps(value, default=str)
-        table.add_row(key, "-" if value is None else str(value))
-    _stdout_console().print(table)
+        shown[key] = "-" if value is None else str(value)
+    tty = sys.stdout.isatty()
+    key_width = max((len(k) for k in shown), default=0) + 2
+    width = shutil.get_terminal_size().columns if tty else 0
+    lines = [title] if title else []
+    for key, value in shown.items():
+        head = click.style(key, bold=True) if tty else key
+        pad = " " * (key_width - len(key))
+        if width - key_width >= 20:
+            wrapped = textwrap.wrap(
+                value,
+                width - key_width,
+                break_long_words=False,
+                break_on_hyphens=False,
+            ) or [""]
+        else:
+            wrapped = value.splitlines() or [""]
+        lines.append((head + pad + wrapped[0]).rstrip())
+        lines.extend((" " * key_width + more).rstrip() for more in wrapped[1:])
+    click.echo("\n".join(lines))
 
 
 class Progress:
     """Rich progress bars on stderr for long phases, silent for short ones and when
     stderr is not a terminal. Phases: ``snapshot`` (files hashed) and ``upload`` (bytes
-    sent)."""
+    sent).
+
+    Hashing shows at once when there are many files, and otherwise once it has taken
+    ``SLOW_SECONDS``: a snapshot of a few large files reports too rarely for a count to
+    tell (one 2 GB file calls back twice), so a timer puts the bar up meanwhile, and
+    rich refreshes its elapsed time by itself. ``TARGETS_PROGRESS_DELAY`` (seconds)
+    changes that wait.
+    """
+
+    SLOW_SECONDS = 0.2
 
     def __init__(self, enabled: bool = True) -> None:
+        import threading
+
         self.enabled = enabled and sys.stderr.isatty()
         self._progress: Any = None
         self._tasks: dict[str, Any] = {}
+        self._seen: dict[str, tuple[int, int]] = {}
+        self._timers: dict[str, threading.Timer] = {}
+        self._lock = threading.Lock()
 
     def __call__(self, phase: str, done: int, total: int) -> None:
         if not self.enabled:
@@ -198,24 +291,55 @@ class Progress:
         if phase == "upload-files":  # shown with the bytes of the upload
             self._files = (done, total)
             return
-        if phase not in self._tasks:
-            big = total >= (1 << 20) if phase == "upload" else total >= 200
-            if not big:
-                return
-            if self._progress is None:
-                from rich.progress import BarColumn, TextColumn
-                from rich.progress import Progress as RichProgress
+        with self._lock:
+            self._seen[phase] = (done, total)
+            if phase not in self._tasks:
+                big = total >= (1 << 20) if phase == "upload" else total >= 200
+                if not big:
+                    if phase == "snapshot" and done < total and phase not in self._timers:
+                        self._start_later(phase)
+                    return
+                self._add_task(phase)
+            self._update(phase)
 
-                self._progress = RichProgress(
-                    TextColumn("{task.description}"),
-                    BarColumn(),
-                    TextColumn("{task.fields[detail]}"),
-                    console=err_console(),
-                    transient=True,
-                )
-                self._progress.start()
-            label = {"snapshot": "hashing files", "upload": "sending files"}.get(phase, phase)
-            self._tasks[phase] = self._progress.add_task(label, total=total, detail="")
+    def _start_later(self, phase: str) -> None:
+        import threading
+
+        def late() -> None:
+            with self._lock:
+                done, total = self._seen[phase]
+                if done < total and phase not in self._tasks and self.enabled:
+                    self._add_task(phase)
+                    self._update(phase)
+
+        try:
+            delay = float(os.environ.get("TARGETS_PROGRESS_DELAY", self.SLOW_SECONDS))
+        except ValueError:
+            delay = self.SLOW_SECONDS
+        timer = threading.Timer(delay, late)
+        timer.daemon = True
+        self._timers[phase] = timer
+        timer.start()
+
+    def _add_task(self, phase: str) -> None:
+        if self._progress is None:
+            from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import Progress as RichProgress
+
+            self._progress = RichProgress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.fields[detail]}"),
+                TimeElapsedColumn(),
+                console=err_console(),
+                transient=True,
+            )
+            self._progress.start()
+        label = {"snapshot": "hashing files", "upload": "sending files"}.get(phase, phase)
+        self._tasks[phase] = self._progress.add_task(label, total=None, detail="")
+
+    def _update(self, phase: str) -> None:
+        done, total = self._seen[phase]
         if phase == "upload":
             files, count = getattr(self, "_files", (0, 0))
             detail = f"{fmt_size(done)} / {fmt_size(total)}, {files}/{count} files"
@@ -224,6 +348,11 @@ class Progress:
         self._progress.update(self._tasks[phase], completed=done, total=total, detail=detail)
 
     def close(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
+        """Stop the bars (idempotent)."""
+        with self._lock:
+            self.enabled = False
+            for timer in self._timers.values():
+                timer.cancel()
+            if self._progress is not None:
+                self._progress.stop()
+                self._progress = None

@@ -86,6 +86,7 @@ def run_job(
     name: str | None,
     detach: bool,
     output: str,
+    python: str | None = None,
 ) -> None:
     """Run an Azure ML v2 job file: a command, sweep or pipeline job."""
     from targets.jobs.reader import load_job
@@ -93,7 +94,9 @@ def run_job(
 
     ws = workspace_of(ctx)
     loaded = load_job(file, overrides=overrides)
-    run_ = submit_job(ws, loaded, compute=target, name=name, warn=warn, overrides=overrides)
+    run_ = submit_job(
+        ws, loaded, compute=target, name=name, warn=warn, overrides=overrides, python=python
+    )
     _follow(run_, detach=detach, output=output, target_name=run_.record.target)
 
 
@@ -125,6 +128,13 @@ def run_job(
 )
 @click.option("--stream", is_flag=True, help="Stream the output (the default; for az ml habits).")
 @click.option("--detach", "-d", is_flag=True, help="Return once the run started; don't stream.")
+@click.option(
+    "--python",
+    "python",
+    metavar="PATH",
+    help="The Python of a user-managed run (default on the local target: the active "
+    "virtualenv or conda env, else python on PATH). Sets interpreter_path.",
+)
 @output_option
 @click.pass_context
 def run(
@@ -141,6 +151,7 @@ def run(
     stream: bool,
     detach: bool,
     output: str,
+    python: str | None,
 ) -> None:
     """Run FILE on a compute target and stream its output.
 
@@ -154,13 +165,16 @@ def run(
       targets run .azureml/local.runconfig
       targets run -c "python -m pip list"
       targets run train.py -r aml_config/local.runconfig   # a Workbench "$file" runconfig
+      targets run train.py --python ~/.virtualenvs/proj/bin/python
     """
     from targets.runconfig.model import RunConfiguration
 
+    if python is not None:
+        python = _python_option(python)
     if file is not None and command is None and _is_job(Path(file)):
         if args or runconfig_file or source_dir:
-            raise UsageError("a v2 job file takes --set, --target and --name only")
-        run_job(ctx, file, overrides, target, display_name, detach, output)
+            raise UsageError("a v2 job file takes --set, --target, --name and --python only")
+        run_job(ctx, file, overrides, target, display_name, detach, output, python)
         return
     if overrides:
         raise UsageError(
@@ -222,6 +236,10 @@ def run(
         config.arguments = list(args) if args or not runconfig_file else config.arguments
     if target:
         config.target = target
+    if python is not None:
+        from targets.environments import use_interpreter
+
+        use_interpreter(config, python)
 
     from targets.runs import submit_run
 
@@ -235,10 +253,22 @@ def run(
             display_name=display_name,
             progress=progress,
             origin=origin,
+            warn=warn,
         )
     finally:
         progress.close()
     _follow(run_, detach=detach, output=output, target_name=config.target)
+
+
+def _python_option(value: str) -> str:
+    """``--python``: a path (``~`` expanded, made absolute against the current folder)
+    or a command name as given. Whether it exists and runs is checked by the target (on
+    the local target before anything is written; elsewhere on the target)."""
+    if not value.strip():
+        raise UsageError("--python needs the path of a Python interpreter")
+    if os.sep in value or value.startswith("~"):
+        return os.path.abspath(os.path.expanduser(value))
+    return value
 
 
 def _follow(run_: Any, *, detach: bool, output: str, target_name: str) -> None:
@@ -264,11 +294,25 @@ def _follow(run_: Any, *, detach: bool, output: str, target_name: str) -> None:
         run_.close()
     if output == "json":
         emit_json(run_.get_details())
+    folder = os.path.relpath(run_.folder)
     extra = f" with exit code {record.exit_code}" if record.exit_code not in (None, 0) else ""
+    if record.started_at is None:  # it never started: say what stopped it, not a duration
+        logs = [
+            os.path.join(folder, name)
+            for name in ("prepare.log", "driver.log")
+            if os.path.isfile(os.path.join(folder, name))
+        ]
+        say(
+            f"{record.status} before it started{extra}: "
+            f"{record.message or 'no reason was recorded'}\n"
+            f"logs: {', '.join(logs) or folder}",
+            fg=STATUS_STYLE.get(record.status),
+        )
+        sys.exit(0 if record.status == "Completed" else 1)
     message = f" ({record.message})" if record.status != "Completed" and record.message else ""
     say(
         f"{record.status}{extra}{message} in {fmt_duration(record.duration)} - "
-        f"outputs and logs in {os.path.relpath(run_.folder)}",
+        f"outputs and logs in {folder}",
         fg=STATUS_STYLE.get(record.status),
     )
     sys.exit(0 if record.status == "Completed" else 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -21,6 +22,7 @@ from targets.cli._common import (
     workspace_of,
 )
 from targets.errors import UsageError
+from targets.ledger import RunRecord
 
 
 @click.group()
@@ -32,14 +34,21 @@ def runs() -> None:
 @click.option("--experiment", "-e", help="Only runs of this experiment.")
 @click.option("--target", "-t", help="Only runs on this target.")
 @click.option("--status", "-s", help="Only runs with this status (e.g. Failed).")
-@click.option("--parent", help="Only the child runs of this run.")
+@click.option("--parent", help="Only the child runs of this run (a sweep's trials, say).")
+@click.option(
+    "--all",
+    "-a",
+    "all_",
+    is_flag=True,
+    help="Also the child runs of sweeps and pipelines, each under its parent.",
+)
 @click.option(
     "--limit",
     "-n",
     default=20,
     show_default=True,
     type=click.IntRange(min=1),
-    help="At most this many runs, newest first.",
+    help="At most this many runs, newest first (children of a listed run not counted).",
 )
 @output_option
 @click.pass_context
@@ -49,10 +58,22 @@ def list_(
     target: str | None,
     status: str | None,
     parent: str | None,
+    all_: bool,
     limit: int,
     output: str,
 ) -> None:
-    """List runs, newest first."""
+    """List runs, newest first.
+
+    The trials of a sweep and the steps of a pipeline are child runs: they are left
+    out, and their parent is listed. `--all` lists each parent's children right under
+    it (indented in the table), `--parent RUN` lists the children of one run. JSON
+    output (`-o json`) holds the same runs, in the same order, each with its
+    `parent_id`.
+
+    Run ids are never cut nor wrapped, so they can be copied. ENTRY (the script and
+    its arguments, or the command) is cut to fit on one line; `runs show RUN` and
+    `-o json` give it whole.
+    """
     ws = workspace_of(ctx)
     if status:
         status = status.capitalize()
@@ -60,29 +81,55 @@ def list_(
         from targets.runs import refresh_open_runs
 
         refresh_open_runs(ws)
-    records = ws.ledger.list(
-        experiment=experiment, target=target, status=status, parent_id=parent, limit=limit
-    )
+
+    def select(**more: Any) -> list[RunRecord]:
+        return ws.ledger.list(experiment=experiment, target=target, status=status, **more)
+
+    listed: list[tuple[RunRecord, int]] = []  # (run, depth)
+    hidden = 0
+    if parent is not None:
+        listed = [(r, 0) for r in select(parent_id=parent, limit=limit)]
+    else:
+        tops = select(top_level=True, limit=limit)
+        counts = ws.ledger.child_counts([r.id for r in tops])
+        for top in tops:
+            listed.append((top, 0))
+            if all_ and counts.get(top.id):
+                children = select(parent_id=top.id, limit=None)
+                listed.extend((child, 1) for child in reversed(children))  # oldest first
+            elif not all_:
+                hidden += counts.get(top.id, 0)
     if output == "json":
-        emit_json([r.to_json() for r in records])
+        emit_json([r.to_json() for r, _ in listed])
         return
-    if not records:
+    if not listed:
         say("no runs yet - start one with: targets run SCRIPT.py")
         return
     rows = []
-    for r in records:
+    for r, depth in listed:
         style = STATUS_STYLE.get(r.status, "")
         rows.append(
             [
-                r.id,
+                "  " * depth + r.id,
                 r.target,
                 (r.status, style),
-                fmt_time(r.created_at),
+                fmt_time(r.created_at, short=True),
                 fmt_duration(r.duration),
                 r.entry or "",
             ]
         )
-    print_table(["RUN", "TARGET", "STATUS", "CREATED", "DURATION", "ENTRY"], rows)
+    print_table(
+        ["RUN", "TARGET", "STATUS", "CREATED", "DURATION", "ENTRY"],
+        rows,
+        keep=("RUN",),
+        clip=("ENTRY",),
+    )
+    if hidden:
+        say(
+            f"{hidden} child run{'s' * (hidden != 1)} of sweeps and pipelines not shown: "
+            "targets runs list --all, or --parent RUN",
+            dim=True,
+        )
 
 
 @runs.command()
@@ -112,10 +159,11 @@ def show(ctx: click.Context, run_id: str, output: str) -> None:
         "duration": fmt_duration(details["duration_seconds"]),
         "phases": ", ".join(f"{k} {fmt_duration(v)}" for k, v in details["phases"].items()),
         "environment": (details.get("environment") or {}).get("hash"),
+        "python": "{path} ({source})".format(**details["python"]) if details["python"] else None,
         "snapshot": "{files} files, digest {digest}".format(**details["snapshot"])
         if details.get("snapshot")
         else None,
-        "git": details.get("git"),
+        "git": _git_text(details.get("git")),
         "params": ", ".join(f"{k}={v}" for k, v in sorted(details["params"].items())) or None,
         "metrics": ", ".join(f"{k}={v:g}" for k, v in sorted(details["metrics"].items())) or None,
         "folder": details["folder"],
@@ -124,6 +172,19 @@ def show(ctx: click.Context, run_id: str, output: str) -> None:
     if rc.get("max_run_duration_seconds"):
         shown["max duration"] = f"{rc['max_run_duration_seconds']}s"
     print_mapping(shown)
+
+
+def _git_text(git: object) -> str | None:
+    """``main @ 1a2b3c4d (uncommitted changes), origin URL`` from the run's git state."""
+    if not isinstance(git, dict):
+        return None if git is None else str(git)
+    commit = git.get("commit")
+    parts = [str(git.get("branch") or "detached HEAD")]
+    parts.append(f"@ {str(commit)[:12]}" if commit else "(no commit yet)")
+    if git.get("dirty"):
+        parts.append("(uncommitted changes)")
+    text = " ".join(parts)
+    return f"{text}, {git['remote']}" if git.get("remote") else text
 
 
 @runs.command()

@@ -20,6 +20,7 @@ import click
 from targets.cli._common import (
     emit_json,
     err_console,
+    fmt_size,
     fmt_time,
     output_option,
     print_mapping,
@@ -271,6 +272,7 @@ def show(ctx: click.Context, name: str, output: str) -> None:
     if record.kind == "local" and not facts:
         target = ws.get_target(name)
         facts = target.probe()
+    facts.update(_package_facts_now(ws, name))  # pip.conf may have changed since attach
     data = {
         "name": record.name,
         "kind": record.kind,
@@ -296,7 +298,10 @@ def show(ctx: click.Context, name: str, output: str) -> None:
         provider_options = options.pop("provider_options") or {}
         options.update({k: v for k, v in provider_options.items() if v not in (None, [], {})})
     shown.update({k.replace("_", " "): v for k, v in options.items()})
-    shown.update({k.replace("_", " "): v for k, v in facts.items()})
+    for key, value in facts.items():
+        if key.endswith("_bytes") and isinstance(value, int) and not isinstance(value, bool):
+            key, value = key.removesuffix("_bytes"), fmt_size(value)  # "23.5 GiB"
+        shown[key.replace("_", " ")] = value
     if record.secrets:
         shown["secrets"] = ", ".join(f"{s} (in keyring)" for s in record.secrets)
     print_mapping(shown)
@@ -304,6 +309,22 @@ def show(ctx: click.Context, name: str, output: str) -> None:
         from targets.cli.clusters_cmd import print_cluster_status
 
         print_cluster_status(live)
+
+
+def _package_facts_now(ws: Any, name: str) -> dict[str, Any]:
+    """Which package index and certificate bundle an environment build on the target
+    would use now (asked of its agent; masked); nothing when it cannot be asked, and
+    then ``show`` keeps what was recorded at attach."""
+    from targets.compute._agent import AgentTarget
+    from targets.errors import TargetsError
+
+    try:
+        with ws.get_target(name) as target:
+            if isinstance(target, AgentTarget):
+                return dict(target.agent().call("package_settings"))
+    except TargetsError:
+        pass
+    return {}
 
 
 @click.command()

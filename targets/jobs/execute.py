@@ -34,7 +34,13 @@ from targets.jobs.bindings import literal_text, references, render
 from targets.jobs.model import InlineEnvironment, JobInput
 from targets.jobs.reader import LoadedJob
 from targets.runconfig.model import CondaSpec, RunConfiguration
-from targets.snapshot import Snapshot, limits_from_env, snapshot_file, take_snapshot
+from targets.snapshot import (
+    Snapshot,
+    limits_from_env,
+    snapshot_file,
+    symlinks_from_env,
+    take_snapshot,
+)
 from targets.workspace import Workspace
 
 __all__ = ["PreparedCommand", "compute_name", "prepare_command"]
@@ -57,6 +63,8 @@ class PreparedCommand:
     warnings: list[str] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)
     """Named output -> its folder relative to the run's working directory."""
+    entry: str | None = None
+    """The job's own command on one line, for listings (without the folders made first)."""
 
 
 def compute_name(compute: str | None) -> str:
@@ -163,7 +171,10 @@ def _inputs(
         prefix = f"{INPUTS_DIR}/{name}"
         if path.is_dir():
             extra[prefix] = take_snapshot(
-                path, limits=limits_from_env(), cache_path=ws.cache_dir / "snapshot-hashes.db"
+                path,
+                limits=limits_from_env(),
+                cache_path=ws.cache_dir / "snapshot-hashes.db",
+                symlinks=symlinks_from_env(),
             )
             values[f"inputs.{name}"] = prefix
         else:
@@ -256,6 +267,7 @@ def prepare_command(
     values["name"] = run_name
     values.update(extra_values or {})
     command = render(body.command, values, optional_missing=missing, keys=("command",))
+    entry = "; ".join(line.strip() for line in command.splitlines() if line.strip())
     # As on Azure ML, ./outputs (and every named output's folder) exists when it starts.
     made = " ".join(shlex.quote(p) for p in ["outputs", *output_dirs.values()])
     command = f"mkdir -p {made}\n{command}"
@@ -294,7 +306,12 @@ def prepare_command(
     elif code.is_file():
         raise UsageError(f"code {code} is a file; give the folder holding it")
     return PreparedCommand(
-        config=config, source_dir=code, extra=extra, warnings=warnings, outputs=output_dirs
+        config=config,
+        source_dir=code,
+        extra=extra,
+        warnings=warnings,
+        outputs=output_dirs,
+        entry=entry,
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from targets.compute.base import Capability, ComputeTarget
+from targets.errors import UsageError
 from targets.jobs.execute import compute_name, prepare_command
 from targets.jobs.model import CommandJob, PipelineJob, SweepJob
 from targets.jobs.reader import LoadedJob
@@ -53,8 +54,10 @@ def submit_command(
     warn: Any = None,
     max_run_duration_seconds: int | None = None,
     output_types: dict[str, Any] | None = None,
+    python: str | None = None,
 ) -> Run:
-    """Submit one command (job, trial or step) to the target ``compute``."""
+    """Submit one command (job, trial or step) to the target ``compute``; ``python``
+    becomes its ``interpreter_path`` (see :func:`targets.environments.use_interpreter`)."""
     target = ws.get_target(compute)
     docker = docker_problem(target) if _needs_image(loaded, body) else None
     prepared = prepare_command(
@@ -76,6 +79,10 @@ def submit_command(
             warn(line)
     if max_run_duration_seconds:
         prepared.config.max_run_duration_seconds = max_run_duration_seconds
+    if python is not None:
+        from targets.environments import use_interpreter
+
+        use_interpreter(prepared.config, python)
     return submit_run(
         ws,
         prepared.config,
@@ -86,6 +93,8 @@ def submit_command(
         run_id=run_id,
         origin={**(origin or {}), "job": str(loaded.path), "outputs": prepared.outputs},
         extra_files=prepared.extra,
+        entry=prepared.entry,
+        warn=warn,
     )
 
 
@@ -97,10 +106,21 @@ def submit_job(
     name: str | None = None,
     warn: Any = None,
     overrides: tuple[str, ...] = (),
+    python: str | None = None,
 ) -> Run:
     """Start the job. A command job returns its run; sweeps and pipelines return their
-    parent run, which the caller follows with :func:`targets.jobs.drive.follow`."""
+    parent run, which the caller follows with :func:`targets.jobs.drive.follow`.
+
+    ``python`` (``targets run --python``) is the interpreter of a command job without a
+    conda environment; sweeps and pipelines refuse it (UsageError): their children are
+    submitted later, with the Python that is active where they were started."""
     job = loaded.job
+    if python is not None and not isinstance(job, CommandJob):
+        raise UsageError(
+            "--python applies to command jobs",
+            hint="activate the virtualenv or conda env before `targets run`: the trials "
+            "and steps of sweeps and pipelines on the local target use the active Python",
+        )
     if warn is not None:
         for line in loaded.warnings:
             warn(line)
@@ -120,6 +140,7 @@ def submit_job(
             run_id=name or job.name,
             origin={"tags": dict(job.tags), "description": job.description},
             warn=warn,
+            python=python,
         )
     if isinstance(job, SweepJob | PipelineJob):
         return _start_parent(ws, loaded, compute=compute, name=name, overrides=overrides)
