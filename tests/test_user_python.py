@@ -315,3 +315,37 @@ def test_the_shells_order_virtualenv_then_conda_then_path(tmp_path: Path) -> Non
     )
     on_path = find_user_python({"VIRTUAL_ENV": str(stale), "PATH": path})
     assert on_path.source == "PATH" and on_path.venv is None
+
+
+def test_a_library_call_runs_with_the_callers_python(project, write, user_venv, monkeypatch):
+    """A notebook kernel (or a script) that imports targets: its interpreter is the user's
+    Python even though no environment is activated on PATH, as for a Jupyter kernel
+    registered with ipykernel. The kernel's venv sees targets through a .pth file."""
+    kernel_site = Path(sysconfig.get_path("purelib", vars={"base": str(user_venv)}))
+    (kernel_site / "test_venv.pth").write_text(
+        f"import site; site.addsitedir({sysconfig.get_path('purelib')!r})\n"
+    )
+    monkeypatch.delenv("VIRTUAL_ENV", raising=False)
+    monkeypatch.setenv("PATH", deactivated_path())
+    write(project / "report.py", REPORT)
+    control = (
+        "from targets import Experiment, RunConfiguration, ScriptRunConfig, Workspace\n"
+        "rc = RunConfiguration()\n"
+        "rc.environment.python.user_managed_dependencies = True\n"
+        "run = Experiment(Workspace.from_dir('.'), 'nb').submit(\n"
+        "    ScriptRunConfig(source_directory='.', script='report.py', run_config=rc))\n"
+        "run.wait_for_completion(show_output=True)\n"
+    )
+    done = subprocess.run(
+        [str(user_venv / "bin" / "python"), "-c", control],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=project,
+    )
+    assert done.returncode == 0, done
+    lines = [line for line in done.stdout.splitlines() if line.startswith("REPORT ")]
+    assert lines, done
+    seen = json.loads(lines[-1][len("REPORT ") :])
+    assert seen["executable"] == str(user_venv / "bin" / "python")
+    assert seen["userlib"] is not None  # the kernel's own package

@@ -99,6 +99,9 @@ class _LazyGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, workspace: str | None) -> None:
     """Attach compute targets and run your Azure ML-style projects on them."""
+    from targets._caller import mark_command_line
+
+    mark_command_line()
     ctx.obj = {"workspace": workspace}
 
 

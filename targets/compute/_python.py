@@ -17,6 +17,12 @@ running there gives ``ModuleNotFoundError``, and a job's ``pip install`` would c
 tool's own environment. The decision is made once, here on the client, and written into
 the run's spec: the detached supervisor may see a different environment.
 
+Called as a library (``Experiment.submit`` in a notebook or a script), the default is
+different: the interpreter running the caller *is* the user's Python (a Jupyter kernel's
+environment is often not activated on ``PATH``), so step 2-4 become ``sys.executable``.
+The command line and the drivers of sweeps and pipelines that it starts say so first
+(:func:`targets._caller.mark_command_line`).
+
 When the chosen Python belongs to a virtualenv or a conda environment, the run sees it
 activated, as ``source bin/activate`` / ``conda activate`` would leave a shell:
 ``VIRTUAL_ENV`` (or ``CONDA_PREFIX`` and ``CONDA_DEFAULT_ENV``) set and its ``bin`` first
@@ -29,14 +35,16 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from targets._caller import is_command_line
 from targets.errors import UsageError
 
-__all__ = ["UserPython", "chosen_python", "find_user_python"]
+__all__ = ["UserPython", "chosen_python", "default_python", "find_user_python"]
 
 _CONDA_VARIABLES = ("CONDA_PREFIX", "CONDA_DEFAULT_ENV", "CONDA_PROMPT_MODIFIER")
 
@@ -88,6 +96,14 @@ class UserPython:
         # Found on PATH: already the first `python` there once stale environments are gone.
         first = None if self.source == "PATH" else os.path.dirname(self.path)
         return {"set": set_, "unset": unset, "path_drop": drop, "path_first": first}
+
+
+def default_python(environ: Mapping[str, str]) -> UserPython:
+    """The user's Python when a run names none: the shell's rules on the command line,
+    the calling interpreter in a library call (see the module doc)."""
+    if is_command_line():
+        return find_user_python(environ)
+    return _belonging(os.path.abspath(sys.executable), "caller")
 
 
 def find_user_python(environ: Mapping[str, str]) -> UserPython:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from targets.agent import ops
 from targets.compute._agent import AgentClient, AgentTarget, LocalAgentClient
-from targets.compute._python import UserPython, chosen_python, find_user_python
+from targets.compute._python import UserPython, chosen_python, default_python
 from targets.compute.base import Capability, SubmitRequest
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ class LocalTarget(AgentTarget):
             return None
         if interpreter:
             return chosen_python(interpreter, os.environ, Path.cwd())
-        return find_user_python(os.environ)
+        return default_python(os.environ)
 
     def start_run(
         self,

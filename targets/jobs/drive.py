@@ -62,6 +62,9 @@ def drive(ws: Workspace, run_id: str) -> int:
 
 
 def main(argv: list[str]) -> int:
+    from targets._caller import mark_command_line
+
+    mark_command_line()  # started by the command line: its children use the shell's Python
     signal.signal(signal.SIGTERM, lambda *_: _stop.update(requested=True))
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     return drive(Workspace(Path(argv[0])), argv[1])
