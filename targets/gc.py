@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from targets.errors import UnsupportedOperation, UsageError
+from targets.errors import TargetsError, UsageError
 from targets.workspace import LOCAL, Workspace
 
 __all__ = [
@@ -177,12 +177,14 @@ def set_storage_cap(workspace: Workspace, target: str, cap_bytes: int | None) ->
 
 def collect_many(
     workspace: Workspace, targets: Sequence[str], **policy: Any
-) -> list[GcReport | UnsupportedOperation]:
-    """:func:`collect_garbage` on each target; a kind without storage gives its error."""
-    results: list[GcReport | UnsupportedOperation] = []
+) -> list[GcReport | TargetsError]:
+    """:func:`collect_garbage` on each target. A target that fails (a kind without
+    storage, a machine that does not answer) gives its error in its place, and the others
+    are still collected."""
+    results: list[GcReport | TargetsError] = []
     for name in targets:
         try:
             results.append(collect_garbage(workspace, name, **policy))
-        except UnsupportedOperation as exc:
+        except TargetsError as exc:
             results.append(exc)
     return results

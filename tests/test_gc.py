@@ -272,3 +272,23 @@ def test_gc_on_a_vm_over_ssh(sshd: SSHServer, vm_root: Path, project: Path, cli,
     # The VM still runs the project: what gc removed is sent again.
     third = run(cli, "--target", "dsvm")
     assert (project / ".targets" / "runs" / third / "outputs" / "size.txt").read_text() == str(BIG)
+
+
+def test_gc_all_goes_on_past_a_target_that_does_not_answer(two_versions, project, cli):
+    """A switched-off VM must not stop `gc --all` from freeing the others."""
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (project / ".targets" / "targets.yml").write_text(
+        "targets:\n  offvm:\n    type: vm\n    options:\n"
+        f"      address: 127.0.0.1\n      ssh_port: {port}\n      username: nobody\n"
+    )
+    before = object_bytes(agent_root())
+    result = cli("gc", "--all", "-o", "json")
+    assert result.code == 1, result  # one target failed
+    reports = {r["target"]: r for r in result.json()}
+    assert "failed" in reports["offvm"] and str(port) in reports["offvm"]["failed"]
+    assert reports["local"]["freed_bytes"] > 0
+    assert object_bytes(agent_root()) < before

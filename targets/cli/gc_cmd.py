@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from targets.cli._common import (
@@ -64,7 +66,7 @@ def gc(
     keeps its folder and its files. TARGET defaults to local; --all does every attached
     target. See docs/storage.md.
     """
-    from targets.errors import UnsupportedOperation
+    from targets.errors import TargetsError
     from targets.gc import collect_many, gc_target_names, parse_size, set_storage_cap
 
     limit = parse_size(max_size, what="--max-size") if max_size is not None else None
@@ -81,22 +83,40 @@ def gc(
             err_console().print(f"{name}: storage cap {shown}", highlight=False)
         return
     results = collect_many(workspace, names, keep_days=keep_days, max_size=limit, dry_run=dry_run)
+    if not every:  # one target asked for by name: its error is the command's
+        for result in results:
+            if isinstance(result, TargetsError):
+                raise result
+    failed = [r for r in results if _failed(r)]
     if output == "json":
         emit_json(
             [
                 r.to_json()
-                if not isinstance(r, UnsupportedOperation)
-                else {"target": n, "skipped": str(r)}
+                if not isinstance(r, TargetsError)
+                else {"target": n, ("failed" if _failed(r) else "skipped"): str(r)}
                 for n, r in zip(names, results, strict=True)
             ]
         )
-        return
+    else:
+        _render(names, results)
+    if failed:
+        ctx.exit(1)
+
+
+def _failed(result: object) -> bool:
+    from targets.errors import TargetsError, UnsupportedOperation
+
+    return isinstance(result, TargetsError) and not isinstance(result, UnsupportedOperation)
+
+
+def _render(names: list[str], results: list[Any]) -> None:
+    from targets.errors import TargetsError
+
     console = err_console()
     for name, report in zip(names, results, strict=True):
-        if isinstance(report, UnsupportedOperation):
-            if not every:
-                raise report
-            console.print(f"{name}: skipped ({report})", highlight=False)
+        if isinstance(report, TargetsError):
+            word = "failed" if _failed(report) else "skipped"
+            console.print(f"{name}: {word} ({report})", highlight=False)
             continue
         verb = "would remove" if report.dry_run else "removed"
         if report.runs:
