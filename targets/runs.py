@@ -126,7 +126,14 @@ def submit_run(
     environment = resolve_environment(config, source)
     experiment = experiment or config.experiment_name or workspace.default_experiment()
     report = progress or (lambda phase, done, total: None)
+    if run_id is not None:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}", run_id):
+            raise UsageError(f"invalid run name {run_id!r}: use letters, digits, '_', '.', '-'")
+        if workspace.ledger.get(run_id) is not None:
+            raise UsageError(f"a run named {run_id!r} exists already; pick another name")
 
+    # The snapshot writes its hash cache into .targets/ once it has passed its checks;
+    # nothing after that can refuse the run, so the workspace is never left half-made.
     snapshot = take_snapshot(
         source,
         limits=limits_from_env(),
@@ -140,11 +147,6 @@ def submit_run(
 
         snapshot = combine(snapshot, extra_files)
 
-    if run_id is not None:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}", run_id):
-            raise UsageError(f"invalid run name {run_id!r}: use letters, digits, '_', '.', '-'")
-        if workspace.ledger.get(run_id) is not None:
-            raise UsageError(f"a run named {run_id!r} exists already; pick another name")
     workspace.ensure()
     run_id = run_id or new_run_id(experiment)
     run_dir = workspace.run_dir(run_id)

@@ -301,6 +301,7 @@ def prepare_command(
         config.max_run_duration_seconds = limits.timeout
     code = loaded.code_dir(node)
     if code is None:
+        ws.ensure()  # the workspace is made whole, never a bare .targets/ folder
         code = ws.dir / "empty-source"
         code.mkdir(parents=True, exist_ok=True)
     elif code.is_file():
