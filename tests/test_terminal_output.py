@@ -255,6 +255,9 @@ def test_targets_show_gives_memory_in_units(project: Path, cli, tty_cli) -> None
     assert not any(line != line.rstrip() for line in shown.out.splitlines()), shown
     facts = cli("show", "local", "-o", "json").json()["facts"]
     assert isinstance(facts["memory_bytes"], int)  # JSON keeps the number
+    if facts.get("gpus") == []:  # this machine has none: said in words, not "[]"
+        gpus = next(line for line in shown.out.splitlines() if line.startswith("gpus"))
+        assert re.fullmatch(r"gpus\s+none", gpus), gpus
 
 
 def test_a_large_snapshot_is_hashed_with_progress_on_a_terminal(

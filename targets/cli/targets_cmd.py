@@ -301,6 +301,8 @@ def show(ctx: click.Context, name: str, output: str) -> None:
     for key, value in facts.items():
         if key.endswith("_bytes") and isinstance(value, int) and not isinstance(value, bool):
             key, value = key.removesuffix("_bytes"), fmt_size(value)  # "23.5 GiB"
+        elif isinstance(value, list):  # gpus: one per line of nvidia-smi, or none
+            value = ", ".join(str(v) for v in value) or "none"
         shown[key.replace("_", " ")] = value
     if record.secrets:
         shown["secrets"] = ", ".join(f"{s} (in keyring)" for s in record.secrets)
