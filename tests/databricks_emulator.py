@@ -18,6 +18,17 @@ which the emulator also offers to the task as the driver's ``/Workspace`` mount 
 rewrites parameters that start with ``/Workspace``), and the task's output is what
 ``runs/get-output`` returns. Libraries are validated and recorded, not installed: the task
 runs with this interpreter.
+
+It enforces the documented limits the real service has, so that a client that ignores them
+fails here as it would there:
+
+- ``workspace/export`` and ``workspace/import`` take or return at most 10 MB of base64
+  (``MAX_NOTEBOOK_SIZE_EXCEEDED``);
+- ``runs/get-output`` returns the first 5 MB of the driver output only, with
+  ``logs_truncated: true``;
+- :meth:`DatabricksEmulator.answer_later` makes the next requests fail the way a busy
+  workspace does: 429 ``REQUEST_LIMIT_EXCEEDED``, 503 ``TEMPORARILY_UNAVAILABLE``, 500 or
+  504, each with a ``Retry-After`` header.
 """
 
 from __future__ import annotations
@@ -95,12 +106,25 @@ _LIBRARY_KINDS = {
 }
 _IMPORT_FORMATS = {"AUTO", "SOURCE", "HTML", "JUPYTER", "DBC", "R_MARKDOWN", "RAW"}
 _EXPORT_FORMATS = {"AUTO", "SOURCE", "HTML", "JUPYTER", "DBC", "R_MARKDOWN", "RAW"}
+#: Workspace import and export: 10 MB of base64 content per request.
+MAX_WORKSPACE_CONTENT = 10 * 1024 * 1024
+#: ``runs/get-output`` returns the first 5 MB of the output.
+MAX_OUTPUT_LOGS = 5 * 1024 * 1024
+_LATER = {
+    429: ("REQUEST_LIMIT_EXCEEDED", "Too many requests. Please try again later."),
+    500: ("INTERNAL_ERROR", "Internal error. Please try again later."),
+    503: ("TEMPORARILY_UNAVAILABLE", "The service is temporarily unavailable."),
+    504: ("DEADLINE_EXCEEDED", "The request timed out. Please try again later."),
+}
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.headers = headers or {}
 
 
 def _bad(message: str) -> ApiError:
@@ -176,6 +200,9 @@ class DatabricksEmulator:
         self._lock = threading.Lock()
         self._next_id = 1000
         self._server: ThreadingHTTPServer | None = None
+        self._later: list[tuple[int, int, str]] = []
+        #: ``(status, method, path)`` of every request answered "later".
+        self.answered_later: list[tuple[int, str, str]] = []
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -219,6 +246,25 @@ class DatabricksEmulator:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def answer_later(self, statuses: list[int], *, retry_after: int = 0, only: str = "") -> None:
+        """Answer the next ``len(statuses)`` authenticated requests whose path contains
+        ``only`` with these statuses (429, 500, 503 or 504) and ``Retry-After:
+        retry_after``, in order, before serving requests normally again."""
+        with self._lock:
+            for status in statuses:
+                if status not in _LATER:
+                    raise ValueError(f"answer_later takes {sorted(_LATER)}, not {status}")
+                self._later.append((status, retry_after, only))
+
+    def _take_later(self, method: str, path: str) -> ApiError | None:
+        with self._lock:
+            if not self._later or self._later[0][2] not in path:
+                return None
+            status, retry_after, _only = self._later.pop(0)
+            self.answered_later.append((status, method, path))
+        code, message = _LATER[status]
+        return ApiError(status, code, message, {"Retry-After": str(retry_after)})
+
     def imports(self, under: str = "") -> list[str]:
         """Paths imported so far (optionally only those containing ``under``)."""
         return [
@@ -239,6 +285,11 @@ class DatabricksEmulator:
                 return
             if request.headers.get("Authorization") != f"Bearer {self.token}":
                 raise ApiError(401, "UNAUTHENTICATED", "Invalid access token.")
+            later = self._take_later(method, url.path)
+            if later is not None:
+                if method == "POST":  # a busy service reads nothing of the request
+                    request.rfile.read(int(request.headers.get("Content-Length") or 0))
+                raise later
             if method == "POST":
                 length = int(request.headers.get("Content-Length") or 0)
                 raw = request.rfile.read(length) if length else b"{}"
@@ -252,15 +303,23 @@ class DatabricksEmulator:
             route = self._routes().get((method, url.path))
             if route is None:
                 raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} {url.path}'")
-            status, payload = 200, route(body)
+            status, payload, headers = 200, route(body), {}
         except ApiError as exc:
             status, payload = exc.status, {"error_code": exc.code, "message": exc.message}
-        self._reply(request, status, payload)
+            headers = exc.headers
+        self._reply(request, status, payload, headers)
 
     @staticmethod
-    def _reply(request: BaseHTTPRequestHandler, status: int, payload: Any) -> None:
+    def _reply(
+        request: BaseHTTPRequestHandler,
+        status: int,
+        payload: Any,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         data = json.dumps(payload).encode()
         request.send_response(status)
+        for name, value in (headers or {}).items():
+            request.send_header(name, value)
         request.send_header("Content-Type", "application/json")
         request.send_header("Content-Length", str(len(data)))
         request.end_headers()
@@ -341,8 +400,13 @@ class DatabricksEmulator:
             data = base64.b64decode(body.get("content", ""), validate=True)
         except ValueError:
             raise ApiError(400, "MALFORMED_REQUEST", "content is not valid base64") from None
-        if len(body.get("content", "")) > 10 * 1024 * 1024:
-            raise ApiError(400, "MAX_NOTEBOOK_SIZE_EXCEEDED", "File size imported exceeds 10 MB")
+        if len(body.get("content", "")) > MAX_WORKSPACE_CONTENT:
+            raise ApiError(
+                400,
+                "MAX_NOTEBOOK_SIZE_EXCEEDED",
+                f"File size imported is {len(data)} bytes), exceeded max size "
+                f"({MAX_WORKSPACE_CONTENT} bytes)",
+            )
         local.write_bytes(data)
         return {}
 
@@ -388,7 +452,15 @@ class DatabricksEmulator:
             raise self._missing(path)
         if local.is_dir():
             raise _bad("Exporting a directory needs the DBC, SOURCE or AUTO format as an archive")
-        return {"content": base64.b64encode(local.read_bytes()).decode(), "file_type": "py"}
+        content = base64.b64encode(local.read_bytes()).decode()
+        if len(content) > MAX_WORKSPACE_CONTENT:
+            raise ApiError(
+                400,
+                "MAX_NOTEBOOK_SIZE_EXCEEDED",
+                f"File size exported is {local.stat().st_size} bytes, exceeded max size "
+                f"({MAX_WORKSPACE_CONTENT} bytes)",
+            )
+        return {"content": content, "file_type": "py"}
 
     # -- jobs ----------------------------------------------------------------------------
 
@@ -584,8 +656,8 @@ class DatabricksEmulator:
         with self._lock:
             output: dict[str, Any] = {
                 "metadata": {"run_id": run.task_run_id, "state": run.state()},
-                "logs": run.logs.decode(errors="replace"),
-                "logs_truncated": False,
+                "logs": run.logs[:MAX_OUTPUT_LOGS].decode(errors="replace"),
+                "logs_truncated": len(run.logs) > MAX_OUTPUT_LOGS,
             }
             if run.result_state == "FAILED":
                 output["error"] = "Workload failed"

@@ -332,6 +332,115 @@ def test_cancel_a_running_run(target: DatabricksTarget, tmp_path: Path) -> None:
     assert (dest / "outputs" / "started").read_text() == "yes"
 
 
+# -- the documented limits of the service (issue 13) ---------------------------------------
+
+
+def test_an_output_file_over_the_10_mb_export_limit_comes_back_intact(
+    target: DatabricksTarget, emulator: DatabricksEmulator, tmp_path: Path
+) -> None:
+    import hashlib
+    import random
+
+    from tests.databricks_emulator import MAX_WORKSPACE_CONTENT
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "main.py").write_text(
+        "import os, random\nos.makedirs('outputs/model', exist_ok=True)\n"
+        "data = random.Random(13).randbytes(12 * 1024 * 1024)\n"
+        "open('outputs/model/weights.bin', 'wb').write(data)\n"
+        "open('outputs/small.txt', 'w').write('small')\n"
+    )
+    handle = target.submit(make_request(src))
+    assert wait_for_end(target, handle).status is RunStatus.COMPLETED
+    dest = tmp_path / "fetched"
+    target.fetch_outputs(handle, dest)
+    expected = random.Random(13).randbytes(12 * 1024 * 1024)
+    assert len(expected) * 4 // 3 > MAX_WORKSPACE_CONTENT  # one export could not hold it
+    got = (dest / "outputs" / "model" / "weights.bin").read_bytes()
+    assert len(got) == len(expected)
+    assert hashlib.sha256(got).digest() == hashlib.sha256(expected).digest()
+    assert (dest / "outputs" / "small.txt").read_text() == "small"
+    assert sorted(p.name for p in dest.rglob("*.part")) == []
+    assert not (dest / "parts").exists()  # the parts are put together, not copied
+    exports = len([p for m, p, b in emulator.calls if p.endswith("/workspace/export")])
+    target.fetch_outputs(handle, dest)  # idempotent: the large file is not read again
+    again = len([p for m, p, b in emulator.calls if p.endswith("/workspace/export")])
+    assert again == exports + 1  # the parts list only
+
+    # A part that changed since the run wrote it is refused, and nothing is written.
+    part = emulator.local(f"{handle.data['folder']}/parts/outputs/model/weights.bin/000001")
+    part.write_bytes(part.read_bytes()[:-1] + b"?")
+    (dest / "outputs" / "model" / "weights.bin").unlink()
+    with pytest.raises(DatabricksAPIError, match="came back with 12582912 bytes"):
+        target.fetch_outputs(handle, dest)
+    assert sorted(p.name for p in (dest / "outputs" / "model").iterdir()) == []
+
+
+def test_a_list_command_from_a_runconfig_runs_as_written(
+    emulator: DatabricksEmulator, project: Path, cli: Callable[..., CLIResult]
+) -> None:
+    attached = cli(
+        "attach", "mydbx", "--type", "databricks", "--host", emulator.host,
+        "--token-stdin", "--cluster-id", CLUSTER, input=TOKEN + "\n",
+    )  # fmt: skip
+    assert attached.code == 0, attached
+    (project / "run.yml").write_text(
+        'command: ["python3", "-c", "import sys; print(sys.argv[1:])", "a b", "$HOME;x"]\n'
+        "target: mydbx\n"
+        "environment:\n  python:\n    user_managed_dependencies: true\n"
+    )
+    got = cli("run", "run.yml")
+    assert got.code == 0, got
+    assert "['a b', '$HOME;x']" in got.out.splitlines()
+
+
+def test_a_run_survives_a_storm_of_429_and_5xx_answers(
+    target: DatabricksTarget, emulator: DatabricksEmulator, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "main.py").write_text(
+        "print('through the storm')\nopen('outputs/o.txt', 'w').write('kept')\n"
+    )
+    # Upload and submit, then status, logs and collection each meet a busy workspace.
+    emulator.answer_later([429, 500, 503, 504])
+    handle = target.submit(make_request(src))
+    emulator.answer_later([500, 429])
+    assert wait_for_end(target, handle).status is RunStatus.COMPLETED
+    emulator.answer_later([504])
+    assert b"through the storm" in collect_logs(target, handle)["driver.log"]
+    emulator.answer_later([503, 500], only="/workspace/")
+    dest = tmp_path / "fetched"
+    target.fetch_outputs(handle, dest)
+    assert (dest / "outputs" / "o.txt").read_text() == "kept"
+    assert len(emulator.answered_later) == 9
+    assert {s for s, _m, _p in emulator.answered_later} == {429, 500, 503, 504}
+    assert len([b for m, p, b in emulator.calls if p.endswith("/jobs/runs/submit")]) == 1
+
+
+def test_truncated_driver_output_says_where_it_was_cut(
+    target: DatabricksTarget, tmp_path: Path
+) -> None:
+    from tests.databricks_emulator import MAX_OUTPUT_LOGS
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "main.py").write_text(
+        "import sys\nfor i in range(120_000):\n    print('line %06d ' % i + 'x' * 40)\n"
+        "print('THE LAST LINE')\nsys.exit(3)\n"
+    )
+    handle = target.submit(make_request(src))
+    state = wait_for_end(target, handle)
+    assert state.status is RunStatus.FAILED and state.exit_code == 3
+    log = collect_logs(target, handle)["driver.log"].decode()
+    assert "line 000000 " in log
+    assert "THE LAST LINE" not in log  # beyond the first 5 MB: Databricks dropped it
+    note = log.index("Databricks returns only the first 5 MB")
+    assert MAX_OUTPUT_LOGS - 100 < len(log[:note].encode()) < MAX_OUTPUT_LOGS + 200
+    assert "[databricks] TERMINATED FAILED" in log[note:]
+
+
 # -- the contract every kind passes --------------------------------------------------------
 
 

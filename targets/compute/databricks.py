@@ -17,10 +17,13 @@ A submit does, in order:
    Spark packages as run libraries and ``max_run_duration_seconds`` as ``timeout_seconds``.
 
 On the driver the wrapper copies the objects into a local run folder by the manifest,
-changes into it, runs the user's script with its arguments (``runpy``, ``sys.argv``) and
+changes into it, runs the user's script with its arguments (``runpy``, ``sys.argv``) or
+command (a list as an argv, a string through ``/bin/sh -c``, as on every kind) and
 copies ``./outputs`` and ``./logs`` to the run's workspace folder (through the
 ``/Workspace`` file system of the driver), also after a failure or a cancel; it records the
-exit code in ``exit.json`` there.
+exit code in ``exit.json`` there. A file larger than :data:`PART_BYTES` goes as parts
+(``parts/<path>/000000``...) listed with its size and SHA-256 in ``parts.json``: the
+workspace export API the client downloads with returns at most 10 MB.
 
 Design choice: workspace files rather than a Unity Catalog volume. Workspace files exist
 in every workspace (volumes need Unity Catalog and a catalog/schema the user may write
@@ -33,15 +36,21 @@ uploaded (a volume would lift it; see docs/targets/databricks.md).
 from __future__ import annotations
 
 import base64
+import functools
+import hashlib
 import json
+import os
 import posixpath
-from collections.abc import Iterator, Mapping
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from targets.compute._databricks_wrapper import WRAPPER as _WRAPPER
 from targets.compute.base import (
     Capability,
     ComputeTarget,
@@ -76,10 +85,21 @@ OPTIONAL_CLUSTER_FIELDS = (
 )
 #: The import API takes at most 10 MB of base64 per request: 3/4 of that is raw bytes.
 MAX_IMPORT_BYTES = 10 * 1024 * 1024 * 3 // 4
+#: The workspace export API returns at most 10 MB of base64 (``MAX_NOTEBOOK_SIZE_EXCEEDED``):
+#: the wrapper stores an output file larger than this as parts of this size.
+PART_BYTES = 4 * 1024 * 1024
+#: How long one call keeps retrying answers that say "later" (429, 500, 503, 504).
+RETRY_SECONDS = 60.0
+#: Put where Databricks cut the driver output (``runs/get-output`` returns its first 5 MB).
+TRUNCATED_NOTE = (
+    "[targets: Databricks returns only the first 5 MB of a run's driver output; the rest "
+    "is cut here. Write large output to ./logs or ./outputs: those come back whole]\n"
+)
 WRAPPER_NAME = "_targets_wrapper.py"
 #: Where the driver sees workspace files.
 WORKSPACE_MOUNT = "/Workspace"
 _TERMINAL_LIFE_CYCLES = {"TERMINATED", "SKIPPED", "INTERNAL_ERROR"}
+_T = TypeVar("_T")
 
 
 class DatabricksAPIError(TargetsError):
@@ -188,79 +208,37 @@ class DatabricksOptions(BaseModel):
 
 # -- the wrapper that runs on the driver ---------------------------------------------------
 
-_WRAPPER = r'''"""Written by `targets`: materialise a run folder from content-addressed objects,
-run the user's entry point in it, copy ./outputs and ./logs back. Arguments: the driver's
-mount of workspace files, and the run's workspace folder."""
-import json, os, runpy, shutil, signal, subprocess, sys, tempfile, traceback
-
-
-def _term(signum, frame):
-    raise SystemExit(128 + signum)
-
-
-def main():
-    mount, folder = sys.argv[1], sys.argv[2]
-    base = mount + folder
-    with open(os.path.join(base, "spec.json")) as fh:
-        spec = json.load(fh)
-    objects = mount + spec["objects"]
-    wd = tempfile.mkdtemp(prefix="targets-run-")
-    for path, size, mode, digest, link in spec["files"]:
-        dest = os.path.join(wd, *path.split("/"))
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        if link is not None:
-            os.symlink(link, dest)
-            continue
-        shutil.copyfile(os.path.join(objects, digest), dest)
-        os.chmod(dest, mode)
-    for top in ("outputs", "logs"):
-        os.makedirs(os.path.join(wd, top), exist_ok=True)
-    os.environ.update(spec["environment_variables"])
-    os.environ["TARGETS_RUN_ID"] = spec["run_id"]
-    os.chdir(wd)
-    signal.signal(signal.SIGTERM, _term)
-    code, error = 0, None
-    entry = spec["entry"]
-    try:
-        if "script" in entry:
-            script = os.path.join(wd, entry["script"])
-            sys.argv = [script] + list(entry["arguments"])
-            sys.path.insert(0, os.path.dirname(script))
-            runpy.run_path(script, run_name="__main__")
-        else:
-            code = subprocess.call(entry["command"], shell=True)
-    except SystemExit as exc:
-        if exc.code is None:
-            code = 0
-        elif isinstance(exc.code, int):
-            code = exc.code
-        else:
-            print(exc.code, file=sys.stderr)
-            code, error = 1, str(exc.code)
-    except BaseException as exc:
-        traceback.print_exc()
-        code, error = 1, "%s: %s" % (type(exc).__name__, exc)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    for top in ("outputs", "logs"):
-        try:
-            shutil.copytree(os.path.join(wd, top), os.path.join(base, top), dirs_exist_ok=True)
-        except OSError as exc:
-            print("targets: could not copy %s back: %s" % (top, exc), file=sys.stderr)
-    with open(os.path.join(base, "exit.json"), "w") as fh:
-        json.dump({"exit_code": code, "error": error}, fh)
-    if code:
-        sys.exit(code)
-
-
-if __name__ == "__main__":
-    main()
-'''
-
 
 def wrapper_source() -> str:
     """The wrapper's Python source (uploaded with each run)."""
     return _WRAPPER
+
+
+def _replace(
+    local: Path,
+    reads: Sequence[Callable[[], bytes]],
+    check: Callable[[int, str], None] | None = None,
+) -> None:
+    """Write what ``reads`` return, in order, to ``local`` through a uniquely named
+    temporary file in the same folder, then replace ``local`` with it. ``check(size,
+    sha256)`` may refuse what was written by raising; then, as when a read fails,
+    ``local`` is left as it was and nothing else is left behind."""
+    local.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{local.name}.", suffix=".part", dir=local.parent)
+    digest, size = hashlib.sha256(), 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for read in reads:
+                data = read()
+                out.write(data)
+                digest.update(data)
+                size += len(data)
+        if check is not None:
+            check(size, digest.hexdigest())
+        os.replace(tmp, local)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 # -- the kind ------------------------------------------------------------------------------
@@ -376,10 +354,42 @@ class DatabricksTarget(ComputeTarget):
             return ConnectionFailed(f"cannot reach Databricks at {host} while {doing}: {exc}")
         return DatabricksAPIError(f"Databricks at {host} failed while {doing}: {exc}")
 
+    def _retry(self, call: Callable[[], _T]) -> _T:
+        """``call()``, again while Databricks answers "later": 429 and 503 after the SDK's
+        own retries (which honour ``Retry-After``), 500 and 504 (which it does not retry).
+        Waits ``Retry-After`` when the SDK passes it on (429, 503), else 0.25 s doubling to
+        8 s; gives up after :data:`RETRY_SECONDS` and raises the last error.
+
+        Design choice: every call this kind makes may be repeated -- imports overwrite,
+        mkdirs and cancel are idempotent, and a submit carries an idempotency token -- so
+        a request whose answer was lost to a 5xx is safe to send again."""
+        from databricks.sdk import errors
+
+        later = (
+            errors.TooManyRequests,
+            errors.TemporarilyUnavailable,
+            errors.DeadlineExceeded,
+            errors.InternalError,
+        )
+        deadline = time.monotonic() + RETRY_SECONDS
+        delay = 0.25
+        while True:
+            try:
+                return call()
+            except later as exc:
+                if isinstance(exc, errors.DataLoss):
+                    raise
+                after = exc.retry_after_secs
+                wait = float(after) if after is not None and after >= 0 else delay
+                if time.monotonic() + wait > deadline:
+                    raise
+                time.sleep(wait)
+                delay = min(delay * 2, 8.0)
+
     def _user(self) -> str:
         if self._me is None:
             with self._translated("checking the token"):
-                me = self.client().current_user.me()
+                me = self._retry(self.client().current_user.me)
             self._me = str(me.user_name)
         return self._me
 
@@ -397,7 +407,8 @@ class DatabricksTarget(ComputeTarget):
             from databricks.sdk import errors
 
             try:
-                cluster = self.client().clusters.get(self.opts.cluster_id)
+                cluster_id = self.opts.cluster_id
+                cluster = self._retry(lambda: self.client().clusters.get(cluster_id))
             except (errors.InvalidParameterValue, errors.NotFound) as exc:
                 raise UsageError(
                     f"Databricks cluster {self.opts.cluster_id!r} does not exist at "
@@ -468,19 +479,22 @@ class DatabricksTarget(ComputeTarget):
 
         w = self.client()
         try:
-            return {posixpath.basename(str(o.path)) for o in w.workspace.list(folder)}
+            return {posixpath.basename(str(o.path)) for o in self._list(folder)}
         except errors.NotFound:
-            w.workspace.mkdirs(folder)
+            self._retry(lambda: w.workspace.mkdirs(folder))
             return set()
+
+    def _list(self, folder: str) -> list[Any]:
+        return self._retry(lambda: list(self.client().workspace.list(folder)))
 
     def _import(self, path: str, data: bytes) -> None:
         from databricks.sdk.service.workspace import ImportFormat
 
-        self.client().workspace.import_(
-            path,
-            content=base64.b64encode(data).decode("ascii"),
-            format=ImportFormat.AUTO,
-            overwrite=True,
+        content = base64.b64encode(data).decode("ascii")
+        self._retry(
+            lambda: self.client().workspace.import_(
+                path, content=content, format=ImportFormat.AUTO, overwrite=True
+            )
         )
 
     def submit(self, request: SubmitRequest, progress: Progress = _no_progress) -> RunHandle:
@@ -503,7 +517,7 @@ class DatabricksTarget(ComputeTarget):
             for count, (digest, source) in enumerate(sorted(todo.items()), 1):
                 self._import(f"{objects}/{digest}", source.read_bytes())
                 progress("upload-files", count, len(todo))
-            w.workspace.mkdirs(folder)
+            self._retry(lambda: w.workspace.mkdirs(folder))
             config = request.config
             spec = {
                 "run_id": request.run_id,
@@ -511,6 +525,7 @@ class DatabricksTarget(ComputeTarget):
                 "files": rows,
                 "entry": request.entry(),
                 "environment_variables": request.environment_variables(),
+                "part_bytes": PART_BYTES,
             }
             self._import(f"{folder}/spec.json", json.dumps(spec).encode())
             self._import(f"{folder}/{WRAPPER_NAME}", _WRAPPER.encode())
@@ -529,11 +544,13 @@ class DatabricksTarget(ComputeTarget):
             task.new_cluster = compute.ClusterSpec.from_dict(dict(self.opts.new_cluster or {}))
         limit = config.max_run_duration_seconds
         with self._translated("submitting the run"):
-            waiter = w.jobs.submit(
-                run_name=f"targets {request.run_id}",
-                tasks=[task],
-                timeout_seconds=int(limit) if limit else None,
-                idempotency_token=request.run_id[:64],
+            waiter = self._retry(
+                lambda: w.jobs.submit(
+                    run_name=f"targets {request.run_id}",
+                    tasks=[task],
+                    timeout_seconds=int(limit) if limit else None,
+                    idempotency_token=request.run_id[:64],
+                )
             )
         return RunHandle(
             kind=self.kind,
@@ -551,7 +568,8 @@ class DatabricksTarget(ComputeTarget):
 
     def _run(self, handle: RunHandle) -> Any:
         with self._translated(f"reading run {handle.run_id}"):
-            return self.client().jobs.get_run(int(handle.data["databricks_run_id"]))
+            run_id = int(handle.data["databricks_run_id"])
+            return self._retry(lambda: self.client().jobs.get_run(run_id))
 
     def _exit_info(self, handle: RunHandle) -> dict[str, Any]:
         """``exit.json`` the wrapper wrote (empty when it never got that far)."""
@@ -573,7 +591,7 @@ class DatabricksTarget(ComputeTarget):
     def _export(self, path: str) -> bytes:
         from databricks.sdk.service.workspace import ExportFormat
 
-        got = self.client().workspace.export(path, format=ExportFormat.AUTO)
+        got = self._retry(lambda: self.client().workspace.export(path, format=ExportFormat.AUTO))
         return base64.b64decode(got.content or "")
 
     def status(self, handle: RunHandle) -> RunState:
@@ -637,12 +655,14 @@ class DatabricksTarget(ComputeTarget):
         if not tasks:
             return b""
         with self._translated(f"reading the output of run {handle.run_id}"):
-            output = self.client().jobs.get_run_output(int(tasks[0].run_id))
+            task_run = int(tasks[0].run_id)
+            output = self._retry(lambda: self.client().jobs.get_run_output(task_run))
         text = output.logs or ""
+        if output.logs_truncated:
+            # The cut is at the end of what came; say so there, before the error trace.
+            text += ("\n" if text and not text.endswith("\n") else "") + TRUNCATED_NOTE
         if output.error_trace and output.error_trace not in text:
             text += ("\n" if text and not text.endswith("\n") else "") + output.error_trace
-        if output.logs_truncated:
-            text += "\n[targets: Databricks truncated the driver output]\n"
         data = text.encode()
         if done is not None:
             done["driver"] = data
@@ -668,18 +688,19 @@ class DatabricksTarget(ComputeTarget):
 
     def fetch_outputs(self, handle: RunHandle, dest: Path) -> None:
         """Download the run folder's ``outputs/`` and ``logs/`` (files whose size differs
-        from the local copy). Idempotent."""
+        from the local copy). A file the wrapper stored as parts (larger than
+        :data:`PART_BYTES`) is put together from them and checked against its size and
+        SHA-256 before it replaces the local copy. Idempotent."""
         from databricks.sdk import errors
 
         folder = str(handle.data["folder"])
-        w = self.client()
         with self._translated(f"downloading the outputs of run {handle.run_id}"):
             for top in ("outputs", "logs"):
                 pending = [f"{folder}/{top}"]
                 while pending:
                     current = pending.pop()
                     try:
-                        items = list(w.workspace.list(current))
+                        items = self._list(current)
                     except errors.NotFound:
                         continue
                     for item in items:
@@ -695,12 +716,55 @@ class DatabricksTarget(ComputeTarget):
                         same_size = local.is_file() and local.stat().st_size == item.size
                         if same_size and item.size is not None:
                             continue
-                        local.parent.mkdir(parents=True, exist_ok=True)
-                        tmp = local.with_name(f".{local.name}.part")
-                        tmp.write_bytes(self._export(path))
-                        tmp.replace(local)
+                        _replace(local, [functools.partial(self._export, path)])
+            self._fetch_parts(handle, folder, dest)
+
+    def _fetch_parts(self, handle: RunHandle, folder: str, dest: Path) -> None:
+        from databricks.sdk import errors
+
+        try:
+            listed = json.loads(self._export(f"{folder}/parts.json"))
+        except errors.NotFound:
+            return
+        except ValueError:
+            listed = None
+        if not isinstance(listed, dict):
+            raise DatabricksAPIError(f"the parts list of run {handle.run_id} is not valid JSON")
+        for rel, info in sorted(listed.items()):
+            names = rel.split("/") if isinstance(rel, str) else []
+            valid = (
+                len(names) >= 2
+                and names[0] in {"outputs", "logs"}
+                and all(n not in {"", ".", ".."} and "\0" not in n for n in names)
+                and isinstance(info, dict)
+                and all(isinstance(info.get(k), int) and info[k] >= 0 for k in ("size", "parts"))
+                and isinstance(info.get("sha256"), str)
+            )
+            if not valid:
+                raise DatabricksAPIError(
+                    f"run {handle.run_id} lists a large output file that cannot be right: {rel!r}"
+                )
+            local = dest.joinpath(*names)
+            if local.is_file() and local.stat().st_size == info["size"]:
+                continue
+            base = f"{folder}/parts/{rel}"
+            reads = [
+                functools.partial(self._export, f"{base}/{index:06d}")
+                for index in range(info["parts"])
+            ]
+
+            def check(size: int, sha256: str, rel: str = rel, info: dict[str, Any] = info) -> None:
+                if (size, sha256) != (info["size"], info["sha256"]):
+                    raise DatabricksAPIError(
+                        f"{rel} of run {handle.run_id} came back with {size} bytes (sha256 "
+                        f"{sha256[:12]}), not the {info['size']} bytes (sha256 "
+                        f"{info['sha256'][:12]}) the run wrote; download it again"
+                    )
+
+            _replace(local, reads, check)
 
     def cancel(self, handle: RunHandle) -> None:
         """Ask Databricks to cancel the run; returns without waiting. Idempotent."""
         with self._translated(f"canceling run {handle.run_id}"):
-            self.client().jobs.cancel_run(int(handle.data["databricks_run_id"]))
+            run_id = int(handle.data["databricks_run_id"])
+            self._retry(lambda: self.client().jobs.cancel_run(run_id))

@@ -171,6 +171,38 @@ class ComputeTargetContract:
         assert json.loads(line[5:]) == args
         assert "VAR=v a l" in text
 
+    def _run_command(
+        self, target: ComputeTarget, source: Path, command: str | list[str]
+    ) -> tuple[RunHandle, str]:
+        (source / "README").write_text("a run of a command\n")
+        config = RunConfiguration(command=command)
+        config.environment.python.user_managed_dependencies = True
+        config.environment_variables = {"CONTRACT_VAR": "v a l"}
+        handle = target.submit(make_request(source, config=config))
+        state = wait_for_end(target, handle, self.run_timeout)
+        assert state.status is RunStatus.COMPLETED, state
+        return handle, b"".join(collect_logs(target, handle).values()).decode()
+
+    def test_a_list_command_runs_as_an_argv_without_a_shell(
+        self, target: ComputeTarget, source: Path
+    ) -> None:
+        args = ["a b", "it's", 'say "x"', "$HOME", "$(id)", ";", "echo injected", "*", "--k=v"]
+        code = "import json, sys; print('ARGV=' + json.dumps(sys.argv[1:]))"
+        _, text = self._run_command(target, source, ["python3", "-c", code, *args])
+        lines = [x for x in text.splitlines() if x.startswith("ARGV=")]
+        assert lines, f"the command did not run as an argv; the run printed:\n{text}"
+        assert json.loads(lines[0][5:]) == args
+        assert "injected" not in text.replace("echo injected", "")
+
+    def test_a_string_command_runs_through_the_shell(
+        self, target: ComputeTarget, source: Path
+    ) -> None:
+        command = (
+            'for w in "a b" c; do printf "[%s]" "$w"; done; echo " $CONTRACT_VAR" | tr a-z A-Z'
+        )
+        _, text = self._run_command(target, source, command)
+        assert "[a b][c] V A L" in text.splitlines()
+
     def test_logs_resume_from_an_offset(self, target: ComputeTarget, source: Path) -> None:
         handle, _ = self._run(target, source, "print('0123456789')\n")
         full = collect_logs(target, handle)

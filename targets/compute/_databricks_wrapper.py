@@ -1,0 +1,123 @@
+"""The program the ``databricks`` kind runs on the driver (``_targets_wrapper.py``), kept
+as source text: it is uploaded with each run, never imported here. It runs on the
+cluster's Python and uses the standard library only."""
+
+from __future__ import annotations
+
+__all__ = ["WRAPPER"]
+
+WRAPPER = r'''"""Written by `targets`: materialise a run folder from content-addressed objects,
+run the user's entry point in it, copy ./outputs and ./logs back. Arguments: the driver's
+mount of workspace files, and the run's workspace folder."""
+import hashlib, json, os, runpy, shutil, signal, subprocess, sys, tempfile, traceback
+
+
+def _term(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def _split(src, dest, part_bytes):
+    """Copy src as numbered parts of at most part_bytes into the folder dest."""
+    os.makedirs(dest, exist_ok=True)
+    digest, size, index = hashlib.sha256(), 0, 0
+    with open(src, "rb") as fh:
+        for data in iter(lambda: fh.read(part_bytes), b""):
+            with open(os.path.join(dest, "%06d" % index), "wb") as out:
+                out.write(data)
+            digest.update(data)
+            size += len(data)
+            index += 1
+    return {"size": size, "parts": index, "sha256": digest.hexdigest()}
+
+
+def _copy_back(wd, base, part_bytes):
+    """outputs/ and logs/ into the run's workspace folder. A file larger than part_bytes
+    goes as parts under parts/ (listed in parts.json): the workspace export API the client
+    reads with returns at most 10 MB."""
+    large = {}
+    for top in ("outputs", "logs"):
+        for dirpath, _dirs, names in os.walk(os.path.join(wd, top)):
+            rel_dir = os.path.relpath(dirpath, wd)
+            try:
+                os.makedirs(os.path.join(base, rel_dir), exist_ok=True)
+            except OSError as exc:
+                print("targets: could not copy %s back: %s" % (rel_dir, exc), file=sys.stderr)
+            for name in names:
+                rel = rel_dir + "/" + name
+                src = os.path.join(dirpath, name)
+                try:
+                    if os.path.getsize(src) > part_bytes:
+                        large[rel] = _split(src, os.path.join(base, "parts", rel), part_bytes)
+                    else:
+                        shutil.copyfile(src, os.path.join(base, rel))
+                except OSError as exc:
+                    print("targets: could not copy %s back: %s" % (rel, exc), file=sys.stderr)
+    if large:
+        with open(os.path.join(base, "parts.json"), "w") as fh:
+            json.dump(large, fh)
+
+
+def main():
+    mount, folder = sys.argv[1], sys.argv[2]
+    base = mount + folder
+    with open(os.path.join(base, "spec.json")) as fh:
+        spec = json.load(fh)
+    objects = mount + spec["objects"]
+    wd = tempfile.mkdtemp(prefix="targets-run-")
+    for path, size, mode, digest, link in spec["files"]:
+        dest = os.path.join(wd, *path.split("/"))
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        if link is not None:
+            os.symlink(link, dest)
+            continue
+        shutil.copyfile(os.path.join(objects, digest), dest)
+        os.chmod(dest, mode)
+    for top in ("outputs", "logs"):
+        os.makedirs(os.path.join(wd, top), exist_ok=True)
+    os.environ.update(spec["environment_variables"])
+    os.environ["TARGETS_RUN_ID"] = spec["run_id"]
+    os.chdir(wd)
+    signal.signal(signal.SIGTERM, _term)
+    code, error = 0, None
+    entry = spec["entry"]
+    try:
+        if "script" in entry:
+            script = os.path.join(wd, entry["script"])
+            sys.argv = [script] + list(entry["arguments"])
+            sys.path.insert(0, os.path.dirname(script))
+            runpy.run_path(script, run_name="__main__")
+        else:
+            # The same rule as every other kind: a list is an argv, a string is for /bin/sh.
+            command = entry["command"]
+            if isinstance(command, list):
+                argv = [str(c) for c in command]
+            else:
+                argv = ["/bin/sh", "-c", command]
+            try:
+                code = subprocess.call(argv)
+            except OSError as exc:
+                print("targets: cannot run %s: %s" % (argv[0], exc), file=sys.stderr)
+                code, error = 127, "cannot run %s: %s" % (argv[0], exc)
+    except SystemExit as exc:
+        if exc.code is None:
+            code = 0
+        elif isinstance(exc.code, int):
+            code = exc.code
+        else:
+            print(exc.code, file=sys.stderr)
+            code, error = 1, str(exc.code)
+    except BaseException as exc:
+        traceback.print_exc()
+        code, error = 1, "%s: %s" % (type(exc).__name__, exc)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    _copy_back(wd, base, int(spec["part_bytes"]))
+    with open(os.path.join(base, "exit.json"), "w") as fh:
+        json.dump({"exit_code": code, "error": error}, fh)
+    if code:
+        sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
+'''
