@@ -169,14 +169,14 @@ def _authorize(entry: pwd.struct_passwd, public_keys: list[Path]) -> None:
     os.chmod(auth, 0o600)
 
 
-def _keygen(path: Path, passphrase: str = "", comment: str = "") -> None:
+def _keygen(path: Path, passphrase: str = "", comment: str = "", key_type: str = "ed25519") -> None:
     for p in (path, path.with_name(path.name + ".pub")):
         p.unlink(missing_ok=True)
     _run(
         _tool("ssh-keygen") or "ssh-keygen",
         "-q",
         "-t",
-        "ed25519",
+        key_type,
         "-N",
         passphrase,
         "-C",
@@ -214,11 +214,15 @@ class SSHServer:
     sftp: bool = True
     """Whether the config has a ``Subsystem sftp`` line (``False``: like hardened servers
     and minimal images that offer no SFTP)."""
+    host_key_type: str = "ed25519"
+    """The type of the one host key the server offers (``ssh-keygen -t``)."""
+    max_startups: str = "200"
+    """sshd's ``MaxStartups`` (e.g. ``1:100:1`` drops every handshake but one)."""
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def host_key(self) -> Path:
-        return self.dir / "ssh_host_ed25519_key"
+        return self.dir / f"ssh_host_{self.host_key_type}_key"
 
     @property
     def config(self) -> Path:
@@ -275,7 +279,7 @@ StrictModes yes
 UseDNS no
 PrintMotd no
 LogLevel VERBOSE
-MaxStartups 200
+MaxStartups {self.max_startups}
 MaxSessions 100
 """
         )
@@ -323,10 +327,14 @@ MaxSessions 100
             proc.kill()
             proc.wait(timeout=10)
 
-    def restart_with_new_host_key(self) -> None:
-        """Stop, generate a NEW host key, start again on the same port (a "changed key")."""
+    def restart_with_new_host_key(self, key_type: str | None = None) -> None:
+        """Stop, generate a NEW host key, start again on the same port (a "changed key").
+        ``key_type`` (e.g. ``"rsa"``): the server then offers only a key of that type."""
         self.stop()
-        _keygen(self.host_key, comment="targets-test-host")
+        if key_type is not None:
+            self.host_key_type = key_type
+            self.write_config()
+        _keygen(self.host_key, comment="targets-test-host", key_type=self.host_key_type)
         self.start()
 
 

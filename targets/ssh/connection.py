@@ -11,6 +11,14 @@ entries; an encrypted key is decrypted with ``key_passphrase()``), then the SSH 
 keys when ``use_agent``, then the password when ``password()`` returns one. Secret
 callables are called only when their method is reached, at most once per connect, and
 their values never appear in messages, ``repr`` or logs.
+
+Busy servers: sshd closes connections it has no room for before its greeting (past its
+``MaxStartups``, 10:30:100 by default: many clients connecting at once), and a loaded
+server or firewall may reset them during the key exchange. Such a failure is tried again
+after a jittered, growing pause for up to ``retry_seconds`` (30 s by default). Nothing
+else is tried again: a refused or unanswered TCP connection, a greeting that is not SSH,
+a host key that is unknown or changed, refused credentials. Retries happen before the
+host key is checked and before any credential is sent.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import contextlib
 import errno
 import hashlib
 import logging
+import random
 import secrets
 import select
 import shlex
@@ -45,6 +54,10 @@ __all__ = ["CommandTimeout", "SSHConnection"]
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 KEEPALIVE_SECONDS = 15
+RETRY_SECONDS = 30.0
+"""How long connecting keeps trying while the server drops the handshake (busy)."""
+_FIRST_PAUSE = 0.1
+_MAX_PAUSE = 2.0
 _CHUNK = 1 << 16
 
 SecretGetter = Callable[[], str | None]
@@ -71,6 +84,48 @@ def _order_eof_before_close(transport: paramiko.Transport) -> None:
 
 class CommandTimeout(ConnectionFailed):
     """A remote command did not finish within its timeout (its channel was closed)."""
+
+
+class _HandshakeDropped(ConnectionFailed):
+    """The server closed or reset the connection before the SSH handshake was done,
+    as sshd does past ``MaxStartups``: worth trying again after a pause."""
+
+
+_DROPPED = (EOFError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
+# What sshd writes to a connection it turns away past MaxStartups, before closing it.
+_BUSY_NOTICE = "Exceeded MaxStartups"
+
+
+def _dropped(exc: BaseException | None) -> bool:
+    """Whether the handshake failed because the peer closed or reset the connection
+    (paramiko wraps a failed banner read in an SSHException, the cause as its context)."""
+    return isinstance(exc, _DROPPED) or (exc is not None and isinstance(exc.__context__, _DROPPED))
+
+
+class _Greeting:
+    """The lines a server sent before its SSH banner and the banner itself, as the
+    transport reads them: a server that closed after saying nothing, after sshd's
+    MaxStartups notice, or after its banner (during the key exchange) is busy; one that
+    said something else is not an SSH server. Records by wrapping the transport's
+    ``packetizer.readline``, which paramiko uses for these lines only."""
+
+    def __init__(self, transport: paramiko.Transport) -> None:
+        self.lines: list[str] = []
+        packetizer = transport.packetizer
+        read = packetizer.readline
+
+        def readline(timeout: float) -> str:
+            line: str = read(timeout)
+            self.lines.append(line)
+            return line
+
+        packetizer.readline = readline
+
+    @property
+    def busy(self) -> bool:
+        """Whether what the server sent before closing says "busy, try again"."""
+        first = self.lines[0] if self.lines else ""
+        return not first or first.startswith(_BUSY_NOTICE) or first.startswith("SSH-")
 
 
 def _seconds(value: float) -> str:
@@ -107,7 +162,9 @@ class SSHConnection:
     :func:`targets.secrets.secret_getter`). ``accept_host_key`` decides about an unknown
     host key (see :class:`targets.ssh.hostkeys.HostKeyPolicy`); accepted keys are
     written to ``known_hosts`` (the workspace's file; ``~/.ssh/known_hosts`` is read
-    too). ``connect_timeout`` bounds the TCP connect and the SSH handshake each.
+    too). ``connect_timeout`` bounds the TCP connect and the SSH handshake each; a
+    handshake the server drops (busy: past sshd's ``MaxStartups``) is tried again with
+    jittered, growing pauses for up to ``retry_seconds``.
 
     Raises (from any method that connects): :class:`ConnectionFailed` (nothing
     listening, no answer, unknown host name, failed handshake, jump host cannot reach
@@ -125,8 +182,10 @@ class SSHConnection:
         accept_host_key: AcceptHostKey = False,
         connect_timeout: float = 15.0,
         private_key: SecretGetter | None = None,
+        retry_seconds: float = RETRY_SECONDS,
     ) -> None:
         self.settings = settings
+        self.retry_seconds = retry_seconds
         self._private_key = private_key
         self.known_hosts = Path(known_hosts)
         self._password = password
@@ -195,6 +254,32 @@ class SSHConnection:
     # -- connecting ------------------------------------------------------------------
 
     def _connect(self) -> paramiko.Transport:
+        """Connect, trying again while the server drops the handshake (see the module's
+        docstring); other failures are raised at once."""
+        deadline = time.monotonic() + self.retry_seconds
+        pause = _FIRST_PAUSE
+        attempts = 1
+        while True:
+            try:
+                return self._connect_once()
+            except _HandshakeDropped as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    s = self.settings
+                    raise ConnectionFailed(
+                        f"SSH handshake with {s.address} failed: the server closed the "
+                        f"connection before the handshake was done ({attempts} attempts in "
+                        f"{_seconds(round(self.retry_seconds))})",
+                        hint="the server may be turning connections away (sshd's MaxStartups "
+                        "when many clients connect at once): try again later, or raise "
+                        "MaxStartups in its sshd_config",
+                    ) from exc
+                # Jittered, so that clients dropped together do not come back together.
+                time.sleep(min(left, random.uniform(pause / 2, pause)))
+                pause = min(pause * 2, _MAX_PAUSE)
+                attempts += 1
+
+    def _connect_once(self) -> paramiko.Transport:
         settings = self.settings
         sock: Any
         jump_settings = settings.jump
@@ -207,20 +292,23 @@ class SSHConnection:
         if jump_settings is not None:
             # Design choice: the jump host gets the key passphrase (it only decrypts a
             # local key file) and the host-key decision, never the target's password.
-            self._jump = SSHConnection(
-                jump_settings,
-                known_hosts=self.known_hosts,
-                key_passphrase=self._key_passphrase,
-                accept_host_key=self._accept,
-                connect_timeout=self.connect_timeout,
-            )
+            if self._jump is None:  # kept across attempts: it is the final hop that was busy
+                self._jump = SSHConnection(
+                    jump_settings,
+                    known_hosts=self.known_hosts,
+                    key_passphrase=self._key_passphrase,
+                    accept_host_key=self._accept,
+                    connect_timeout=self.connect_timeout,
+                    retry_seconds=self.retry_seconds,
+                )
             sock = self._open_through_jump(self._jump)
         else:
             sock = self._open_socket()
         transport = paramiko.Transport(sock)
         _order_eof_before_close(transport)
+        greeting = _Greeting(transport)
         try:
-            self._handshake(transport)
+            self._handshake(transport, greeting)
             key = transport.get_remote_server_key()
             check_host_key(
                 key,
@@ -292,7 +380,7 @@ class SSHConnection:
                 f"{jump.settings.address}: {exc or type(exc).__name__}",
             ) from exc
 
-    def _handshake(self, transport: paramiko.Transport) -> None:
+    def _handshake(self, transport: paramiko.Transport, greeting: _Greeting) -> None:
         s = self.settings
         transport.banner_timeout = self.connect_timeout
         transport.handshake_timeout = self.connect_timeout
@@ -322,6 +410,11 @@ class SSHConnection:
                     "and is not overloaded",
                 ) from exc
             reason = str(exc) if exc else "the server closed the connection"
+            if (exc is None or _dropped(exc)) and greeting.busy:
+                raise _HandshakeDropped(
+                    f"SSH handshake with {s.address} failed: {reason}",
+                    hint="the server closed the connection: it may be busy (MaxStartups)",
+                ) from exc
             raise ConnectionFailed(
                 f"SSH handshake with {s.address} failed: {reason}",
                 hint="check that an SSH server (not another service) listens on that port",

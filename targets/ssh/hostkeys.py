@@ -10,18 +10,31 @@ the same hosts anyway, and a plain file is easy to audit. ``ssh-keygen -F``/``-R
 it like on any known_hosts file.
 
 A key is looked up under the name OpenSSH uses: the host name (after ``HostName``
-resolution) for port 22, ``[host]:port`` otherwise.
+resolution) for port 22, ``[host]:port`` otherwise; plain, hashed (``|1|salt|hash``,
+``HashKnownHosts yes``) and wildcard (``*``, ``?``, ``!negated``) names all match.
+
+Design choice: a server whose key matches none of the keys recorded for it, whatever
+their type, has a *changed* key, refused even when unknown keys would be accepted. A
+server that used to show an ed25519 key and now offers only RSA may be an attacker who
+does not hold the ed25519 key; OpenSSH orders ``HostKeyAlgorithms`` by what known_hosts
+records for the same reason, and so does :class:`~targets.ssh.connection.SSHConnection`
+(:func:`known_host_types`), so a server that offers the recorded type as well as others
+keeps working.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import fcntl
+import fnmatch
 import hashlib
+import hmac
 import os
 import shlex
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +62,11 @@ AcceptHostKey = bool | Callable[[str, str, str], bool]
 
 def fingerprint(key: paramiko.PKey) -> str:
     """The key's SHA256 fingerprint as OpenSSH shows it: ``SHA256:<base64, no padding>``."""
-    digest = hashlib.sha256(key.asbytes()).digest()
+    return _fingerprint_blob(key.asbytes())
+
+
+def _fingerprint_blob(blob: bytes) -> str:
+    digest = hashlib.sha256(blob).digest()
     return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
 
 
@@ -75,12 +92,63 @@ def user_known_hosts() -> Path:
     return Path.home() / ".ssh" / "known_hosts"
 
 
-def _load(path: Path) -> paramiko.HostKeys:
-    keys = paramiko.HostKeys()
-    if path.is_file():
-        with contextlib.suppress(OSError):  # unreadable: treated as empty, like OpenSSH
-            keys.load(str(path))
-    return keys
+@dataclass(frozen=True, slots=True)
+class _Recorded:
+    """One key a known_hosts file records for a server."""
+
+    path: Path
+    key_type: str
+    blob: bytes
+
+    @property
+    def fingerprint(self) -> str:
+        return _fingerprint_blob(self.blob)
+
+
+def _name_matches(pattern: str, name: str) -> bool:
+    """Whether one host field of a known_hosts line (plain, hashed or a wildcard
+    pattern) names ``name``; negation is handled by the caller."""
+    if pattern.startswith("|1|"):
+        parts = pattern.split("|")
+        if len(parts) != 4:
+            return False
+        try:
+            salt = base64.b64decode(parts[2], validate=True)
+            expected = base64.b64decode(parts[3], validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        digest = hmac.new(salt, name.encode(), hashlib.sha1).digest()
+        return hmac.compare_digest(digest, expected)
+    if "*" in pattern or "?" in pattern:
+        return fnmatch.fnmatchcase(name.lower(), pattern.lower())
+    return pattern.lower() == name.lower()
+
+
+def _recorded(path: Path, name: str) -> list[_Recorded]:
+    """Every key ``path`` records for the server named ``name`` (any type, including
+    types paramiko cannot parse). An unreadable or missing file records nothing, as
+    with OpenSSH; malformed lines are skipped."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    found: list[_Recorded] = []
+    for line in text.splitlines():
+        fields = line.split()
+        # "@cert-authority" and "@revoked" lines hold no key of the host itself.
+        if len(fields) < 3 or fields[0].startswith(("#", "@")):
+            continue
+        patterns = fields[0].split(",")
+        if not any(_name_matches(p, name) for p in patterns if not p.startswith("!")):
+            continue
+        if any(_name_matches(p[1:], name) for p in patterns if p.startswith("!")):
+            continue
+        try:
+            blob = base64.b64decode(fields[2], validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        found.append(_Recorded(path, fields[1], blob))
+    return found
 
 
 def _remove_command(path: Path, name: str) -> str:
@@ -119,21 +187,30 @@ class ChangedHostKeyError(HostKeyError):
         fingerprint: str,
         expected_fingerprint: str,
         known_hosts: Path,
+        expected_type: str | None = None,
     ) -> None:
         self.hostname = hostname
         self.port = port
         self.key_type = key_type
         self.fingerprint = fingerprint
         self.expected_fingerprint = expected_fingerprint
+        self.expected_type = expected_type or key_type
         self.known_hosts = known_hosts
         name = known_hosts_name(hostname, port)
         self.remove_command = _remove_command(known_hosts, name)
+        if self.expected_type == key_type:
+            records = f"records {expected_fingerprint} for it"
+        else:  # the server no longer offers (or hides) the key type we know
+            records = (
+                f"records a {self.expected_type} key {expected_fingerprint} for it,\n"
+                f"  and the server did not show a {self.expected_type} key"
+            )
         super().__init__(
             f"WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED for {_display(hostname, port)}!\n"
             "  Someone could be eavesdropping on you right now (a man-in-the-middle attack),\n"
             "  or the host key has just been changed (e.g. the machine was reinstalled).\n"
             f"  The server sent a {key_type} key with fingerprint {fingerprint};\n"
-            f"  {known_hosts} records {expected_fingerprint} for it. Nothing was sent.",
+            f"  {known_hosts} {records}. Nothing was sent.",
             hint="if you know why the key changed, remove the old key with\n"
             f"    {self.remove_command}\n"
             "  and connect again to see and accept the new one",
@@ -143,7 +220,8 @@ class ChangedHostKeyError(HostKeyError):
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as lock:
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_WRONLY | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -154,15 +232,16 @@ def _locked(path: Path) -> Iterator[None]:
 def _append(path: Path, name: str, key: paramiko.PKey) -> None:
     """Add ``name key`` to ``path`` unless it is there already (safe across processes)."""
     with _locked(path):
-        existing = _load(path).lookup(name)
-        if existing is not None and existing.get(key.get_name()) == key:
+        if any(r.blob == key.asbytes() for r in _recorded(path, name)):
             return
         line = f"{name} {key.get_name()} {key.get_base64()}\n"
         with contextlib.suppress(FileNotFoundError):
             data = path.read_bytes()
             if data and not data.endswith(b"\n"):
                 line = "\n" + line
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        # Private like everything under .targets/ (a new file; an existing one keeps
+        # its mode).
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         with os.fdopen(fd, "a") as fh:
             fh.write(line)
 
@@ -210,15 +289,14 @@ def _files(known_hosts: Path, system_known_hosts: Path | None) -> list[Path]:
 def known_host_types(
     hostname: str, port: int, known_hosts: Path, system_known_hosts: Path | None = None
 ) -> list[str]:
-    """Key types recorded for the server in either file (to prefer them in negotiation,
-    as OpenSSH does, so that a server with several host keys shows the one we know)."""
+    """Key types recorded for the server in either file, hashed entries included (to
+    prefer them in negotiation, as OpenSSH does, so that a server with several host keys
+    shows the one we know)."""
     name = known_hosts_name(hostname, port)
     types: list[str] = []
     for path in _files(known_hosts, system_known_hosts):
-        entry = _load(path).lookup(name)
-        if entry:
-            types.extend(t for t in entry if t not in types)
-    return types
+        types.extend(r.key_type for r in _recorded(path, name))
+    return list(dict.fromkeys(types))
 
 
 def check_host_key(
@@ -233,21 +311,32 @@ def check_host_key(
     """Verify the key a server presented. Returns when it is known (in
     ``~/.ssh/known_hosts`` or the workspace's ``known_hosts``) or was just accepted.
 
-    Raises :class:`ChangedHostKeyError` when either file records a different key of the
-    same type for this server, and :class:`UnknownHostKeyError` when the key is unknown
-    and ``accept`` does not accept it. Reads (and on acceptance appends to) files only.
+    Raises :class:`ChangedHostKeyError` when either file records keys for this server
+    (of any type) and none of them is this key, whatever ``accept`` says, and
+    :class:`UnknownHostKeyError` when no key is recorded for it and ``accept`` does not
+    accept this one. Reads (and on acceptance appends to) files only.
     """
     name = known_hosts_name(hostname, port)
     key_type = key.get_name()
-    for path in _files(known_hosts, system_known_hosts):
-        entry = _load(path).lookup(name)
-        if entry is None or key_type not in entry:
-            continue
-        expected = entry[key_type]
-        if expected == key:
-            return
+    blob = key.asbytes()
+    recorded = [
+        r for path in _files(known_hosts, system_known_hosts) for r in _recorded(path, name)
+    ]
+    if any(r.blob == blob for r in recorded):
+        return
+    if recorded:
+        # Name a key of the same type when there is one (the key was replaced), else
+        # the first recorded key (the server no longer shows the type we know).
+        same_type = [r for r in recorded if r.key_type == key_type]
+        old = (same_type or recorded)[0]
         raise ChangedHostKeyError(
-            hostname, port, key_type, fingerprint(key), fingerprint(expected), path
+            hostname,
+            port,
+            key_type,
+            fingerprint(key),
+            old.fingerprint,
+            old.path,
+            expected_type=old.key_type,
         )
     HostKeyPolicy(known_hosts, accept).missing_host_key(None, name, key)
 
@@ -262,9 +351,9 @@ def translate_bad_host_key(
     name = known_hosts_name(hostname, port)
     candidates = list(files)
     holder = candidates[-1] if candidates else user_known_hosts()
+    expected = exc.expected_key.asbytes()
     for path in candidates:
-        entry = _load(path).lookup(name)
-        if entry and exc.expected_key.get_name() in entry:
+        if any(r.blob == expected for r in _recorded(path, name)):
             holder = path
             break
     return ChangedHostKeyError(
