@@ -18,6 +18,7 @@ from targets.errors import TargetsError
 from targets.ssh import SSHConnection
 from tests.conftest import REPO, CLIResult
 from tests.sshd import SSHServer, _make_server, skip_or_fail, unavailable_reason
+from tests.test_vm import attach_args
 
 
 @pytest.fixture(scope="module")
@@ -70,17 +71,7 @@ def test_attach_and_run_on_a_host_without_sftp(
     agent = bare_sshd.home / ".targets" / "agent" / version / "agent.pyz"
     assert not agent.exists()
     attached = cli(
-        "attach",
-        "bare",
-        "--address",
-        bare_sshd.host,
-        "--ssh-port",
-        str(bare_sshd.port),
-        "--username",
-        bare_sshd.user,
-        "--ssh-key",
-        str(bare_sshd.key),
-        "--accept-host-key",
+        *attach_args(bare_sshd, "bare", "--ssh-key", str(bare_sshd.key), "--accept-host-key"),
         env=env,
     )
     assert attached.code == 0, attached

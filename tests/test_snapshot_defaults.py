@@ -20,6 +20,7 @@ from targets.errors import SnapshotError
 from targets.snapshot import SnapshotLimits, take_snapshot
 from targets.workspace import Workspace
 from tests.sshd import SSHServer, sshd_fixture, sshd_server_fixture  # noqa: F401
+from tests.test_vm import attach_args
 
 # Writes what the run sees of the paths given as arguments to outputs/seen.json.
 REPORT = """
@@ -319,17 +320,7 @@ def test_the_docs_list_every_default_and_every_policy():
 
 def test_a_followed_symlinks_content_reaches_the_vm(sshd: SSHServer, project, cli, outside):
     attach = cli(
-        "attach",
-        "dsvm",
-        "--address",
-        sshd.host,
-        "--ssh-port",
-        str(sshd.port),
-        "--username",
-        sshd.user,
-        "--ssh-key",
-        str(sshd.key),
-        "--accept-host-key",
+        *attach_args(sshd, "dsvm", "--ssh-key", str(sshd.key), "--accept-host-key"),
     )
     assert attach.code == 0, attach
     (project / "data").symlink_to(outside / "data")

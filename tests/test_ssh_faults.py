@@ -24,6 +24,7 @@ from targets.errors import ConnectionFailed
 from targets.ssh import SSHConnection
 from tests.conftest import TARGETS, CLIResult, wait_until
 from tests.sshd import SSHServer, _make_server, _run, skip_or_fail, unavailable_reason
+from tests.test_vm import attach_args
 
 CLI = Callable[..., CLIResult]
 
@@ -38,20 +39,6 @@ def own_sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHServer]:
     server = _make_server(tmp_path_factory.mktemp("sshd-faults"))
     yield server
     server.stop()
-
-
-def attach_args(server: SSHServer, name: str, *extra: str) -> list[str]:
-    return [
-        "attach",
-        name,
-        "--address",
-        server.host,
-        "--ssh-port",
-        str(server.port),
-        "--username",
-        server.user,
-        *extra,
-    ]
 
 
 def offer_host_keys(server: SSHServer, *keys: Path) -> None:

@@ -58,6 +58,7 @@ from tests.sshd import (
     unavailable_reason,
 )
 from tests.test_environments import make_wheel
+from tests.test_vm import attach_args
 
 pytestmark = pytest.mark.xdist_group("target-tls")
 
@@ -293,19 +294,7 @@ def target_home(tls_sshd: SSHServer) -> Iterator[Callable[[str], None]]:
 
 
 def attach(cli: Callable[..., CLIResult], sshd: SSHServer, name: str = "vm1") -> None:
-    result = cli(
-        "attach",
-        name,
-        "--address",
-        sshd.host,
-        "--ssh-port",
-        str(sshd.port),
-        "--username",
-        sshd.user,
-        "--ssh-key",
-        str(sshd.key),
-        "--accept-host-key",
-    )
+    result = cli(*attach_args(sshd, name, "--ssh-key", str(sshd.key), "--accept-host-key"))
     assert result.code == 0, result
 
 
