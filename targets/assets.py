@@ -96,12 +96,9 @@ def _env_root(ws: Workspace) -> Path:
 def register_environment(ws: Workspace, file: Path) -> RegisteredEnvironment:
     """Register the v2 environment YAML ``file`` (``name`` required; ``version`` defaults
     to one more than the latest)."""
-    try:
-        data = yaml.safe_load(file.read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read the file: {exc.strerror}", path=str(file)) from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"invalid YAML: {exc}", path=str(file)) from exc
+    from targets.runconfig.io import load_yaml_file
+
+    data = load_yaml_file(file, "environment")
     if not isinstance(data, dict):
         raise ConfigError("an environment file is a mapping", path=str(file))
     allowed = {

@@ -33,9 +33,11 @@ RUN_TAG = "targets.run_id"
 
 
 def _meta(path: Path) -> dict[str, Any]:
+    from targets.runconfig.io import load_yaml
+
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
+        data = load_yaml(path.read_text())
+    except (OSError, ValueError, yaml.YAMLError):  # ValueError: not UTF-8
         return {}
     return data if isinstance(data, dict) else {}
 

@@ -50,12 +50,13 @@ def _is_job(path: Path) -> bool:
     """An Azure ML v2 job YAML (not one of our runconfigs)?"""
     if path.suffix.lower() not in (".yml", ".yaml") or not path.is_file():
         return False
-    import yaml
+    from targets.errors import ConfigError
+    from targets.runconfig.io import load_yaml_file
 
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
-        return False  # the runconfig reader reports it with its line
+        data = load_yaml_file(path)
+    except ConfigError:
+        return False  # the runconfig reader reports it (not UTF-8, bounds, line of a syntax error)
     if not isinstance(data, dict):
         return False
     if "azureml" in str(data.get("$schema", "")) or data.get("type") in (
@@ -167,8 +168,17 @@ def run(
       targets run train.py -r aml_config/local.runconfig   # a Workbench "$file" runconfig
       targets run train.py --python ~/.virtualenvs/proj/bin/python
     """
+    from targets.runconfig.io import checked_path
     from targets.runconfig.model import RunConfiguration
 
+    # A name no system call can take fails with ENAMETOOLONG deep inside; refuse it first.
+    for value, what in (
+        (file, "FILE"),
+        (runconfig_file, "--runconfig"),
+        (source_dir, "--source-dir"),
+    ):
+        if value is not None:
+            checked_path(value, what)
     if python is not None:
         python = _python_option(python)
     if file is not None and command is None and _is_job(Path(file)):

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from targets.errors import ConfigError
+from targets.runconfig.io import YamlLimitError, load_yaml
 
 __all__ = ["apply_overrides", "parse_override"]
 
@@ -25,16 +26,27 @@ def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
     key = key.strip()
     if not sep or not key:
         raise ConfigError(
-            f"--set {text!r}: expected KEY=VALUE, e.g. inputs.learning_rate=0.01",
+            f"--set {shorten(text)}: expected KEY=VALUE, e.g. inputs.learning_rate=0.01",
         )
     parts = tuple(p.strip() for p in key.split("."))
     if any(not p for p in parts):
-        raise ConfigError(f"--set {text!r}: empty segment in key path {key!r}")
+        raise ConfigError(f"--set {shorten(text)}: empty segment in key path {shorten(key)}")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = load_yaml(raw) if raw.strip() else None
+    except YamlLimitError as exc:
+        raise ConfigError(
+            f"--set {shorten(text)}: value refused: {exc.problem}",
+            key_path=".".join(parts),
+        ) from exc
     except yaml.YAMLError:
         value = raw
     return parts, value
+
+
+def shorten(text: str, limit: int = 80) -> str:
+    """``repr(text)``, cut to about ``limit`` characters (a value may be huge)."""
+    shown = repr(text)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
@@ -57,7 +69,7 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
             elif not isinstance(child, dict):
                 where = ".".join(parts[: depth + 1])
                 raise ConfigError(
-                    f"--set {text!r}: cannot set a key inside {where}, which is "
+                    f"--set {shorten(text)}: cannot set a key inside {where}, which is "
                     f"{_describe(child)}, not a mapping",
                     key_path=where,
                     hint=f"set {where} itself, e.g. --set {where}=...",

@@ -53,6 +53,7 @@ from targets.jobs.overrides import apply_overrides, parse_override
 from targets.runconfig.io import (
     Problem,
     YamlDocument,
+    checked_path,
     describe_value,
     dotted,
     parse_yaml,
@@ -185,7 +186,7 @@ def load_job(path: str | Path, *, overrides: Sequence[str] = ()) -> LoadedJob:
     Blocking file I/O; nothing is run, fetched or written. Raises ConfigError (exit code
     2) naming the file, line and key path of the problem.
     """
-    file = Path(path).absolute()
+    file = checked_path(path, "job file").absolute()
     if file.is_dir():
         raise ConfigError("expected a job YAML file, found a directory", path=str(file))
     doc = parse_yaml(read_text(file, "job"), file)
@@ -591,6 +592,13 @@ def _check_env_bindings(
 ) -> None:
     for name, value in variables.items():
         keys: KeyPath = (*where, "environment_variables", name)
+        if not name or "=" in name:
+            # `NAME=VALUE` is how the OS passes a variable: a name cannot hold `=`.
+            raise bindings.BindingError(
+                f"environment variable name {name[:60]!r} is empty or contains '='",
+                keys,
+                hint="put the '=' in the value instead (NAME: 'a=b')",
+            )
         for ref in bindings.references(value, keys):
             if ref.scope == "search_space" and search_space is not None:
                 if ref.name not in search_space:

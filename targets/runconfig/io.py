@@ -33,12 +33,20 @@ errors are reported at the line of the key they are about.
 Scalars: mapping keys are kept as written (``yes:`` stays ``"yes"``, not ``True``), and
 plain numbers carry their source text, so ``- 1.10`` in ``arguments`` reaches the script
 as ``"1.10"`` and an environment variable ``V: 010`` stays ``"010"``.
+
+Bounds: every YAML file a user gives us (runconfigs, conda, Spark dependency and job
+files, ``--set`` values, ``targets.yml``) is read through :class:`BoundedSafeLoader`
+(:func:`parse_yaml`, :func:`load_yaml`, :func:`load_yaml_file`): at most 1 MiB, 64 levels
+of nesting, 10,000 nodes repeated by aliases, integers of 4300 digits, no NUL. Anything
+over a bound is a ConfigError (exit 2) naming the file and line, before anything is
+built from the document.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
+import re
 import types
 import typing
 from collections.abc import Iterator
@@ -135,8 +143,182 @@ class YamlFloat(float):
     yaml_source: str
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that keeps mapping keys as written and tags numbers with their text."""
+MAX_DOCUMENT_BYTES = 1 << 20
+"""Largest configuration file read (1 MiB); real runconfigs, job and conda files are a few KB."""
+MAX_DEPTH = 64
+"""Deepest nesting of mappings and lists a configuration file may have."""
+MAX_ALIAS_NODES = 10_000
+"""Most nodes that aliases (``*name``) may repeat, in total, in one document."""
+MAX_INT_DIGITS = 4300
+"""Longest integer accepted (Python's own limit for converting text to int)."""
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class YamlLimitError(yaml.MarkedYAMLError):
+    """A document exceeds one of the reader's bounds (size, depth, aliases, integers) or
+    holds a character no configuration may hold (NUL). Not a syntax error: the text may be
+    valid YAML, it is refused to keep memory and time bounded."""
+
+
+class BoundedSafeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` with bounds, for every YAML file a user gives us.
+
+    Refuses (``YamlLimitError``, with the mark of the offending node): nesting deeper
+    than ``MAX_DEPTH``; aliases that together repeat more than ``MAX_ALIAS_NODES`` nodes
+    (the "billion laughs" bomb: PyYAML shares aliased nodes, but every consumer that
+    walks or copies the data expands them); an alias to a node that contains it (a cycle);
+    a NUL character in a scalar (``"\\0"``: no path, argument or variable can hold it);
+    an integer of more than ``MAX_INT_DIGITS`` digits.
+
+    Design choice: the bound is on expanded nodes, counted as the document is composed
+    (each node's expanded size is known once its children are), so the check costs one
+    pass and the bomb is stopped before anything is built from it.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._alias_nodes = 0
+        self._sizes: dict[int, int] = {}
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            target = self.anchors.get(event.anchor) if event.anchor is not None else None
+            if target is not None:
+                size = self._sizes.get(id(target))
+                if size is None:
+                    raise YamlLimitError(
+                        None,
+                        None,
+                        f"alias *{event.anchor} refers to a node that contains it",
+                        event.start_mark,
+                    )
+                self._alias_nodes += size
+                if self._alias_nodes > MAX_ALIAS_NODES:
+                    raise YamlLimitError(
+                        None,
+                        None,
+                        f"aliases expand to more than {MAX_ALIAS_NODES} nodes "
+                        "(write the values out instead of nesting aliases)",
+                        event.start_mark,
+                    )
+            return super().compose_node(parent, index)
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                raise YamlLimitError(
+                    None, None, f"nested more than {MAX_DEPTH} levels deep", event.start_mark
+                )
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        size = 1
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                size += self._sizes.get(id(key_node), 1) + self._sizes.get(id(value_node), 1)
+        elif isinstance(node, yaml.SequenceNode):
+            size += sum(self._sizes.get(id(item), 1) for item in node.value)
+        elif isinstance(node, yaml.ScalarNode):
+            if "\x00" in node.value:
+                raise YamlLimitError(
+                    None, None, "a NUL character (\\0) is not allowed here", node.start_mark
+                )
+            if _SURROGATE.search(node.value):
+                raise YamlLimitError(
+                    None,
+                    None,
+                    "an unpaired surrogate escape (\\uD800-\\uDFFF) is not a character",
+                    node.start_mark,
+                )
+        self._sizes[id(node)] = size
+        return node
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        digits = len(str(node.value).lstrip("+-").replace("_", ""))
+        if digits > MAX_INT_DIGITS:
+            raise YamlLimitError(
+                None,
+                None,
+                f"integer of {digits} digits (at most {MAX_INT_DIGITS})",
+                node.start_mark,
+            )
+        value: int = super().construct_yaml_int(node)
+        # 0x..., 0o... and 1:30:00 forms reach large values from short text.
+        if value.bit_length() > MAX_INT_DIGITS * 3:
+            raise YamlLimitError(None, None, "integer too large", node.start_mark)
+        return value
+
+
+BoundedSafeLoader.add_constructor("tag:yaml.org,2002:int", BoundedSafeLoader.construct_yaml_int)
+
+
+def load_yaml(text: str) -> Any:
+    """The data of one YAML document, through :class:`BoundedSafeLoader` (plain Python
+    types, as ``yaml.safe_load``). Raises ``yaml.YAMLError`` (``YamlLimitError`` for a
+    bound) and nothing else."""
+    if len(text) > MAX_DOCUMENT_BYTES:
+        raise YamlLimitError(
+            None, None, f"document larger than {MAX_DOCUMENT_BYTES // 1024} KiB", None
+        )
+    loader = BoundedSafeLoader(text)  # the reader checks characters here
+    try:
+        return loader.get_single_data()
+    except (ValueError, OverflowError) as exc:
+        raise _value_error(loader, exc) from exc
+    finally:
+        loader.dispose()
+
+
+def _value_error(loader: yaml.SafeLoader, exc: Exception) -> yaml.MarkedYAMLError:
+    """PyYAML lets a few errors out (``"\\UFFFFFFFF"``: ``chr()`` of an escape past
+    U+10FFFF raises ValueError or OverflowError); they are syntax errors at the current
+    position."""
+    return yaml.MarkedYAMLError(
+        None, None, f"invalid escape sequence or value ({exc})", loader.get_mark()
+    )
+
+
+def load_yaml_file(path: Path, what: str = "configuration") -> Any:
+    """:func:`load_yaml` of a file; every problem (missing, unreadable, not UTF-8, invalid
+    YAML, over a bound) is a ConfigError naming the file and, when known, the line."""
+    text = read_text(path, what)
+    return _yaml_or_config_error(lambda: load_yaml(text), text, path)
+
+
+def _yaml_or_config_error(load: typing.Callable[[], Any], text: str, path: Path) -> Any:
+    try:
+        return load()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "syntax error"
+        line = mark.line + 1 if mark is not None else None
+        prefix = "refused YAML" if isinstance(exc, YamlLimitError) else "invalid YAML"
+        raise ConfigError(f"{prefix}: {problem}", path=str(path), line=line) from exc
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        raise ConfigError(
+            f"invalid YAML: character {_char(exc.character)!r} is not allowed",
+            path=str(path),
+            line=line,
+            hint="remove control characters (NUL and others) from the file",
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"invalid YAML: {exc}", path=str(path)) from exc
+    except RecursionError as exc:  # a bound above should always come first
+        raise ConfigError("refused YAML: nested too deeply", path=str(path)) from exc
+
+
+def _char(value: Any) -> str:
+    return chr(value) if isinstance(value, int) else str(value)
+
+
+class _Loader(BoundedSafeLoader):
+    """The bounded loader that keeps mapping keys as written and tags numbers with their
+    text."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         self.flatten_mapping(node)
@@ -197,6 +379,44 @@ class YamlDocument:
         return None
 
 
+def _short(value: str, limit: int = 80) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= limit else shown[: limit - 4] + "...'"
+
+
+def checked_path(
+    value: str | Path,
+    what: str,
+    *,
+    path: Path | None = None,
+    line: int | None = None,
+    key_path: str | None = None,
+) -> Path:
+    """``value`` as a Path, or a ConfigError when no system call could take it (a name
+    over 255 bytes, a path over 4096, a NUL): such names otherwise fail deep inside with
+    ENAMETOOLONG, after something was written. ``path``/``line``/``key_path`` locate the
+    value when it comes from a file."""
+    from targets.runconfig.model import MAX_NAME_BYTES, MAX_PATH_BYTES
+
+    text = str(value)
+    size = len(text.encode("utf-8", "surrogateescape"))
+    problem = None
+    if "\x00" in text:
+        problem = "contains a NUL character"
+    elif size > MAX_PATH_BYTES:
+        problem = f"is {size} bytes long; a path may have at most {MAX_PATH_BYTES}"
+    elif any(len(p.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES for p in text.split("/")):
+        problem = f"has a name of more than {MAX_NAME_BYTES} bytes"
+    if problem is not None:
+        raise ConfigError(
+            f"{what} {_short(text)} {problem}",
+            path=str(path) if path is not None else None,
+            line=line,
+            key_path=key_path,
+        )
+    return Path(text)
+
+
 def read_text(path: Path, what: str = "runconfig") -> str:
     """The file's text; a missing or unreadable file is a ConfigError naming it."""
     try:
@@ -218,19 +438,24 @@ def parse_yaml(text: str, path: Path) -> YamlDocument:
 
     Raises ConfigError with the line of the syntax error.
     """
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "syntax error"
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigError(f"invalid YAML: {problem}", path=str(path), line=line) from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"invalid YAML: {exc}", path=str(path)) from exc
-    finally:
-        loader.dispose()
+    if len(text) > MAX_DOCUMENT_BYTES:
+        raise ConfigError(
+            f"file too large ({len(text)} characters; a configuration file may have at most "
+            f"{MAX_DOCUMENT_BYTES // 1024} KiB)",
+            path=str(path),
+        )
+
+    def compose() -> tuple[yaml.Node | None, Any]:
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            return node, (loader.construct_document(node) if node is not None else None)
+        except (ValueError, OverflowError) as exc:
+            raise _value_error(loader, exc) from exc
+        finally:
+            loader.dispose()
+
+    node, data = _yaml_or_config_error(compose, text, path)
     doc = YamlDocument(path=path, data=data)
     if node is not None:
         _record_lines(node, (), doc, set())
@@ -593,13 +818,22 @@ def resolve_file(
 
     Raises ConfigError naming the file and both places looked.
     """
+    checked_path(value, what, path=config_file, line=line, key_path=key_path)
     given = Path(os.path.expanduser(value))
     candidates = [given] if given.is_absolute() else [source_directory / given]
     if not given.is_absolute() and config_file.parent.resolve() != source_directory:
         candidates.append(config_file.parent / given)
     for candidate in candidates:
-        if candidate.is_file():
-            return candidate.resolve()
+        try:
+            if candidate.is_file():
+                return candidate.resolve()
+        except OSError as exc:  # ENAMETOOLONG once joined, EACCES, ...
+            raise ConfigError(
+                f"{what} {_short(value)} cannot be opened: {exc.strerror}",
+                path=str(config_file),
+                line=line,
+                key_path=key_path,
+            ) from exc
     looked = " and ".join(str(c) for c in candidates)
     raise ConfigError(
         f"{what} {value!r} not found (looked for {looked})",
@@ -637,8 +871,9 @@ def load_runconfig(
     Blocking file I/O; no side effects. Raises ConfigError (exit code 2) naming the
     file, line and key path of every problem found.
     """
-    given = Path(path)
+    given = checked_path(path, "runconfig path")
     if name is not None:
+        checked_path(name, "run configuration name")
         file = find_runconfig(given, name)
         project = Path(project_dir) if project_dir is not None else given
     else:

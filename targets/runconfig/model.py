@@ -84,6 +84,11 @@ class CondaSpec(_Section):
     def _variables_str(cls, value: Any) -> Any:
         return _stringify_values(value)
 
+    @field_validator("variables")
+    @classmethod
+    def _variable_names(cls, value: dict[str, str]) -> dict[str, str]:
+        return _check_env_names(value)
+
 
 class PythonSection(_Section):
     user_managed_dependencies: bool = False
@@ -105,6 +110,11 @@ class PythonSection(_Section):
         # Azure ML v1 code assigns a CondaDependencies object here.
         as_spec = getattr(value, "as_spec", None)
         return as_spec() if callable(as_spec) else value
+
+    @field_validator("conda_dependencies_file", "interpreter_path")
+    @classmethod
+    def _file_path(cls, value: str | None) -> str | None:
+        return _check_path(value, "the path")
 
     @model_validator(mode="after")
     def _one_conda_source(self) -> PythonSection:
@@ -233,6 +243,11 @@ class EnvironmentSection(_Section):
     @classmethod
     def _env_str(cls, value: Any) -> Any:
         return _stringify_values(value)
+
+    @field_validator("environment_variables")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        return _check_env_names(value)
 
 
 class HistorySection(_Section):
@@ -394,6 +409,29 @@ class RunConfiguration(_Section):
     def _env_str(cls, value: Any) -> Any:
         return _stringify_values(value)
 
+    @field_validator("environment_variables")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        return _check_env_names(value)
+
+    @field_validator("arguments", "command")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        items = value if isinstance(value, list) else [value]
+        if any(isinstance(item, str) and "\x00" in item for item in items):
+            raise ValueError("contains a NUL character, which no command line can hold")
+        return value
+
+    @field_validator("script")
+    @classmethod
+    def _script_path(cls, value: str | None) -> str | None:
+        return _check_path(value, "script")
+
+    @field_validator("source_directory")
+    @classmethod
+    def _source_path(cls, value: str | None) -> str | None:
+        return _check_path(value, "source_directory")
+
     @model_validator(mode="after")
     def _script_or_command(self) -> RunConfiguration:
         if self.script and self.command:
@@ -453,4 +491,45 @@ def _stringify_items(value: Any) -> Any:
 def _stringify_values(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): (_scalar_str(v) if v is not None else "") for k, v in value.items()}
+    return value
+
+
+MAX_PATH_BYTES = 4096
+"""Longest path accepted for a script or folder (Linux's PATH_MAX)."""
+MAX_NAME_BYTES = 255
+"""Longest single path component (NAME_MAX on Linux, macOS and Windows)."""
+
+
+def _check_env_names(value: dict[str, str]) -> dict[str, str]:
+    """Environment variable names as every OS accepts them: not empty, no ``=`` (it ends
+    the name in ``NAME=VALUE``), no NUL (it ends the C string)."""
+    for name, text in value.items():
+        if not name:
+            raise ValueError("an environment variable name is empty")
+        if "=" in name:
+            raise ValueError(
+                f"environment variable name {name[:60]!r} contains '=': names cannot hold "
+                "'='; put it in the value instead (NAME: 'a=b')"
+            )
+        if "\x00" in name or "\x00" in text:
+            raise ValueError(f"environment variable {name[:60]!r} contains a NUL character")
+    return value
+
+
+def _check_path(value: str | None, what: str) -> str | None:
+    """A path the OS can open: at most ``MAX_PATH_BYTES`` bytes, each component at most
+    ``MAX_NAME_BYTES``, no NUL. Longer names fail later with ENAMETOOLONG, after the run
+    folder exists; checking here keeps bad input to exit 2 with nothing written."""
+    if value is None:
+        return None
+    if "\x00" in value:
+        raise ValueError(f"{what} contains a NUL character")
+    size = len(value.encode("utf-8", "surrogateescape"))
+    if size > MAX_PATH_BYTES:
+        raise ValueError(f"{what} is {size} bytes long; a path may have at most {MAX_PATH_BYTES}")
+    for part in value.replace("\\", "/").split("/"):
+        if len(part.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+            raise ValueError(
+                f"{what} has a name of more than {MAX_NAME_BYTES} bytes ({part[:40]!r}...)"
+            )
     return value
