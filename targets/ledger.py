@@ -11,7 +11,9 @@ after calling ``before_create`` (the workspace creates its folder whole there).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -19,6 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from targets._private import private_dir
 
 __all__ = ["Ledger", "RunRecord"]
 
@@ -158,10 +162,17 @@ class Ledger:
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
-            if not self.path.exists():
-                if self._before_create is not None:
-                    self._before_create()
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists() and self._before_create is not None:
+                self._before_create()
+            # The folder is the workspace's .targets/: private, including one an earlier
+            # version left readable. The database is 0600 (SQLite gives its -wal and -shm
+            # files the database's mode).
+            private_dir(self.path.parent)
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            info = self.path.stat()
+            if info.st_mode & 0o077 and info.st_uid == os.geteuid():
+                os.chmod(self.path, 0o600)
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")

@@ -11,6 +11,10 @@
   snapshot), ``driver.log`` and ``prepare.log``, and the script's ``logs/`` and ``outputs/``.
 - ``cache/``: the snapshot hash cache.
 
+``.targets/`` is private to its owner (mode 0700: run variables, logs and outputs are
+nobody else's business), and is tightened so when a command opens the ledger of one
+that an earlier version left readable (:func:`targets._private.private_dir`).
+
 Finding it: ``--workspace`` / ``TARGETS_WORKSPACE`` when given. Otherwise, from the
 current directory upwards, the nearest folder whose ``.targets/`` is a real workspace,
 searching no higher than the top of the enclosing git repository; when there is none,
@@ -51,6 +55,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from targets._private import private_dir
 from targets.errors import ConfigError, InvalidNameError, UnknownTargetError, UsageError
 from targets.ledger import Ledger
 
@@ -227,7 +232,7 @@ class Workspace:
         marker = self.dir / MARKER
         if not marker.is_file():
             self._check_not_agent_home(_agent_home())
-        self.dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.dir)
         gitignore = self.dir / ".gitignore"
         if not gitignore.exists():
             gitignore.write_text("# created by targets: run history stays out of git\n*\n")
@@ -250,13 +255,9 @@ class Workspace:
         path = self._targets_file
         if not path.exists():
             return {}
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            line = getattr(getattr(exc, "problem_mark", None), "line", None)
-            raise ConfigError(
-                f"invalid YAML: {exc}", path=str(path), line=line + 1 if line is not None else None
-            ) from exc
+        from targets.runconfig.io import load_yaml_file
+
+        data = load_yaml_file(path, "targets.yml") or {}
         if not isinstance(data, dict):
             raise ConfigError("expected a mapping at the top level", path=str(path))
         return data

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 
 def main(argv: list[str]) -> int:
+    # What the agent and the supervisor create (runs, logs, environments, and what the
+    # script writes) is private to this user, whatever the login's umask.
+    os.umask(0o077)
     if argv and argv[0] == "serve":
         from .server import main as serve_main
 

@@ -23,6 +23,7 @@ directory, and the network is ``host``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -93,7 +94,11 @@ class CLIDriver:
         return base + list(args)
 
     def _run(
-        self, *args: str, input: bytes | None = None, timeout: float = 120
+        self,
+        *args: str,
+        input: bytes | None = None,
+        timeout: float = 120,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[bytes]:
         try:
             return subprocess.run(
@@ -101,6 +106,7 @@ class CLIDriver:
                 input=input,
                 capture_output=True,
                 timeout=timeout,
+                env=env,
             )
         except FileNotFoundError as exc:
             raise ContainerError("docker is not installed on the target") from exc
@@ -193,9 +199,14 @@ class CLIDriver:
     def remove_image(self, tag: str) -> bool:
         return self._run("image", "rm", tag).returncode == 0
 
-    def run_argv(self, options: dict[str, Any], image: str, command: list[str]) -> list[str]:
-        argv = self._argv(
-            "run",
+    def create_args(
+        self, options: dict[str, Any], image: str, command: list[str], env_file: str
+    ) -> list[str]:
+        """``docker create`` arguments for the run's container. The variables come from
+        ``env_file`` (never ``-e KEY=VALUE``: a command line is readable by every user of
+        the machine in ``/proc/PID/cmdline``)."""
+        argv = [
+            "create",
             "--rm",
             "--name",
             options["name"],
@@ -208,9 +219,11 @@ class CLIDriver:
             "-w",
             options["workdir"],
             "--init",
-        )
-        for key, value in sorted(options["environment"].items()):
-            argv += ["-e", "%s=%s" % (key, value)]
+            "--env-file",
+            env_file,
+        ]
+        for key in _inherited(options["environment"]):
+            argv += ["-e", key]  # the name only: docker takes the value from its environment
         if options.get("shm_size"):
             argv += ["--shm-size", options["shm_size"]]
         if options.get("gpu"):
@@ -224,10 +237,39 @@ class CLIDriver:
     def start(
         self, options: dict[str, Any], image: str, command: list[str], out: IO[bytes]
     ) -> _CLIRun:
-        """Start the run's container; its output goes to ``out`` as it is written."""
-        argv = self.run_argv(options, image, command)
+        """Create the run's container, then start it attached; its output goes to ``out``
+        as it is written.
+
+        Design choice: ``docker create`` then ``docker start -a`` instead of ``docker
+        run``. The variables travel in a file that only the agent's user can read, and
+        ``create`` has read it once it returns, so the file is removed before the script
+        starts (with ``docker run`` nothing tells when the file has been read). ``start
+        -a`` streams the output, proxies signals, returns the container's exit code and,
+        with ``--rm``, waits for the container's removal, as ``docker run --rm`` does.
+        """
+        environment = options["environment"]
+        inherited = _inherited(environment)
+        # mkstemp: 0600, in the run's folder (private to the agent's user).
+        fd, env_file = tempfile.mkstemp(prefix=".env-", dir=os.path.dirname(options["workdir"]))
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                for key, value in sorted(environment.items()):
+                    if key not in inherited:
+                        fh.write("%s=%s\n" % (key, value))
+            created = self._run(
+                *self.create_args(options, image, command, env_file),
+                timeout=300,
+                env=dict(os.environ, **{key: environment[key] for key in inherited}),
+            )
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(env_file)
+        if created.returncode != 0:
+            raise ContainerError(
+                "docker could not create the container: %s" % _first_error(created.stderr)
+            )
         proc = subprocess.Popen(
-            argv,
+            self._argv("start", "--attach", options["name"]),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -240,7 +282,7 @@ class CLIDriver:
 
 
 class _CLIRun:
-    """A ``docker run`` in progress, seen like a process by the supervisor."""
+    """A ``docker start --attach`` in progress, seen like a process by the supervisor."""
 
     def __init__(self, driver: CLIDriver, name: str, proc: subprocess.Popen[bytes]) -> None:
         self.driver = driver
@@ -272,6 +314,26 @@ def driver(name: str | None) -> Any:
 
         return SDKDriver()
     return CLIDriver()
+
+
+def _inherited(environment: dict[str, str]) -> list[str]:
+    """Variables that an env file cannot hold (a line break in the value, a name that
+    starts with ``#`` or holds a space): docker takes them by name from its own
+    environment, which only the agent's user can read. A name the docker command itself
+    reads (``DOCKER_*``, ``HOME``, ``PATH``) cannot travel so without changing what docker
+    does: refused."""
+    names = sorted(
+        k
+        for k, v in environment.items()
+        if "\n" in v or "\r" in v or k[:1] == "#" or k != "".join(k.split())
+    )
+    for name in names:
+        if name.startswith("DOCKER_") or name in ("HOME", "PATH"):
+            raise ContainerError(
+                "the value of the variable %s has a line break, which docker cannot pass "
+                "to a container for this name: put the value in a file instead" % name
+            )
+    return names
 
 
 def _first_error(stderr: bytes) -> str:
@@ -379,6 +441,7 @@ def ensure_image(
                     os.makedirs(base_ctx)
                     with open(os.path.join(base_ctx, "Dockerfile"), "w") as fh:
                         fh.write(str(docker["base_dockerfile"]))
+                    _image_modes(base_ctx)
                     driver.build(base_ctx, base, log, {})
             elif not driver.image_exists(base):
                 driver.pull(base, log, auth)
@@ -398,10 +461,23 @@ def ensure_image(
                     "FROM %s\nCOPY . /tmp/targets-env/\n"
                     "RUN sh /tmp/targets-env/install.sh && rm -rf /tmp/targets-env\n" % base
                 )
+            _image_modes(context)
             driver.build(context, tag, log, {LABEL: env_hash, ROOT_LABEL: root_id(root)})
         finally:
             shutil.rmtree(build_dir, ignore_errors=True)
         return {"image": tag, "reused": False, "python": _python(spec)}
+
+
+def _image_modes(context: str) -> None:
+    """Give the build context the usual modes (0755 folders, 0644 files, 0755 executables)
+    whatever the agent's umask (0077): COPY keeps them, and the image's own user may not be
+    root. The context stays private: it lives in a 0700 temporary folder."""
+    for dirpath, _dirnames, filenames in os.walk(context):
+        os.chmod(dirpath, 0o755)
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o755 if os.stat(path).st_mode & 0o100 else 0o644)
 
 
 def _python(spec: dict[str, Any]) -> str:

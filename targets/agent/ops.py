@@ -128,12 +128,15 @@ def start_run(
     run_dir = rundir.run_path(root, run_id)
     if os.path.exists(run_dir):
         raise ValueError("run %s already exists on this target" % run_id)
-    os.makedirs(os.path.join(run_dir, "wd"))
+    os.makedirs(os.path.join(run_dir, "wd"), mode=0o700)
+    os.chmod(run_dir, 0o700)  # makedirs' mode is the leaf's; the umask may loosen both
     try:
         store.materialise(root, rows, os.path.join(run_dir, "wd"))
     finally:
         storage.release(root, run_id)  # the run folder's links now keep its objects
-    with open(os.path.join(run_dir, "spec.json"), "w") as fh:
+    # The spec holds the run's variables: 0600 whatever the umask (the root is 0700 too).
+    fd = os.open(os.path.join(run_dir, "spec.json"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
         json.dump(spec, fh)
     if launch == "external":
         return external.command(root, run_id, python=python)

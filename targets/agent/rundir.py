@@ -8,11 +8,14 @@ Stdlib only, Python >= 3.8. ``<root>/runs/<run_id>/`` holds:
 - ``prepare.log`` environment preparation output
 - ``driver.log``  the script's stdout and stderr, interleaved as written
 - ``wd/``         the working directory: the snapshot, plus ``outputs/`` and ``logs/``
+- ``.reserve``    a little space held while the run is live, given up when the disk is
+                  full so the run's end can still be recorded
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -22,8 +25,12 @@ from typing import Any
 
 __all__ = [
     "cancel_run",
+    "disk_nearly_full",
+    "make_private",
     "read_logs",
     "read_status",
+    "release_space",
+    "reserve_space",
     "run_path",
     "write_status",
 ]
@@ -38,17 +45,78 @@ SYSTEM_LOGS = ("prepare.log", "driver.log")
 MAX_CHUNK = 1 << 20
 
 
+def make_private(root: str) -> None:
+    """Create the agent's root as a 0700 folder, or tighten one an earlier version left
+    open (0755), when it belongs to this user.
+
+    The root holds every run's variables (``spec.json``), uploaded source, logs and
+    outputs. A private root keeps all of it from other users whatever the modes inside:
+    files made before this change, objects hard-linked into run folders (links share one
+    mode) and files that scripts create. The processes that read them (the supervisor,
+    the script, containers started with ``--user`` set to this user) are this user.
+    Idempotent."""
+    os.makedirs(root, mode=0o700, exist_ok=True)
+    info = os.stat(root)
+    if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+        os.chmod(root, 0o700)
+
+
 def run_path(root: str, run_id: str) -> str:
     if not run_id or "/" in run_id or run_id.startswith("."):
         raise ValueError(f"bad run id {run_id!r}")
     return os.path.join(root, "runs", run_id)
 
 
+RESERVE = ".reserve"
+_RESERVE_BYTES = 256 << 10
+
+
+def reserve_space(run_dir: str) -> None:
+    """Hold a little space for the run's status and last log lines (best effort)."""
+    path = os.path.join(run_dir, RESERVE)
+    try:
+        with open(path, "wb") as fh:
+            fh.write(b"\0" * _RESERVE_BYTES)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def release_space(run_dir: str) -> bool:
+    """Give up the space :func:`reserve_space` held; True when there was some."""
+    try:
+        os.unlink(os.path.join(run_dir, RESERVE))
+    except OSError:
+        return False
+    return True
+
+
+def disk_nearly_full(path: str) -> bool:
+    """Whether the file system of ``path`` has less than 1 MiB left for this user."""
+    try:
+        info = os.statvfs(path)
+    except OSError:
+        return False
+    return info.f_bavail * info.f_frsize < (1 << 20)
+
+
 def write_json_atomic(path: str, data: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh)
-    os.replace(tmp, path)
+    """Replace ``path`` with ``data`` as JSON, whole or not at all. On a full disk the
+    folder's reserve (:func:`reserve_space`) is given up and the write tried again."""
+    folder = os.path.dirname(path)
+    for attempt in (0, 1):
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(data, fh)
+            os.replace(tmp, path)
+            return
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            if attempt or not full or not release_space(folder):
+                raise
 
 
 def write_status(run_dir: str, **fields: Any) -> dict[str, Any]:
@@ -116,9 +184,10 @@ def read_status(root: str, run_id: str) -> dict[str, Any]:
         # Re-read: the supervisor may have written its final status just now.
         status = _load(os.path.join(run_dir, "status.json")) or status
         if status.get("status") not in TERMINAL:
-            status = dict(status)
-            status["status"] = "Failed"
-            status["message"] = "the run's supervisor process ended unexpectedly"
+            # Its processes are ended and the end recorded before anyone collects.
+            from .orphans import end_orphaned_run
+
+            status = end_orphaned_run(root, run_id, status)
     return status
 
 

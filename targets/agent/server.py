@@ -271,7 +271,7 @@ def _dispatch(root: str, header: dict[str, Any], inp: IO[bytes], out: IO[bytes])
 
 def serve(root: str, inp: IO[bytes], out: IO[bytes]) -> int:
     """Answer requests until the client closes the connection."""
-    os.makedirs(root, exist_ok=True)
+    rundir.make_private(root)
     write_frame(out, {"ok": True, "result": ops.hello(root)})
     while True:
         try:
@@ -281,12 +281,13 @@ def serve(root: str, inp: IO[bytes], out: IO[bytes]) -> int:
         try:
             _dispatch(root, header, inp, out)
         except (ValueError, KeyError, TypeError, ProtocolError, OSError) as exc:
-            kind = "user" if isinstance(exc, (ValueError, ProtocolError)) else "internal"
+            full = store.no_space(exc)
+            kind = "user" if full or isinstance(exc, (ValueError, ProtocolError)) else "internal"
             write_frame(
                 out,
                 {
                     "ok": False,
-                    "error": str(exc) or type(exc).__name__,
+                    "error": full or str(exc) or type(exc).__name__,
                     "kind": kind,
                     "trace": traceback.format_exc(limit=5),
                 },

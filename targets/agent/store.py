@@ -15,6 +15,7 @@ costs one link per file however large the project is.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
@@ -32,6 +33,19 @@ __all__ = [
 ]
 
 _CHUNK = 1 << 20
+
+
+def no_space(exc: BaseException) -> str | None:
+    """The user's message when ``exc`` is the target's disk (or quota) being full, else
+    ``None``: what was refused, and how to make room."""
+    if not isinstance(exc, OSError) or exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return None
+    what = "disk quota exceeded" if exc.errno == errno.EDQUOT else "no space left on device"
+    where = " writing %s" % exc.filename if exc.filename else ""
+    return (
+        "the target's disk is full (%s%s): free space there, or remove old runs and "
+        "environments with `targets gc`" % (what, where)
+    )
 
 
 def object_path(root: str, digest: str, mode: int) -> str:
@@ -67,8 +81,10 @@ def missing_objects(root: str, entries: Iterable[Sequence[Any]]) -> list[str]:
 
 
 def finish_object(tmp: str, final: str, mode: int) -> None:
-    """Make a verified temporary file the stored object (read-only, epoch mtime)."""
-    os.chmod(tmp, 0o555 if mode & 0o111 else 0o444)
+    """Make a verified temporary file the stored object (read-only for its owner only,
+    epoch mtime). Run folders hard-link objects, so this is also the mode of the files
+    a run sees: the executable bit is kept, and nobody else may read them."""
+    os.chmod(tmp, 0o500 if mode & 0o111 else 0o400)
     os.utime(tmp, (0, 0))
     os.replace(tmp, final)
 
@@ -137,7 +153,7 @@ def materialise(root: str, entries: Iterable[Sequence[Any]], dest: str) -> int:
             os.link(src, target)
         except OSError:
             shutil.copyfile(src, target)
-            os.chmod(target, 0o755 if int(mode) & 0o111 else 0o644)
+            os.chmod(target, 0o700 if int(mode) & 0o111 else 0o600)
         count += 1
     return count
 

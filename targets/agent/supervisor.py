@@ -28,7 +28,7 @@ import sys
 import time
 from typing import Any
 
-from . import containers, distributed, envs, rundir, spark
+from . import containers, distributed, envs, orphans, rundir, spark
 
 __all__ = ["launch", "main"]
 
@@ -48,6 +48,9 @@ def launch(
         agent_parent = os.path.dirname(agent_parent)
     env = dict(os.environ)
     env["TARGETS_USER_PYTHONPATH"] = env.get("PYTHONPATH", "")
+    # Inherited by everything the supervisor starts: how the processes of a run whose
+    # supervisor was killed are found and ended (orphans.py).
+    env[orphans.RUN_VARIABLE] = os.path.realpath(run_dir)
     env["PYTHONPATH"] = agent_parent + (
         os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
     )
@@ -272,12 +275,18 @@ def supervise(root: str, run_id: str) -> int:
         supervisor_identity=rundir.process_identity(os.getpid()),
         started_at=started,
     )
+    rundir.reserve_space(run_dir)
     cancel_file = os.path.join(run_dir, "cancel")
 
     def cancelled() -> bool:
         return _Stop.requested or os.path.exists(cancel_file)
 
     def finish(status: str, exit_code: int | None = None, message: str | None = None) -> int:
+        if status == "Failed" and rundir.disk_nearly_full(run_dir):
+            message = (message or "failed") + (
+                "; the target's disk was full when it ended: free space there, or remove "
+                "old runs and environments with `targets gc`"
+            )
         rundir.write_status(
             run_dir,
             status=status,
@@ -286,6 +295,7 @@ def supervise(root: str, run_id: str) -> int:
             ended_at=time.time(),
             phases=phases,
         )
+        rundir.release_space(run_dir)
         return 0
 
     # outputs/ and logs/ are not created in advance: scripts that call mkdir() without
@@ -364,6 +374,9 @@ def supervise(root: str, run_id: str) -> int:
                         stderr=subprocess.STDOUT,
                         env=env,
                         start_new_session=True,
+                        # SIGTERM when the supervisor dies (kill -9): the script does not
+                        # run on unsupervised; the status reader ends the rest.
+                        preexec_fn=orphans.parent_death_signal(),
                     )
                 )
         except (OSError, RuntimeError, containers.ContainerError) as exc:
@@ -375,6 +388,7 @@ def supervise(root: str, run_id: str) -> int:
         run_dir,
         status="Running",
         pid=proc.pid,
+        pid_identity=rundir.process_identity(proc.pid) if proc.pid else None,
         running_at=t1,
         phases=dict(phases, preparing=phases["preparing"]),
     )

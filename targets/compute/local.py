@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from targets.agent import ops
+from targets.agent import ops, rundir
 from targets.compute._agent import AgentClient, AgentTarget, LocalAgentClient
 from targets.compute._python import UserPython, chosen_python, default_python
 from targets.compute.base import Capability, SubmitRequest
@@ -57,6 +57,7 @@ class LocalTarget(AgentTarget):
         return agent_root()
 
     def _connect_agent(self) -> AgentClient:
+        rundir.make_private(str(self.root))  # as the remote agent does (see rundir)
         return LocalAgentClient(self.root)
 
     def check_request(self, config: RunConfiguration) -> None:

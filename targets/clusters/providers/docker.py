@@ -38,11 +38,9 @@ import os
 import re
 import shlex
 import socket
-import tempfile
 import threading
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -209,10 +207,20 @@ def docker_errors() -> type[Exception]:
 
 
 @contextlib.contextmanager
-def _machine_lock() -> Iterator[None]:
-    """One node creation at a time on this machine (port choice and container create)."""
-    path = Path(tempfile.gettempdir()) / "targets-docker-nodes.lock"
-    with open(path, "a") as handle:
+def _nodes_lock() -> Iterator[None]:
+    """One node creation at a time for this user (port choice and container create).
+
+    Design choice: the lock is the user's own (in :func:`targets._private.runtime_dir`),
+    not one file in ``/tmp`` for the machine: any user could create that name first and
+    block everyone, or leave it unwritable. Two users creating nodes at the same moment
+    may still pick the same free port; the node whose sshd cannot listen is reported
+    ``failed`` with sshd's message and the cluster replaces it (see the module doc).
+    """
+    from targets._private import runtime_dir
+
+    path = runtime_dir() / "docker-nodes.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "r+b") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -461,7 +469,7 @@ class DockerProvider(NodeProvider):
             raise UsageError(f"cannot add {count} nodes")
         added: list[Node] = []
         client = self.client()
-        with _machine_lock():
+        with _nodes_lock():
             for _ in range(count):
                 existing = self._containers()
                 used = {self._index_of(c.name or "") for c in existing}
