@@ -40,6 +40,23 @@ pytest: $(VENV)/.installed-test
 
 test: lint typecheck pytest
 
+# `make fuzz`: the long runs of the fuzz and fault suites (`make test` runs both bounded).
+# fuzz-readers: FUZZ_EXAMPLES random inputs per file reader (prints how many each got).
+# fuzz-faults: FAULT_TRIALS kill -9 trials per fault kind (client, supervisor, upload).
+FUZZ_EXAMPLES ?= 20000
+FAULT_TRIALS ?= 50
+.PHONY: fuzz fuzz-readers fuzz-faults
+fuzz: fuzz-readers fuzz-faults
+
+fuzz-readers: $(VENV)/.installed-test
+	TARGETS_FUZZ=long TARGETS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -s -q -p no:cacheprovider \
+		-o timeout=0 tests/test_fuzz_readers.py -k ends_in_a_result
+
+fuzz-faults: $(VENV)/.installed-test
+	bash scripts/test-services.sh
+	TARGETS_FAULT_TRIALS=$(FAULT_TRIALS) $(BIN)/pytest -q -n 2 -p no:cacheprovider -o timeout=0 \
+		tests/test_faults.py -k "random_points or random_moments or mid_upload"
+
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/run.py --write docs/performance.md
 

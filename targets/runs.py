@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
-import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -38,9 +38,28 @@ if TYPE_CHECKING:
     from targets.runconfig.model import RunConfiguration
     from targets.snapshot import Snapshot
 
-__all__ = ["Run", "list_runs", "refresh_open_runs", "submit_run"]
+__all__ = ["CollectionError", "Run", "list_runs", "refresh_open_runs", "submit_run"]
 
 SYSTEM_LOGS = ("prepare.log", "driver.log")
+_MARK = ".collect-error"
+"""In a run's folder while its last collection failed: the reason (see CollectionError)."""
+
+
+class CollectionError(TargetsError):
+    """Bringing a run's logs or outputs into the workspace failed (a full disk, a file
+    the client could not write, a bad reply from the target). The run is marked with the
+    reason and left uncollected: the next command about it tries again. Exit code 1."""
+
+    def __init__(self, run_id: str, reason: str) -> None:
+        self.run_id = run_id
+        self.reason = reason
+        super().__init__(
+            f"run {run_id}: collecting its logs and outputs failed: {reason}",
+            hint=f"the run itself is not affected; the next command about it (targets runs "
+            f"show {run_id}) tries again",
+        )
+
+
 DRIVER = "driver"
 """The handle kind of sweep and pipeline parents: a local process drives their children."""
 
@@ -175,6 +194,9 @@ def submit_run(
     }
     # Compact JSON: `indent` would switch json to its slow pure-Python encoder.
     (run_dir / "run.json").write_text(json.dumps(manifest, separators=(",", ":")))
+    from targets._submitting import SubmitLock
+
+    submitting = SubmitLock(workspace, run_id)  # until the handle or the failure is recorded
     workspace.ledger.insert(record)
     try:
         handle = target.submit(
@@ -197,8 +219,10 @@ def submit_run(
             message=f"submission failed: {exc}",
             collected=True,
         )
+        submitting.release()
         raise
     workspace.ledger.update(run_id, handle=handle.to_json())
+    submitting.release()
     # The run keeps the open target: streaming reuses its connection (over SSH, one
     # connection and one agent for the whole `targets run`). Run.close() releases it.
     return Run(workspace, run_id, target=target)
@@ -275,6 +299,9 @@ class Run:
             return record
         handle = self.handle
         if handle is None:
+            from targets._submitting import fail_if_abandoned
+
+            record = self._record = fail_if_abandoned(self.workspace, record)
             return record
         if handle.kind == DRIVER:
             return self._refresh_parent()
@@ -282,17 +309,83 @@ class Run:
         state = target.status(handle)
         record = self._record_state(state)
         if state.status.terminal and not record.collected:
-            self._pull_logs(target, handle)
+            record = self._collect_ended(target, handle)
+        return record
+
+    def _collect_ended(self, target: ComputeTarget, handle: RunHandle) -> RunRecord:
+        """Collect the last logs and the outputs of an ended run, once: under the run's
+        collection lock, and not again when another process did it meanwhile."""
+        with self._collecting():
+            fresh = self.workspace.ledger.get(self.id)
+            if fresh is not None and fresh.collected:
+                self._record = fresh
+                return fresh
+            self._pull_logs_unlocked(target, handle)
             target.fetch_outputs(handle, self.folder)
             from targets.tracking import merge_into_workspace
 
             merge_into_workspace(self.folder, self.workspace.dir / "mlruns", self.id)
             record = self._record = self.workspace.ledger.update(self.id, collected=True)
-            # Only now may the target's storage cap remove the run's folder there; a
-            # failure costs disk space until `targets gc`, never the run's results.
-            with contextlib.suppress(TargetsError):
-                target.mark_collected(handle)
+            with contextlib.suppress(OSError):
+                (self.folder / _MARK).unlink()
+        # Only now may the target's storage cap remove the run's folder there; a
+        # failure costs disk space until `targets gc`, never the run's results.
+        with contextlib.suppress(TargetsError):
+            target.mark_collected(handle)
         return record
+
+    @contextlib.contextmanager
+    def _collecting(self) -> Iterator[None]:
+        """The run's collection lock; a failure inside (a full disk, a bad reply of the
+        target, a damaged MLflow store) marks the run and raises CollectionError."""
+        from targets._files import collection_lock, remove_temporaries
+
+        try:
+            with collection_lock(self.folder):
+                # A client killed while collecting leaves its temporaries: no writer
+                # holds them now (we hold the lock), and what they held is fetched again.
+                remove_temporaries(self.folder)
+                yield
+        except CollectionError:
+            raise
+        except OSError as exc:
+            where = exc.filename
+            if isinstance(where, str) and where.startswith(str(self.folder) + "/"):
+                where = where[len(str(self.folder)) + 1 :]
+            reason = f"{exc.strerror or exc}" + (f" ({where})" if where else "")
+            self._mark(reason)
+            raise CollectionError(self.id, reason) from exc
+        except TargetsError as exc:
+            self._mark(exc.message)
+            raise CollectionError(self.id, exc.message) from exc
+        except Exception as exc:  # the ledger (sqlite) or a damaged MLflow store
+            reason = f"{type(exc).__name__}: {exc}"
+            self._mark(reason)
+            raise CollectionError(self.id, reason) from exc
+
+    def _mark(self, reason: str) -> None:
+        """Record why the last collection failed (best effort: the disk may be full)."""
+        import tempfile
+
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".collect-error.")
+        except OSError:
+            return
+        try:
+            with open(fd, "w") as fh:
+                fh.write(reason)
+            Path(tmp).replace(self.folder / _MARK)
+        except OSError:
+            with contextlib.suppress(OSError):
+                Path(tmp).unlink()
+
+    @property
+    def collection_error(self) -> str | None:
+        """Why the last collection of this run failed, or None."""
+        try:
+            return (self.folder / _MARK).read_text(errors="replace")[:4000] or None
+        except OSError:
+            return None
 
     # -- parents of sweeps and pipelines: driven by a local driver process --------------
 
@@ -316,7 +409,6 @@ class Run:
         return record
 
     def _cancel_parent(self) -> RunRecord:
-        import os
         import signal
 
         (self.folder / "cancel").write_text(str(time.time()))
@@ -366,8 +458,14 @@ class Run:
         return self.refresh().status
 
     def get_details(self) -> dict[str, Any]:
-        record = self.refresh()
+        """The run's record and what its folder holds. A failed collection does not fail
+        this: ``collection_error`` says why (None once collected)."""
+        try:
+            record = self.refresh()
+        except CollectionError:
+            record = self._record
         details = record.to_json()
+        details["collection_error"] = None if record.collected else self.collection_error
         details["folder"] = str(self.folder)
         # The interpreter the client chose (local user-managed runs); elsewhere the
         # target's own choice, not recorded.
@@ -412,33 +510,42 @@ class Run:
         offsets = {}
         for name in SYSTEM_LOGS:
             path = self.folder / name
-            if path.exists():
+            if path.is_file() and not path.is_symlink():
                 offsets[name] = path.stat().st_size
         logs = self.folder / "logs"
-        if logs.is_dir():
+        if logs.is_dir() and not logs.is_symlink():
             for path in logs.rglob("*"):
-                if path.is_file():
+                if path.is_file() and not path.is_symlink():
                     offsets["logs/" + path.relative_to(logs).as_posix()] = path.stat().st_size
         return offsets
 
     def _pull_logs(self, target: ComputeTarget, handle: RunHandle) -> list[LogChunk]:
-        """Append every new log byte to the run folder; return what was new."""
+        """Append every new log byte to the run folder; return what was new. Raises
+        CollectionError (and marks the run) when that fails."""
+        with self._collecting():
+            return self._pull_logs_unlocked(target, handle)
+
+    def _pull_logs_unlocked(self, target: ComputeTarget, handle: RunHandle) -> list[LogChunk]:
         got: list[LogChunk] = []
         while True:
             chunks = target.read_logs(handle, self._local_offsets())
             if not chunks:
                 return got
             for chunk in chunks:
-                parts = chunk.name.split("/")
-                if chunk.name.startswith("/") or ".." in parts:
-                    raise TargetsError(f"target sent a bad log name {chunk.name!r}")
-                path = self.folder.joinpath(*parts)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with open(path, "r+b" if path.exists() else "wb") as fh:
-                    fh.seek(chunk.offset)
-                    fh.write(chunk.data)
-                    fh.truncate()
+                self._write_chunk(chunk)
             got.extend(chunks)
+
+    def _write_chunk(self, chunk: LogChunk) -> None:
+        """Write one chunk from the target, after checking it: a name under ``logs/`` or
+        a system log, an offset no further than what was collected so far (no sparse
+        file), a bounded size. A folder where the target now has a file (or a file where
+        it has a folder) is replaced."""
+        from targets._files import check_log_chunk, write_log_chunk
+
+        problem = check_log_chunk(chunk.name, chunk.offset, chunk.data, SYSTEM_LOGS)
+        if problem:
+            raise TargetsError(f"the target sent a bad reply: {problem}")
+        write_log_chunk(self.folder, chunk.name.split("/"), chunk.name, chunk.offset, chunk.data)
 
     def stream(
         self,
@@ -539,8 +646,9 @@ class Run:
         record = self.refresh()
         if record.status not in _TERMINAL_NAMES and self.handle is not None:
             target = self._get_target()
-            self._pull_logs(target, self.handle)
-            target.fetch_outputs(self.handle, self.folder)
+            with self._collecting():
+                self._pull_logs_unlocked(target, self.handle)
+                target.fetch_outputs(self.handle, self.folder)
 
     def _iter_files(self) -> Iterator[str]:
         for top in ("outputs", "logs"):
@@ -558,7 +666,10 @@ class Run:
         return list(self._iter_files())
 
     def download_file(self, name: str, output_file_path: str | Path | None = None) -> Path:
-        """Copy one file of the run (e.g. ``outputs/model.txt``) to ``output_file_path``."""
+        """Copy one file of the run (e.g. ``outputs/model.txt``) to ``output_file_path``.
+        A link at the destination is replaced, never written through."""
+        from targets._files import NoFollowWriter
+
         self._collect()
         parts = Path(name).parts
         if Path(name).is_absolute() or ".." in parts:
@@ -570,39 +681,59 @@ class Run:
                 hint=f"targets runs show {self.id} lists its files",
             )
         dest = Path(output_file_path) if output_file_path else Path(Path(name).name)
-        if dest.is_dir():
+        if dest.is_dir():  # the folder the caller named (a link to one is followed)
             dest = dest / source.name
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, dest)
-        return dest
+        writer = NoFollowWriter(dest.parent)
+        writer.check([[dest.name]])
+        with open(source, "rb") as fh:
+            return writer.write([dest.name], fh)
 
     def download_files(
         self, prefix: str = "", output_directory: str | Path | None = None
     ) -> list[Path]:
         """Copy the run's files whose names start with ``prefix`` under ``output_directory``
-        (default: the current directory), keeping their relative paths."""
+        (default: the current directory), keeping their relative paths.
+
+        Nothing below ``output_directory`` is followed: a link in the way of a file is
+        replaced (what it points to is left untouched), and a folder on the way that is a
+        link is refused with a UsageError before anything is written."""
+        from targets._files import NoFollowWriter
+
         self._collect()
-        base = Path(output_directory or ".")
+        writer = NoFollowWriter(Path(output_directory or "."))
+        names = [name for name in self._iter_files() if name.startswith(prefix)]
+        writer.check([name.split("/") for name in names])
         written = []
-        for name in self._iter_files():
-            if name.startswith(prefix):
-                dest = base / name
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(self.folder / name, dest)
-                written.append(dest)
+        for name in names:
+            with open(self.folder / name, "rb") as fh:
+                written.append(writer.write(name.split("/"), fh))
         return written
 
 
-def refresh_open_runs(workspace: Workspace) -> None:
-    """Ask the targets of runs that have not ended (or not been collected) for news."""
+def refresh_open_runs(workspace: Workspace, *, warn: Callable[[str], None] | None = None) -> None:
+    """Ask the targets of runs that have not ended (or not been collected) for news.
+
+    One run's failure never stops the others: an unreachable target is passed over
+    quietly (its runs are asked again next time); a run whose collection failed is marked
+    (see :class:`CollectionError`) and reported through ``warn``; any other failure of
+    one run is reported through ``warn`` too.
+    """
     for record in workspace.ledger.open_runs():
-        run = Run(workspace, record.id)
+        run: Run | None = None
         try:
+            run = Run(workspace, record.id)
             run.refresh()
+        except CollectionError as exc:
+            if warn is not None:
+                warn(f"{exc.message} (tried again by the next command about it)")
         except TargetsError:
             pass  # an unreachable target must not break listing
+        except Exception as exc:  # one run must not break the others
+            if warn is not None:
+                warn(f"run {record.id}: could not be refreshed: {type(exc).__name__}: {exc}")
         finally:
-            run.close()
+            if run is not None:
+                run.close()
 
 
 def list_runs(workspace: Workspace, *, refresh: bool = True, **filters: Any) -> list[RunRecord]:

@@ -3,6 +3,7 @@ helper that runs the real `targets` command in a subprocess."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -140,6 +141,39 @@ def pid_alive(pid: int) -> bool:
 @pytest.fixture
 def in_ci() -> bool:
     return bool(os.environ.get("CI"))
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path, size: str) -> Iterator[Path]:
+    """``folder`` on a tmpfs of ``size`` (``2m``) for the block: a disk that fills.
+    Needs root and mount(8): skips without them, fails instead when CI is set."""
+    import shutil
+
+    ci = bool(os.environ.get("CI"))
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        if ci:
+            pytest.fail("mounting a tmpfs needs root and mount(8); CI has both")
+        pytest.skip("mounting a tmpfs needs root")
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(folder)],
+        capture_output=True,
+    )
+    if mounted.returncode != 0:
+        message = f"cannot mount a tmpfs: {mounted.stderr.decode().strip()}"
+        if ci:
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield folder
+    finally:
+        if subprocess.run(["umount", str(folder)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def grow_disk(folder: Path, size: str) -> None:
+    """Give the tmpfs of :func:`small_disk` at ``folder`` room again."""
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(folder)], check=True)
 
 
 @pytest.fixture

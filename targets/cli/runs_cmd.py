@@ -80,7 +80,7 @@ def list_(
     if ws.ledger.open_runs():  # only then is the orchestration (and pydantic) imported
         from targets.runs import refresh_open_runs
 
-        refresh_open_runs(ws)
+        refresh_open_runs(ws, warn=lambda text: say(text, fg="yellow"))
 
     def select(**more: Any) -> list[RunRecord]:
         return ws.ledger.list(experiment=experiment, target=target, status=status, **more)
@@ -154,6 +154,10 @@ def show(ctx: click.Context, run_id: str, output: str) -> None:
         "status": details["status"],
         "exit code": details["exit_code"],
         "message": details["message"],
+        "collection": f"failed: {details['collection_error']} (tried again by the next "
+        "command about this run)"
+        if details.get("collection_error")
+        else None,
         "entry": details["entry"],
         "created": fmt_time(details["created_at"]),
         "duration": fmt_duration(details["duration_seconds"]),
@@ -169,6 +173,8 @@ def show(ctx: click.Context, run_id: str, output: str) -> None:
         "folder": details["folder"],
         "files": ", ".join(details["files"]) or "-",
     }
+    if shown["collection"] is None:
+        del shown["collection"]  # the row is there only while a collection failed
     if rc.get("max_run_duration_seconds"):
         shown["max duration"] = f"{rc['max_run_duration_seconds']}s"
     print_mapping(shown)
@@ -243,7 +249,11 @@ def logs(ctx: click.Context, run_id: str, follow: bool, node: int | None) -> Non
 @output_option
 @click.pass_context
 def download(ctx: click.Context, run_id: str, dest: str | None, prefix: str, output: str) -> None:
-    """Copy a run's outputs/, logs/ and output logs to a folder."""
+    """Copy a run's outputs/, logs/ and output logs to a folder.
+
+    Nothing below the folder is followed: a link in the way of a file is replaced (what
+    it points to is left untouched), and a folder on the way that is a link is refused
+    before anything is written."""
     from targets.runs import Run
 
     run = Run(workspace_of(ctx), run_id)

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from targets._detached import lock_held, signal_holder, spawn
+from targets._files import check_log_chunk, write_log_chunk
 from targets.agent.rundir import COLLECTED, SYSTEM_LOGS
 from targets.clusters.keys import SECRET_NAME
 from targets.clusters.model import ClusterSpec
@@ -616,18 +617,11 @@ class Reconciler:
     ) -> None:
         base = node_logs(folder, index)
 
-        def local(name: str) -> Path:
-            rel = name[len("logs/") :] if name.startswith("logs/") else name
-            parts = rel.split("/")
-            if rel.startswith("/") or ".." in parts:
-                raise TargetsError(f"a node sent a bad log name {name!r}")
-            return base.joinpath(*parts)
-
         while True:
             offsets: dict[str, int] = {}
             if base.is_dir():
                 for path in base.rglob("*"):
-                    if path.is_file():
+                    if path.is_file() and not path.is_symlink():
                         rel = path.relative_to(base).as_posix()
                         key = rel if rel in SYSTEM_LOGS else "logs/" + rel
                         offsets[key] = path.stat().st_size
@@ -635,12 +629,14 @@ class Reconciler:
             if not chunks:
                 break
             for chunk in chunks:
-                path = local(chunk.name)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with open(path, "r+b" if path.exists() else "wb") as fh:
-                    fh.seek(chunk.offset)
-                    fh.write(chunk.data)
-                    fh.truncate()
+                # A node's logs/ and system logs share one folder: the names are checked
+                # like a single run's (nothing outside logs/ or the system logs).
+                problem = check_log_chunk(chunk.name, chunk.offset, chunk.data, SYSTEM_LOGS)
+                if problem:
+                    raise TargetsError(f"node {index} sent a bad reply: {problem}")
+                name = chunk.name
+                rel = name[len("logs/") :] if name.startswith("logs/") else name
+                write_log_chunk(base, rel.split("/"), name, chunk.offset, chunk.data)
         self.merge(folder, index, node_count, final=final)
 
     def merge(self, folder: Path, index: int, node_count: int, *, final: bool) -> None:

@@ -9,9 +9,11 @@ the loop lives here, each kind fills in one method.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
+import math
 import os
 import shutil
 import struct
@@ -21,10 +23,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
+from stat import S_ISREG
 from typing import IO, Any
 
+from targets._files import check_received_name, make_way, temporary_beside
 from targets.agent import AGENT_VERSION, ops, rundir, store, supervisor
-from targets.agent.server import ChunkReader, read_frame, write_chunks, write_frame
+from targets.agent.server import ChunkReader, _read_exact, write_chunks, write_frame
 from targets.compute.base import (
     Capability,
     ComputeTarget,
@@ -51,6 +55,13 @@ __all__ = [
 
 _U32 = struct.Struct(">I")
 _UPLOAD_CHUNK = 1 << 18
+# Bounds on what the client accepts from an agent: the real one sends headers of a few
+# MB at most (a long list of output files), log payloads of 1 MiB and stream chunks of
+# about 256 KiB. Anything beyond is a broken or hostile agent, refused before it is read.
+_MAX_HEADER = 256 << 20
+_MAX_PAYLOAD = 64 << 20
+_MAX_CHUNK = 16 << 20
+_MAX_FILE = 1 << 50
 
 
 class AgentError(TargetsError):
@@ -125,6 +136,11 @@ class LocalAgentClient(AgentClient):
             return table[op](**args)
         except (ValueError, RuntimeError) as exc:
             raise AgentError(str(exc)) from exc
+        except OSError as exc:
+            full = store.no_space(exc)
+            if full:
+                raise AgentError(full) from exc
+            raise
 
     def put(self, items: Sequence[tuple[str, Path, int]], progress: Progress) -> None:
         total = sum(size for _, _, size in items)
@@ -134,6 +150,11 @@ class LocalAgentClient(AgentClient):
                 store.put_file(self.root, key, str(path))
             except ValueError as exc:
                 raise AgentError(str(exc)) from exc
+            except OSError as exc:
+                full = store.no_space(exc)
+                if full:
+                    raise AgentError(full) from exc
+                raise
             done += size
             progress("upload-files", count, len(items))
             progress("upload", done, total)
@@ -161,23 +182,55 @@ class StreamAgentClient(AgentClient):
         self._in = reader
         self._out = writer
         self._on_close = on_close
+        self._broken = ""
         hello = self._response()
         self.root = str(hello["root"])
         self.platform = str(hello["platform"])
         self.hello = hello
 
+    def _bad_reply(self, what: str) -> AgentError:
+        """The agent broke the protocol: this connection is not used again (what follows
+        on the stream cannot be trusted to be in step)."""
+        self._broken = f"the agent sent a bad reply: {what}"
+        return AgentError(self._broken)
+
     def _response(self) -> Any:
+        if self._broken:
+            raise AgentError(self._broken)
         try:
-            header, payload = read_frame(self._in)
-        except (EOFError, OSError, struct.error, ValueError) as exc:
+            (length,) = _U32.unpack(_read_exact(self._in, 4))
+            if length > _MAX_HEADER:
+                # Also what a login script that prints text looks like.
+                error = self._bad_reply(f"a reply header of {length} bytes")
+                error.message = f"lost the connection to the agent: {error.message}"
+                raise error
+            header = json.loads(_read_exact(self._in, length).decode("utf-8"))
+        except (EOFError, OSError, struct.error) as exc:
+            raise AgentError(f"lost the connection to the agent: {exc}") from exc
+        except (ValueError, RecursionError) as exc:
+            raise self._bad_reply(f"a reply header that is not JSON ({exc})") from None
+        if not isinstance(header, dict):
+            raise self._bad_reply(f"a reply header that is a {type(header).__name__}")
+        size = header.get("size") or 0
+        if type(size) is not int or not 0 <= size <= _MAX_PAYLOAD:
+            raise self._bad_reply(f"a payload size of {size!r}")
+        try:
+            payload = _read_exact(self._in, size) if size else b""
+        except (EOFError, OSError) as exc:
             raise AgentError(f"lost the connection to the agent: {exc}") from exc
         if not header.get("ok"):
-            raise AgentError(f"the agent on the target failed: {header.get('error')}")
+            said = header.get("error")
+            text = said[:2000] if isinstance(said, str) else repr(said)[:200]
+            raise AgentError(f"the agent on the target failed: {text}")
+        if "result" not in header:
+            raise self._bad_reply("a reply without a result")
         if payload:
             return header["result"], payload
         return header["result"]
 
     def _request(self, op: str, args: Mapping[str, Any]) -> None:
+        if self._broken:
+            raise AgentError(self._broken)
         try:
             write_frame(self._out, {"op": op, "args": dict(args)})
         except OSError as exc:
@@ -225,37 +278,104 @@ class StreamAgentClient(AgentClient):
         self._response()
 
     def logs(self, run_id: str, offsets: Mapping[str, int]) -> list[LogChunk]:
+        """New log bytes since ``offsets``. The reply is checked, not trusted: each entry
+        names a string and an offset and size that are non-negative integers, and the
+        sizes add up to the payload (names and offsets against the run folder are checked
+        where they are written, see :mod:`targets.runs`)."""
         got = self.call("logs", run_id=run_id, offsets=dict(offsets))
         meta, payload = got if isinstance(got, tuple) else (got, b"")
+        if not isinstance(meta, list) or len(meta) > 100_000:
+            raise self._bad_reply(f"a 'logs' reply that is not a list of chunks: {meta!r:.200}")
         chunks, at = [], 0
         for item in meta:
-            size = int(item["size"])
-            chunks.append(LogChunk(item["name"], int(item["offset"]), payload[at : at + size]))
+            if not isinstance(item, dict):
+                raise self._bad_reply(f"a log chunk that is not a mapping: {item!r:.200}")
+            name, offset, size = item.get("name"), item.get("offset"), item.get("size")
+            if not isinstance(name, str):
+                raise self._bad_reply(f"a log name that is not a string: {name!r:.200}")
+            if type(offset) is not int or offset < 0:
+                raise self._bad_reply(f"the log {name!r:.200} with the offset {offset!r:.80}")
+            if type(size) is not int or size < 0:
+                raise self._bad_reply(f"the log {name!r:.200} with the size {size!r:.80}")
+            if at + size > len(payload):
+                raise self._bad_reply(
+                    f"log chunks of more bytes than the {len(payload)} it sent ({name!r:.200})"
+                )
+            chunks.append(LogChunk(name, offset, payload[at : at + size]))
             at += size
+        if at != len(payload):
+            raise self._bad_reply(f"{len(payload) - at} bytes of log data no chunk names")
         return chunks
 
-    def fetch(self, run_id: str, dest: Path) -> None:
+    def _have(self, dest: Path) -> dict[str, list[int]]:
         have: dict[str, list[int]] = {}
         for top in rundir.COLLECTED:
             base = dest / top
-            if base.is_dir():
+            if base.is_dir() and not base.is_symlink():
                 for path in base.rglob("*"):
-                    if path.is_file():
+                    if path.is_file() and not path.is_symlink():
                         st = path.stat()
                         have[path.relative_to(dest).as_posix()] = [st.st_size, int(st.st_mtime)]
-        self._request("fetch", {"run_id": run_id, "have": have})
-        files = self._response()
-        reader = ChunkReader(self._in, compressed=True)
-        for rel, size, mtime in files:
-            parts = str(rel).split("/")
-            if parts[0] not in rundir.COLLECTED or ".." in parts or str(rel).startswith("/"):
+        return have
+
+    def _file_list(self, files: Any) -> list[tuple[list[str], int, float]]:
+        """The agent's list of files to send, checked: names under outputs/, logs/ or
+        mlruns/, sizes and times numbers in range."""
+        if not isinstance(files, list) or len(files) > 10_000_000:
+            raise self._bad_reply(f"a 'fetch' reply that is not a list of files: {files!r:.200}")
+        checked = []
+        for entry in files:
+            if not isinstance(entry, list) or len(entry) != 3:
+                raise self._bad_reply(f"a file entry {entry!r:.200} (expected name, size, mtime)")
+            name, size, mtime = entry
+            problem = check_received_name(name, tuple(rundir.COLLECTED))
+            if problem:
+                raise self._bad_reply(f"a file to collect with {problem}")
+            if type(size) is not int or not 0 <= size < _MAX_FILE:
+                raise self._bad_reply(f"the file {name!r} with the size {size!r:.80}")
+            if type(mtime) not in (int, float) or not math.isfinite(mtime) or not 0 <= mtime < 1e11:
+                raise self._bad_reply(f"the file {name!r} with the time {mtime!r:.80}")
+            checked.append((name.split("/"), size, float(mtime)))
+        return checked
+
+    def fetch(self, run_id: str, dest: Path) -> None:
+        """Bring new or changed files into ``dest``. Each file is written to a temporary of
+        its own in its folder and renamed into place, so a reader (or a second collecting
+        process) never sees half a file. On a failure here (a full disk) the rest of the
+        stream is read and dropped, so the connection stays usable, and the temporary is
+        removed."""
+        dest.mkdir(parents=True, exist_ok=True)
+        self._request("fetch", {"run_id": run_id, "have": self._have(dest)})
+        files = self._file_list(self._response())
+        reader = _BoundedChunkReader(self._in, compressed=True)
+        try:
+            for parts, size, mtime in files:
+                self._receive_file(reader, dest, parts, size, mtime)
+            reader.drain()
+        except AgentError:
+            if not reader.done:
+                self._broken = "the connection was left out of step by a failed collection"
+            raise
+        except (EOFError, struct.error) as exc:
+            raise AgentError(f"lost the connection to the agent: {exc}") from exc
+        except zlib.error as exc:
+            raise self._bad_reply(f"a damaged output stream ({exc})") from None
+        except Exception:
+            # A local failure (a full disk): keep the connection in step, then report.
+            try:
                 reader.drain()
-                raise AgentError(f"the target sent a bad file name {rel!r}")
-            target = dest.joinpath(*parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.part")
-            with open(tmp, "wb") as fh:
-                left = int(size)
+            except (EOFError, OSError, struct.error, zlib.error, AgentError):
+                self._broken = "the connection was left out of step by a failed collection"
+            raise
+
+    def _receive_file(
+        self, reader: ChunkReader, dest: Path, parts: list[str], size: int, mtime: float
+    ) -> None:
+        target = make_way(dest, parts)
+        fd, tmp = temporary_beside(target)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                left = size
                 while left:
                     data = reader.read_some(min(left, _UPLOAD_CHUNK))
                     if not data:
@@ -264,7 +384,10 @@ class StreamAgentClient(AgentClient):
                     left -= len(data)
             os.utime(tmp, (mtime, mtime))
             os.replace(tmp, target)
-        reader.drain()
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     def close(self) -> None:
         if self._on_close is not None:
@@ -340,13 +463,47 @@ def _prefetched(source: Iterator[bytes], depth: int = 16) -> Iterator[bytes]:
         raise failure[0]
 
 
+class _BoundedChunkReader(ChunkReader):
+    """A :class:`ChunkReader` for streams from an agent: a chunk longer than
+    ``_MAX_CHUNK`` is refused before it is read, and a compressed chunk is inflated at
+    most ``_MAX_CHUNK`` bytes at a time (no zlib bomb)."""
+
+    def _more(self) -> bool:
+        while not self.done:
+            if self.inflate is not None and self.inflate.unconsumed_tail:
+                data = self.inflate.decompress(self.inflate.unconsumed_tail, _MAX_CHUNK)
+            else:
+                (length,) = _U32.unpack(_read_exact(self.stream, 4))
+                if length > _MAX_CHUNK:
+                    raise AgentError(
+                        f"the agent sent a bad reply: a stream chunk of {length} bytes"
+                    )
+                if length == 0:
+                    self.done = True
+                    if self.inflate is not None:
+                        self._append(self.inflate.flush())
+                    return self._available() > 0
+                data = _read_exact(self.stream, length)
+                if self.inflate is not None:
+                    data = self.inflate.decompress(data, _MAX_CHUNK)
+            if data:
+                self._append(data)
+                return True
+        return False
+
+
 def _sync_tree(src: Path, dest: Path) -> None:
     """Bring new or changed files of ``src`` into ``dest`` (by size and mtime).
+
+    A file that became a folder in ``src`` (or the other way round) replaces what was
+    collected before. Each file goes to a temporary of its own beside its destination and
+    is renamed into place; a failure (a full disk) removes the temporary and raises.
 
     Design choice: files are hard-linked where possible, so a large model written to
     ``./outputs`` does not take its disk space twice on this machine."""
     if not src.is_dir():
         return
+    dest.parent.mkdir(parents=True, exist_ok=True)
     for dirpath, _dirnames, filenames in os.walk(src):
         rel = Path(dirpath).relative_to(src)
         for name in filenames:
@@ -354,19 +511,34 @@ def _sync_tree(src: Path, dest: Path) -> None:
             d = dest / rel / name
             try:
                 st = s.stat()
-                if d.exists():
-                    dt = d.stat()
-                    if dt.st_size == st.st_size and int(dt.st_mtime) == int(st.st_mtime):
+                with contextlib.suppress(OSError):
+                    dt = os.lstat(d)
+                    if (
+                        S_ISREG(dt.st_mode)
+                        and dt.st_size == st.st_size
+                        and int(dt.st_mtime) == int(st.st_mtime)
+                    ):
                         continue
-                d.parent.mkdir(parents=True, exist_ok=True)
-                tmp = d.with_name(f".{d.name}.tmp")
-                try:
-                    os.link(s, tmp)
-                except OSError:
-                    shutil.copy2(s, tmp)
-                os.replace(tmp, d)
+                d = make_way(dest.parent, [dest.name, *rel.parts, name])
+                _link_or_copy(s, d)
             except FileNotFoundError:
                 continue  # removed by the script meanwhile
+
+
+def _link_or_copy(source: Path, dest: Path) -> None:
+    fd, tmp = temporary_beside(dest)
+    try:
+        os.close(fd)
+        try:
+            os.unlink(tmp)
+            os.link(source, tmp)
+        except OSError:
+            shutil.copy2(source, tmp)
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 # -- the partially-abstract target ---------------------------------------------------------
@@ -374,19 +546,36 @@ def _sync_tree(src: Path, dest: Path) -> None:
 
 def state_from_status(raw: Mapping[str, Any]) -> RunState:
     """Translate the agent's ``status.json`` into a :class:`RunState`."""
+    if not isinstance(raw, Mapping):
+        raise AgentError(
+            f"the agent sent a bad reply: a status that is not a mapping: {raw!r:.200}"
+        )
     name = raw.get("status", "Queued")
     try:
         status = RunStatus(name)
-    except ValueError:
+    except (ValueError, TypeError):
         status = RunStatus.FAILED
+    message = raw.get("message")
+    exit_code = raw.get("exit_code")
+    phases = raw.get("phases")
     return RunState(
         status=status,
-        exit_code=raw.get("exit_code"),
-        message=raw.get("message") or (None if status.value == name else f"status {name}"),
-        phases=dict(raw.get("phases") or {}),
-        started_at=raw.get("running_at"),
-        ended_at=raw.get("ended_at"),
+        exit_code=exit_code if type(exit_code) is int else None,
+        message=(str(message)[:4000] if message else None)
+        or (None if status.value == name else f"status {str(name)[:80]!r}"),
+        phases={
+            str(k)[:80]: float(v)
+            for k, v in (phases.items() if isinstance(phases, Mapping) else ())
+            if type(v) in (int, float) and math.isfinite(v)
+        },
+        started_at=_time_or_none(raw.get("running_at")),
+        ended_at=_time_or_none(raw.get("ended_at")),
     )
+
+
+def _time_or_none(value: Any) -> float | None:
+    ok = type(value) in (int, float) and math.isfinite(value)
+    return float(value) if ok else None
 
 
 def _local_uv() -> str | None:

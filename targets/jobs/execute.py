@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shlex
 import urllib.error
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from targets._files import temporary_beside
 from targets.errors import ConfigError, UsageError
 from targets.jobs.bindings import literal_text, references, render
 from targets.jobs.model import InlineEnvironment, JobInput
@@ -91,11 +93,15 @@ def _download(ws: Workspace, url: str) -> Path:
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             folder.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(target.name + ".part")
-            with open(tmp, "wb") as out:
-                while chunk := response.read(1 << 20):
-                    out.write(chunk)
-            tmp.replace(target)
+            fd, tmp = temporary_beside(target)  # unique: two runs may fetch one URL
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    while chunk := response.read(1 << 20):
+                        out.write(chunk)
+                tmp.replace(target)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
             meta_file.write_text(
                 json.dumps(
                     {
