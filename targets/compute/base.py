@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from targets.agent import protocol
 from targets.errors import UnsupportedOperation
 
 if TYPE_CHECKING:
@@ -69,13 +70,15 @@ class Capability(str, enum.Enum):
 
 
 class RunStatus(str, enum.Enum):
-    QUEUED = "Queued"
-    PREPARING = "Preparing"
-    RUNNING = "Running"
-    FINALIZING = "Finalizing"
-    COMPLETED = "Completed"
-    FAILED = "Failed"
-    CANCELED = "Canceled"
+    """A run's status. The strings are the agent protocol's (:mod:`targets.agent.protocol`)."""
+
+    QUEUED = protocol.QUEUED
+    PREPARING = protocol.PREPARING
+    RUNNING = protocol.RUNNING
+    FINALIZING = protocol.FINALIZING
+    COMPLETED = protocol.COMPLETED
+    FAILED = protocol.FAILED
+    CANCELED = protocol.CANCELED
 
     def __str__(self) -> str:
         return self.value
