@@ -255,7 +255,7 @@ class Workspace:
         path = self._targets_file
         if not path.exists():
             return {}
-        from targets.runconfig.io import load_yaml_file
+        from targets.runconfig.yaml_lines import load_yaml_file
 
         data = load_yaml_file(path, "targets.yml") or {}
         if not isinstance(data, dict):

@@ -351,7 +351,7 @@ def test_bad_value_inside_a_list_names_the_item(tmp_path: Path) -> None:
         load_runconfig(path)
     assert info.value.key_path == "environment.spark.packages[1].version"
     assert info.value.line == 6
-    assert "required key is missing" in str(info.value)
+    assert "required key 'version' is missing" in str(info.value)
 
 
 def test_several_errors_are_all_reported_one_per_line(tmp_path: Path) -> None:

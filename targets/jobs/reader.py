@@ -2,7 +2,7 @@
 
 :func:`load_job` does, in the SDK's order:
 
-1. parse the YAML, recording the line of every key (``targets.runconfig.io``'s parser);
+1. parse the YAML, recording the line of every key (:mod:`targets.runconfig.yaml_lines`);
 2. apply ``--set`` overrides (:mod:`targets.jobs.overrides`), before anything else looks
    at the data, so overrides are validated like the file;
 3. pick the job type from ``type`` (absent: ``command``; exact lower-case match, as in
@@ -21,17 +21,14 @@ Every problem is a ConfigError (exit code 2) with the file, line and key path.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
-import types
-import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, Tag, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from targets.errors import ConfigError
 from targets.jobs import bindings
@@ -50,22 +47,18 @@ from targets.jobs.model import (
     Trial,
 )
 from targets.jobs.overrides import apply_overrides, parse_override
-from targets.runconfig.io import (
+from targets.runconfig.files import checked_path, read_text
+from targets.runconfig.problems import (
     Problem,
-    YamlDocument,
-    checked_path,
     describe_value,
     dotted,
-    parse_yaml,
     raise_problems,
-    read_text,
-    suggest,
-    validation_message,
+    validation_problems,
 )
+from targets.runconfig.yaml_lines import KeyPath, YamlDocument, parse_yaml
 
 __all__ = ["LoadedJob", "load_job"]
 
-KeyPath = tuple[str | int, ...]
 
 READ_ONLY_KEYS = ("id", "status", "creation_context", "log_files", "parameters")
 """Keys the service writes; the SDK drops them silently on load."""
@@ -165,13 +158,20 @@ class _Context:
 
     def error(self, message: str, key_path: KeyPath, *, hint: str | None = None) -> ConfigError:
         file, shown, line = self.locate(key_path)
+        return ConfigError(
+            message + self.note(key_path),
+            path=str(file),
+            line=line,
+            key_path=dotted(shown) or None,
+            hint=hint,
+        )
+
+    def note(self, key_path: KeyPath) -> str:
+        """`` (set by --set ...)`` when an override produced the value at ``key_path``."""
         for prefix, text in self.overridden.items():
             if key_path[: len(prefix)] == prefix:
-                message += f" (set by --set {text})"
-                break
-        return ConfigError(
-            message, path=str(file), line=line, key_path=dotted(shown) or None, hint=hint
-        )
+                return f" (set by --set {text})"
+        return ""
 
     def warn(self, message: str, key_path: KeyPath) -> None:
         file, shown, line = self.locate(key_path)
@@ -656,116 +656,9 @@ def _check_local(
 # ------------------------------------------------------------------ errors -----------
 
 
-def _unwrap(annotation: Any) -> tuple[Any, tuple[Any, ...]]:
-    metadata: tuple[Any, ...] = ()
-    while typing.get_origin(annotation) is Annotated:
-        args = typing.get_args(annotation)
-        annotation, metadata = args[0], metadata + tuple(args[1:])
-    return annotation, metadata
-
-
-def _is_model(annotation: Any) -> bool:
-    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
-
-
-def _step(annotation: Any, part: str | int) -> tuple[Any, bool]:
-    """Follow one pydantic ``loc`` part through an annotation: (next annotation, whether
-    ``part`` indexed the data rather than naming a union member)."""
-    annotation, _ = _unwrap(annotation)
-    origin = typing.get_origin(annotation)
-    if _is_model(annotation):
-        info = annotation.model_fields.get(str(part))
-        return (info.annotation if info is not None else None), True
-    if origin is dict:
-        return typing.get_args(annotation)[1], True
-    if origin is list:
-        return typing.get_args(annotation)[0], True
-    if origin in (typing.Union, types.UnionType):
-        members = [m for m in typing.get_args(annotation) if m is not type(None)]
-        for member in members:
-            base, metadata = _unwrap(member)
-            tags = [m.tag for m in metadata if isinstance(m, Tag)]
-            if part in tags or getattr(base, "__name__", None) == part:
-                return member, False
-        if len(members) == 1:
-            return _step(members[0], part)
-        for member in members:
-            base, _ = _unwrap(member)
-            if typing.get_origin(base) is dict or (
-                _is_model(base) and str(part) in base.model_fields
-            ):
-                return _step(member, part)
-    return None, True
-
-
-def _model_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseModel] | None:
-    annotation: Any = model
-    for part in loc:
-        if annotation is None:
-            return None
-        annotation, _ = _step(annotation, part)
-    base, _ = _unwrap(annotation)
-    if typing.get_origin(base) in (typing.Union, types.UnionType):
-        models = [m for m in (_unwrap(a)[0] for a in typing.get_args(base)) if _is_model(m)]
-        base = models[0] if len(models) == 1 else None
-    return base if _is_model(base) else None
-
-
-def _data_path(model: type[BaseModel], loc: tuple[str | int, ...], data: Any, kind: str) -> KeyPath:
-    """The part of a pydantic ``loc`` that indexes the data (union tags left out; the
-    model is walked alongside, since a tag such as ``command`` can also be a key)."""
-    path: list[str | int] = []
-    annotation: Any = model
-    current = data
-    for position, part in enumerate(loc):
-        indexes = True
-        if annotation is not None:
-            annotation, indexes = _step(annotation, part)
-        if not indexes:
-            continue
-        in_dict = isinstance(current, dict) and part in current
-        in_list = isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
-        if in_dict or in_list:
-            path.append(part)
-            current = current[part]
-        elif position == len(loc) - 1 and kind in ("missing", "extra_forbidden"):
-            path.append(part)
-            current = None
-    return tuple(path)
-
-
 def _problems(
     exc: ValidationError, model: type[BaseModel], data: Any, context: _Context
 ) -> list[Problem]:
-    grouped: dict[KeyPath, list[Any]] = {}
-    for error in exc.errors():
-        key_path = _data_path(model, error["loc"], data, error["type"])
-        grouped.setdefault(key_path, []).append(error)
-    # A misspelt required key is reported once, as the unknown key with its suggestion.
-    explained: set[KeyPath] = set()
-    for key_path, errors in grouped.items():
-        if errors[0]["type"] == "extra_forbidden" and key_path:
-            section = _model_at(model, tuple(errors[0]["loc"][:-1]))
-            valid = list(section.model_fields) if section is not None else []
-            close = difflib.get_close_matches(str(key_path[-1]), valid, n=1, cutoff=0.6)
-            if close:
-                explained.add((*key_path[:-1], close[0]))
-    problems: list[Problem] = []
-    for key_path, errors in grouped.items():
-        if key_path in explained and all(e["type"] == "missing" for e in errors):
-            continue
-        file, shown, line = context.locate(key_path)
-        first = errors[0]
-        if first["type"] == "extra_forbidden" and key_path:
-            section = _model_at(model, tuple(first["loc"][:-1]))
-            valid = list(section.model_fields) if section is not None else []
-            key = str(key_path[-1])
-            message = f"unknown key {key!r}{suggest(key, valid)}"
-        else:
-            message = " or ".join(dict.fromkeys(validation_message(e, key_path) for e in errors))
-        for prefix, text in context.overridden.items():
-            if key_path[: len(prefix)] == prefix:
-                message += f" (set by --set {text})"
-                break
-        problems.append(Problem(message, file, line, dotted(shown) or None))
-    return problems
+    """The shared translation (:func:`targets.runconfig.problems.validation_problems`),
+    located through ``file:`` references and naming the ``--set`` behind a value."""
+    return validation_problems(exc, model, data, context.locate, note=context.note)

@@ -35,30 +35,42 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from targets.errors import UsageError
-from targets.runconfig.io import (
-    CONFIG_DIRS,
-    WORKBENCH_KEYS,
-    KeyPath,
-    LoadedRunConfig,
+from targets.runconfig.files import CONFIG_DIRS, read_text, resolve_file
+from targets.runconfig.loaded import LoadedRunConfig, RunConfigFormat
+from targets.runconfig.model import RunConfiguration
+from targets.runconfig.ours import resolve_conda_file
+from targets.runconfig.problems import (
     Problem,
-    RunConfigFormat,
-    YamlDocument,
     dotted,
-    load_runconfig,
-    parse_yaml,
     raise_problems,
-    read_text,
-    relative_to_source,
-    resolve_conda_file,
-    resolve_file,
-    save_runconfig,
     suggest,
     validation_problems,
 )
-from targets.runconfig.model import RunConfiguration
+from targets.runconfig.yaml_lines import KeyPath, YamlDocument, parse_yaml
 
-__all__ = ["KNOWN_V1_CAMEL_KEYS", "convert_runconfig", "load_v1_document", "to_camel_case"]
+__all__ = [
+    "KNOWN_V1_CAMEL_KEYS",
+    "WORKBENCH_KEYS",
+    "load_v1_document",
+    "to_camel_case",
+]
+
+WORKBENCH_KEYS = frozenset(
+    {
+        "ArgumentVector",
+        "Target",
+        "Framework",
+        "EnvironmentVariables",
+        "CondaDependenciesFile",
+        "CondaFile",
+        "SparkDependenciesFile",
+        "PrepareEnvironment",
+        "TrackedRun",
+        "ManagedEnvironment",
+        "Description",
+    }
+)
+"""The top-level keys of 2017 Workbench files (used to recognise them, and to warn)."""
 
 
 def to_camel_case(key: str) -> str:
@@ -607,41 +619,3 @@ def load_v1_document(doc: YamlDocument, fmt: RunConfigFormat, project: Path) -> 
     conda_file, shown, conda_line = mapper.locate(conda_path)
     resolve_conda_file(config, source, conda_file, key_path=dotted(shown), line=conda_line)
     return LoadedRunConfig(config, file, source, fmt, tuple(mapper.warnings))
-
-
-def convert_runconfig(
-    src: str | Path,
-    dst: str | Path,
-    *,
-    name: str | None = None,
-    project_dir: Path | None = None,
-    overwrite: bool = False,
-    schema: str | None = None,
-) -> LoadedRunConfig:
-    """Read ``src`` (any format ``load_runconfig`` reads) and write it to ``dst`` in our
-    format, with ``source_directory`` relative to ``dst``'s folder so it means the same
-    folder wherever the new file is used from.
-
-    Refuses to replace an existing ``dst`` unless ``overwrite`` (UsageError). Returns what
-    was loaded, with its warnings, so the caller can show them.
-    """
-    target = Path(dst)
-    if target.exists() and not overwrite:
-        raise UsageError(
-            f"{target} already exists",
-            hint="choose another file name, or replace it (`targets runconfig convert --force`)",
-        )
-    loaded = load_runconfig(src, name, project_dir=project_dir)
-    config = loaded.config.model_copy(deep=True)
-    config.source_directory = relative_to_source_or_up(loaded.source_directory, target)
-    save_runconfig(config, target, schema=schema)
-    return loaded
-
-
-def relative_to_source_or_up(source_directory: Path, target: Path) -> str:
-    """``source_directory`` relative to ``target``'s folder (``..`` allowed), posix form."""
-    folder = target.absolute().parent.resolve()
-    try:
-        return Path(os.path.relpath(source_directory, folder)).as_posix()
-    except ValueError:  # another drive on Windows
-        return relative_to_source(source_directory, folder)

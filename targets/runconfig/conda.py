@@ -34,19 +34,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from targets.errors import ConfigError
-from targets.runconfig.io import (
-    KeyPath,
-    Problem,
-    dump_yaml,
-    parse_yaml,
-    plain,
-    raise_problems,
-    read_text,
-    suggest,
-    validation_problems,
-    write_text_atomically,
-)
+from targets.runconfig.files import read_text, write_text_atomically
 from targets.runconfig.model import CondaSpec
+from targets.runconfig.problems import Problem, raise_problems, suggest, validation_problems
+from targets.runconfig.yaml_lines import KeyPath, dump_yaml, parse_yaml, plain
 
 __all__ = ["VALID_CONDA_KEYS", "CondaDependencies", "load_conda_file"]
 

@@ -2,7 +2,7 @@
 
 Our own YAML uses snake_case keys; the Azure ML v1 reader (``azureml_v1.py``) maps the
 SDK's camelCase files onto this same model. Every section forbids unknown keys, so a typo
-is an error that names the key (and ``io.py`` suggests the nearest valid one).
+is an error that names the key (and ``problems.py`` suggests the nearest valid one).
 
 Design choice: the Python objects are mutable (``validate_assignment=True``) because Azure
 ML v1 users write ``rc.environment.python.user_managed_dependencies = True``; every
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -450,9 +450,7 @@ class RunConfiguration(_Section):
 
     def save(self, path: str | Path) -> None:
         """Write this configuration as our YAML format (with the schema comment line)."""
-        from targets.runconfig.io import save_runconfig
-
-        save_runconfig(self, path)
+        _file_io().save(self, path)
 
     @classmethod
     def load(cls, path: str | Path, name: str | None = None) -> RunConfiguration:
@@ -461,15 +459,41 @@ class RunConfiguration(_Section):
         ``load(dir, name)`` searches ``dir/.azureml/name``, ``dir/aml_config/name`` (with and
         without ``.runconfig``) and ``dir/name.runconfig``, as Azure ML v1 does.
         """
-        from targets.runconfig.io import load_runconfig
+        return _file_io().load(path, name)
 
-        return load_runconfig(path, name=name).config
+
+class RunConfigurationFiles(Protocol):
+    """What :meth:`RunConfiguration.load` and :meth:`RunConfiguration.save` call.
+
+    Design choice: the readers and writers import this model, so the model does not
+    import them; the package (``targets/runconfig/__init__.py``, which Python runs before
+    this module is used) installs them with :func:`use_files`.
+    """
+
+    def load(self, path: str | Path, name: str | None) -> RunConfiguration: ...
+
+    def save(self, config: RunConfiguration, path: str | Path) -> None: ...
+
+
+_FILES: RunConfigurationFiles | None = None
+
+
+def use_files(files: RunConfigurationFiles) -> None:
+    """Install the readers and writers behind ``RunConfiguration.load``/``save``."""
+    global _FILES
+    _FILES = files
+
+
+def _file_io() -> RunConfigurationFiles:
+    if _FILES is None:  # the package installs them on import; nothing else can run first
+        raise RuntimeError("targets.runconfig installed no file readers")
+    return _FILES
 
 
 def _scalar_str(value: Any) -> Any:
     """A YAML scalar where a string is expected, as the user wrote it.
 
-    The YAML reader in ``io.py`` tags plain numbers with their source text
+    The YAML reader in ``yaml_lines.py`` tags plain numbers with their source text
     (``yaml_source``), so ``- 1.10`` stays ``"1.10"`` rather than becoming ``"1.1"``.
     """
     source = getattr(value, "yaml_source", None)
