@@ -17,8 +17,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	@touch $@
 
-$(VENV)/.installed-test: pyproject.toml plugins/targets-slurm/pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]' -e ./plugins/targets-slurm
+PLUGINS := plugins/targets-slurm plugins/targets-provider-localsshd
+
+$(VENV)/.installed-test: pyproject.toml $(PLUGINS:%=%/pyproject.toml) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]' $(PLUGINS:%=-e ./%)
 	@touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
@@ -33,10 +35,11 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 	$(BIN)/mypy plugins/targets-slurm/targets_slurm
+	$(BIN)/mypy plugins/targets-provider-localsshd/targets_localsshd
 
 pytest: $(VENV)/.installed-test
 	bash scripts/test-services.sh
-	$(BIN)/pytest -n auto --dist loadgroup tests plugins/targets-slurm/tests $(PYTEST_ARGS)
+	$(BIN)/pytest -n auto --dist loadgroup tests $(PLUGINS:%=%/tests) $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 

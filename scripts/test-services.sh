@@ -22,6 +22,7 @@ command -v mpirun >/dev/null || need+=(openmpi-bin)
 # port to loopback; ss (iproute2) shows who holds a connection (test_cluster_docker_remote).
 command -v iptables >/dev/null || [ -x /usr/sbin/iptables ] || need+=(iptables)
 command -v ss >/dev/null || need+=(iproute2)
+[ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
 
 if ((${#need[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -155,7 +155,7 @@ class Estimator(ScriptRunConfig):
             compute_target=compute_target,
             max_run_duration_seconds=max_run_duration_seconds,
         )
-        from targets.clusters.distributed import distribution_of
+        from targets.distributed import distribution_of
 
         distribution_of(self.run_config)  # contradictions are refused here, not at submit
 

@@ -23,10 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from targets._private import private_dir
+from targets.agent import protocol
 
 __all__ = ["Ledger", "RunRecord"]
 
 _List = list  # `Ledger.list` shadows the builtin inside the class body
+
+_TERMINAL_SQL = ", ".join(f"'{status}'" for status in protocol.TERMINAL)
+"""The ended statuses as an SQL list (the open-runs index and its query must match)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -51,8 +55,8 @@ CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at DESC);
 CREATE INDEX IF NOT EXISTS runs_experiment ON runs (experiment, created_at DESC);
 CREATE INDEX IF NOT EXISTS runs_parent ON runs (parent_id);
 CREATE INDEX IF NOT EXISTS runs_open ON runs (status) WHERE status NOT IN
-    ('Completed', 'Failed', 'Canceled');
-"""
+    (@TERMINAL@);
+""".replace("@TERMINAL@", _TERMINAL_SQL)
 
 _COLUMNS = (
     "id",
@@ -214,14 +218,25 @@ class Ledger:
             )
 
     def update(self, run_id: str, **changes: Any) -> RunRecord:
-        """Change some columns of one run and return the new record."""
-        current = self.get(run_id)
-        if current is None:
-            raise KeyError(run_id)
-        new = replace(current, **changes)
-        values = dict(zip(_COLUMNS, _record_values(new), strict=True))
+        """Change some columns of one run and return the new record.
+
+        Read and written in one transaction, so that two processes changing different
+        columns of one run (a sweep's driver recording its end, a client recording that
+        it collected) do not undo each other. An ended run stays ended: a status that is
+        not an end does not replace one (a client's stale view loses to the end)."""
         sets = ", ".join(f"{c} = ?" for c in _COLUMNS if c != "id")
         with self._tx() as conn:
+            row = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise KeyError(run_id)
+            current = _row_to_record(row)
+            if current.status in protocol.TERMINAL and changes.get("status") not in (
+                None,
+                *protocol.TERMINAL,
+            ):
+                changes = {k: v for k, v in changes.items() if k != "status"}
+            new = replace(current, **changes)
+            values = dict(zip(_COLUMNS, _record_values(new), strict=True))
             conn.execute(
                 f"UPDATE runs SET {sets} WHERE id = ?",
                 [values[c] for c in _COLUMNS if c != "id"] + [run_id],
@@ -300,7 +315,7 @@ class Ledger:
         if conn is None:
             return []
         rows = conn.execute(
-            "SELECT * FROM runs WHERE status NOT IN ('Completed', 'Failed', 'Canceled') "
+            f"SELECT * FROM runs WHERE status NOT IN ({_TERMINAL_SQL}) "
             "OR collected = 0 ORDER BY created_at"
         ).fetchall()
         return [_row_to_record(r) for r in rows]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import sys
 import time
@@ -58,16 +57,6 @@ class CollectionError(TargetsError):
             hint=f"the run itself is not affected; the next command about it (targets runs "
             f"show {run_id}) tries again",
         )
-
-
-DRIVER = "driver"
-"""The handle kind of sweep and pipeline parents: a local process drives their children."""
-
-
-def _pid_alive(pid: int) -> bool:
-    from targets.agent.rundir import is_alive
-
-    return is_alive(pid, None)
 
 
 _TERMINAL_NAMES = {s.value for s in TERMINAL_STATUSES}
@@ -128,8 +117,8 @@ def submit_run(
     loop cut). Raises a UsageError (exit 2) for bad input before anything is
     written or sent.
     """
-    from targets.clusters.distributed import request_part
-    from targets.compute._agent import prepare_timeout
+    from targets.compute import prepare_timeout
+    from targets.distributed import request_part
     from targets.environments import resolve_environment
     from targets.snapshot import limits_from_env, symlinks_from_env, take_snapshot
 
@@ -281,7 +270,9 @@ class Run:
 
     def _get_target(self) -> ComputeTarget:
         if self._target is None:
-            self._target = self.workspace.get_target(self._record.target)
+            from targets.parent_runs import open_target
+
+            self._target = open_target(self.workspace, self._record)
         return self._target
 
     def close(self) -> None:
@@ -303,8 +294,6 @@ class Run:
 
             record = self._record = fail_if_abandoned(self.workspace, record)
             return record
-        if handle.kind == DRIVER:
-            return self._refresh_parent()
         target = self._get_target()
         state = target.status(handle)
         record = self._record_state(state)
@@ -387,58 +376,6 @@ class Run:
         except OSError:
             return None
 
-    # -- parents of sweeps and pipelines: driven by a local driver process --------------
-
-    def _refresh_parent(self) -> RunRecord:
-        record = self._record = self.workspace.ledger.get(self.id) or self._record
-        if record.status in _TERMINAL_NAMES:
-            if not record.collected:
-                record = self._record = self.workspace.ledger.update(self.id, collected=True)
-            return record
-        pid = int((record.handle or {}).get("data", {}).get("pid") or 0)
-        if pid and not _pid_alive(pid):
-            record = self._record = self.workspace.ledger.get(self.id) or record
-            if record.status not in _TERMINAL_NAMES:
-                record = self._record = self.workspace.ledger.update(
-                    self.id,
-                    status=RunStatus.FAILED.value,
-                    ended_at=time.time(),
-                    message="the driver process ended unexpectedly",
-                    collected=True,
-                )
-        return record
-
-    def _cancel_parent(self) -> RunRecord:
-        import signal
-
-        (self.folder / "cancel").write_text(str(time.time()))
-        pid = int((self._record.handle or {}).get("data", {}).get("pid") or 0)
-        if pid and _pid_alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        return self.refresh()
-
-    def _stream_parent(self, sink: IO[bytes], follow: bool) -> RunRecord:
-        log = self.folder / "driver.log"
-        offset = 0
-        delay = 0.05
-        while True:
-            record = self.refresh()
-            if log.exists():
-                with open(log, "rb") as fh:
-                    fh.seek(offset)
-                    data = fh.read()
-                if data:
-                    sink.write(data)
-                    sink.flush()
-                    offset += len(data)
-            if record.status in _TERMINAL_NAMES or not follow:
-                if log.exists() and log.stat().st_size > offset:
-                    continue  # the last lines first
-                return record
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.5)
-
     def _record_state(self, state: RunState) -> RunRecord:
         r = self._record
         changes: dict[str, Any] = {}
@@ -495,8 +432,6 @@ class Run:
         if record.status in _TERMINAL_NAMES:
             return record
         handle = self.handle
-        if handle is not None and handle.kind == DRIVER:
-            return self._cancel_parent()
         if handle is None:
             return self.workspace.ledger.update(
                 self.id, status=RunStatus.CANCELED.value, ended_at=time.time(), collected=True
@@ -562,8 +497,6 @@ class Run:
         ``follow``, blocks until the run ends (Ctrl-C stops streaming, not the run).
         """
         sink = out if out is not None else sys.stdout.buffer
-        if self.handle is not None and self.handle.kind == DRIVER:
-            return self._stream_parent(sink, follow)
         if from_start:
             for name in SYSTEM_LOGS:
                 path = self.folder / name
@@ -641,6 +574,32 @@ class Run:
         return "\n".join(text.splitlines()[-lines:])
 
     # -- files -------------------------------------------------------------------------
+
+    def sync(self) -> None:
+        """Bring the run's logs and outputs so far into its folder, also while it is
+        still going (to read what it has written, e.g. metrics)."""
+        self._collect()
+
+    def delete(self) -> str | None:
+        """Forget an ended run: free what it keeps on its target, delete its folder in the
+        workspace and its ledger entry. Raises a UsageError (exit code 2) while it has not
+        ended. Returns why the target's copy was kept, or None."""
+        import shutil
+
+        if self.refresh().status not in _TERMINAL_NAMES:
+            raise UsageError(f"run {self.id} has not ended", hint=f"targets runs cancel {self.id}")
+        kept = None
+        handle = self.handle
+        if handle is not None:
+            try:
+                self._get_target().discard(handle)
+            except TargetsError as exc:
+                kept = f"the copy on {self._record.target} was kept: {exc}"
+            finally:
+                self.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.workspace.ledger.delete(self.id)
+        return kept
 
     def _collect(self) -> None:
         record = self.refresh()

@@ -15,6 +15,9 @@ from typing import TypeVar
 
 import pytest
 
+# With `CI` set, every skip is a failure (targets.testing.ci_skips): CI sees what did not run.
+from targets.testing.ci_skips import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401
+
 T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parent.parent

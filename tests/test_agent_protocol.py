@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import struct
 import subprocess
 import sys
@@ -30,24 +29,15 @@ from targets.compute._agent import (
 )
 from targets.compute.base import Capability, TargetContext
 from targets.testing import ComputeTargetContract, make_request, wait_for_end
-
-
-def _runs(python: str) -> bool:
-    return subprocess.run([python, "-c", "pass"], capture_output=True).returncode == 0
+from tests.oldest_python import oldest_python
 
 
 def _pythons() -> list[str]:
-    """This interpreter, plus Python 3.8 (the oldest the agent supports) when installed."""
-    found = [sys.executable]
-    candidates = [
-        shutil.which("python3.8"),
-        *map(str, Path("/root/.pyenv/versions").glob("3.8*/bin/python3.8")),
-    ]
-    for path in candidates:
-        if path and _runs(path):
-            found.append(path)
-            break
-    return found
+    """This interpreter, plus the oldest Python >= 3.8 on the machine when it is older
+    (tests/test_agent_python_floor.py checks the 3.8 floor itself)."""
+    oldest = oldest_python()
+    older = oldest is not None and oldest[1] < sys.version_info[:2]
+    return [sys.executable] + ([oldest[0]] if oldest and older else [])
 
 
 class PipeOptions(BaseModel):
@@ -69,7 +59,7 @@ class PipeTarget(AgentTarget):
         super().__init__(name, options, context)
         self.default_python = options.python
 
-    def _connect_agent(self) -> AgentClient:
+    def connect_agent(self) -> AgentClient:
         options = self.options
         assert isinstance(options, PipeOptions)
         root = Path(options.root)

@@ -25,6 +25,7 @@ from targets.errors import UsageError
 from targets.runconfig.model import RunConfiguration
 from targets.runs import Run, submit_run
 from targets.workspace import Workspace
+from tests.sshd import skip_or_fail
 
 VENV_PYTHON = sys.executable  # the dev venv: it has torch
 
@@ -175,8 +176,12 @@ def test_two_node_ranks_on_one_machine_make_world_size_four(ws, project, write):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("mpirun") is None, reason="OpenMPI is not installed")
 def test_single_node_mpi_two_processes(ws, project, write):
+    if shutil.which("mpirun") is None:
+        skip_or_fail(
+            "OpenMPI is not installed: `apt-get install openmpi-bin` "
+            "(scripts/test-services.sh does)"
+        )
     write(
         project / "hello.py",
         """

@@ -18,6 +18,7 @@ from tests.dockerd import (  # noqa: F401 - fixture, found by pytest under its n
     docker_engine_fixture,
     unavailable_reason,
 )
+from tests.sshd import skip_or_fail
 
 
 def run_python(engine: DockerEngine, code: str, *docker_args: str) -> str:
@@ -113,7 +114,10 @@ def test_host_network_reaches_loopback_server(
 def test_host_ca_bundle_is_trusted_inside(docker_engine: DockerEngine) -> None:
     args = docker_engine.host_ca_args()
     if not args:
-        pytest.skip("this host has no CA bundle at /etc/ssl/certs/ca-certificates.crt")
+        skip_or_fail(
+            "this host has no CA bundle at /etc/ssl/certs/ca-certificates.crt: "
+            "`apt-get install ca-certificates`"
+        )
     code = (
         "import os, ssl\n"
         "ctx = ssl.create_default_context(cafile=os.environ['PIP_CERT'])\n"

@@ -48,6 +48,11 @@ def test_compute_exports():
             "VMOptions",
             "VMTarget",
             "state_from_status",
+            "AgentHandleData",
+            "HandleData",
+            "agent_handle_data",
+            "no_progress",
+            "prepare_timeout",
         ]
     )
     for name in targets.compute.__all__:

@@ -25,6 +25,7 @@ from targets.snapshot import (
     strip_credentials,
     take_snapshot,
 )
+from tests.sshd import skip_or_fail
 
 HOUR_AGO_NS = time.time_ns() - 3600 * 10**9
 
@@ -592,7 +593,7 @@ def git(repo: Path, *args: str) -> str:
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     if shutil.which("git") is None:
-        pytest.skip("git is not installed")
+        skip_or_fail("git is not installed: `apt-get install git` (scripts/test-services.sh does)")
     root = tmp_path / "repo"
     root.mkdir()
     git(root, "init", "-q", "-b", "main")

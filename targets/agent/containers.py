@@ -34,6 +34,7 @@ import time
 from typing import IO, Any
 
 from . import envs
+from .protocol import DockerCheck, DockerRun
 
 __all__ = [
     "ENV_PYTHON",
@@ -352,13 +353,13 @@ def _stream(
 # -- shared logic ----------------------------------------------------------------------
 
 
-def check(driver: Any, gpu: bool) -> dict[str, Any]:
+def check(driver: Any, gpu: bool) -> DockerCheck:
     """Is Docker usable here (and GPUs, when asked for)? Never raises."""
     try:
         version = driver.version()
     except ContainerError as exc:
         return {"ok": False, "error": "no usable Docker on the target: %s" % exc}
-    result: dict[str, Any] = {"ok": True, "version": version}
+    result: DockerCheck = {"ok": True, "version": version}
     if gpu:
         smi = shutil.which("nvidia-smi")
         if smi is None:
@@ -487,7 +488,7 @@ def _python(spec: dict[str, Any]) -> str:
 
 
 def run_options(
-    run_id: str, workdir: str, environment: dict[str, str], docker_run: dict[str, Any]
+    run_id: str, workdir: str, environment: dict[str, str], docker_run: DockerRun
 ) -> dict[str, Any]:
     return {
         "name": container_name(run_id),

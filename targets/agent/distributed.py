@@ -28,9 +28,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO
 
 from . import rundir
+from .protocol import CANCELED, FAILED, DistributedPart, RunSpec, SshPart
 
 __all__ = [
     "RANK_WRAPPER",
@@ -113,7 +114,7 @@ def _write(path: str, text: str, mode: int) -> None:
     os.chmod(path, mode)
 
 
-def _write_ssh(run_dir: str, ssh: dict[str, Any]) -> str:
+def _write_ssh(run_dir: str, ssh: SshPart) -> str:
     """Write the ssh config, key and known_hosts; return the config's path. The key is
     removed from spec.json once it is in its own 0600 file."""
     folder = _ssh_dir(run_dir)
@@ -139,8 +140,8 @@ def _write_ssh(run_dir: str, ssh: dict[str, Any]) -> str:
 
 
 def before_launch(
-    spec: dict[str, Any],
-    dist: dict[str, Any],
+    spec: RunSpec,
+    dist: DistributedPart,
     root: str,
     run_dir: str,
     out: IO[bytes],
@@ -155,11 +156,13 @@ def before_launch(
     if int(dist.get("node_count") or 1) <= 1:
         return None
     if container:
-        return ("Failed", "a multi-node mpi run cannot start from a Docker environment yet")
+        return (FAILED, "a multi-node mpi run cannot start from a Docker environment yet")
     ssh = shutil.which("ssh")
     if ssh is None:
-        return ("Failed", "ssh is not installed on node 0; mpirun needs it to reach the nodes")
-    config = _write_ssh(run_dir, dict(dist.get("ssh") or {}))
+        return (FAILED, "ssh is not installed on node 0; mpirun needs it to reach the nodes")
+    config = _write_ssh(
+        run_dir, dist.get("ssh") or {"config": "", "known_hosts": "", "private_key": None}
+    )
     ready = os.path.join(rundir.run_path(root, str(spec["run_id"])), READY)
     limit = float(spec.get("prepare_timeout_seconds") or 3600)
     deadline = time.monotonic() + limit
@@ -174,7 +177,7 @@ def before_launch(
     while waiting:
         for peer in list(waiting):
             if cancelled():
-                return ("Canceled", "canceled while waiting for the other nodes")
+                return (CANCELED, "canceled while waiting for the other nodes")
             argv = [ssh, "-F", config, str(peer["hostname"]), "test -e " + shlex.quote(ready)]
             try:
                 proc = subprocess.run(
@@ -198,13 +201,13 @@ def before_launch(
                 "%s (%s)" % (p["hostname"], last.get(p["hostname"]) or "not ready") for p in waiting
             )
             return (
-                "Failed",
+                FAILED,
                 "node(s) never became ready within %ds: %s" % (int(limit), names),
             )
         end = time.monotonic() + PEER_POLL_SECONDS
         while time.monotonic() < end:
             if cancelled():
-                return ("Canceled", "canceled while waiting for the other nodes")
+                return (CANCELED, "canceled while waiting for the other nodes")
             time.sleep(0.05)
     return None
 
@@ -233,8 +236,8 @@ def _exported(env: dict[str, str]) -> list[str]:
 
 
 def command(
-    spec: dict[str, Any],
-    dist: dict[str, Any],
+    spec: RunSpec,
+    dist: DistributedPart,
     python: str,
     child: list[str],
     env: dict[str, str],

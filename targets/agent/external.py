@@ -16,11 +16,10 @@ the scheduler (which the caller asks) is the judge of whether the job is still a
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Any
 
 from . import rundir
+from .protocol import ExternalCommand, StatusRecord
 
 __all__ = ["MARKER", "command", "read_status"]
 
@@ -40,7 +39,7 @@ def _agent_parent() -> str:
     return parent
 
 
-def command(root: str, run_id: str, python: str | None = None) -> dict[str, Any]:
+def command(root: str, run_id: str, python: str | None = None) -> ExternalCommand:
     """Mark a prepared run folder as externally launched and return how to supervise it:
     ``{"run_dir", "argv", "env"}``. ``argv`` runs the supervisor in the foreground (it
     exits when the run has ended, always with code 0; the run's own exit code is in
@@ -56,17 +55,8 @@ def command(root: str, run_id: str, python: str | None = None) -> dict[str, Any]
     }
 
 
-def read_status(root: str, run_id: str) -> dict[str, Any]:
+def read_status(root: str, run_id: str) -> StatusRecord:
     """``status.json`` as the supervisor wrote it, without judging its pid: ``Queued``
     before the supervisor started, ``Unknown`` when there is no such run."""
     run_dir = rundir.run_path(root, run_id)
-    try:
-        with open(os.path.join(run_dir, "status.json")) as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
-        data = None
-    if isinstance(data, dict):
-        return data
-    if os.path.isdir(run_dir):
-        return {"status": "Queued"}
-    return {"status": "Unknown", "message": "no such run on this target"}
+    return rundir.load_status(run_dir) or rundir.missing_status(run_dir)

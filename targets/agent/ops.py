@@ -18,6 +18,16 @@ import time
 from typing import Any, Callable  # noqa: UP035 - runtime use on Python 3.8
 
 from . import AGENT_VERSION, containers, envs, external, rundir, storage, store, supervisor
+from .protocol import (
+    LAUNCH_DETACHED,
+    LAUNCH_EXTERNAL,
+    DockerCheck,
+    ExternalCommand,
+    Hello,
+    RunSpec,
+    StatusRecord,
+    manifest_rows,
+)
 
 __all__ = [
     "hello",
@@ -30,7 +40,7 @@ __all__ = [
 ]
 
 
-def hello(root: str) -> dict[str, Any]:
+def hello(root: str) -> Hello:
     return {
         "agent": AGENT_VERSION,
         "root": root,
@@ -116,29 +126,32 @@ def start_run(
     root: str,
     run_id: str,
     rows: list[list[Any]],
-    spec: dict[str, Any],
+    spec: RunSpec,
     python: str | None = None,
-    launch: str = "detached",
-) -> dict[str, Any]:
-    """Materialise the run folder from the store, write its spec and launch it detached;
-    with ``launch="external"`` start nothing and return the supervisor's command instead
-    (see :mod:`external`)."""
-    if launch not in ("detached", "external"):
-        raise ValueError("launch must be 'detached' or 'external', not %r" % (launch,))
+    launch: str = LAUNCH_DETACHED,
+) -> StatusRecord | ExternalCommand:
+    """Materialise the run folder from the store, write its spec and launch it detached
+    (returns its first status); with ``launch="external"`` start nothing and return the
+    supervisor's command instead (see :mod:`external`)."""
+    if launch not in (LAUNCH_DETACHED, LAUNCH_EXTERNAL):
+        raise ValueError(
+            "launch must be %r or %r, not %r" % (LAUNCH_DETACHED, LAUNCH_EXTERNAL, launch)
+        )
+    files = manifest_rows(rows)  # malformed rows are refused before anything is made
     run_dir = rundir.run_path(root, run_id)
     if os.path.exists(run_dir):
         raise ValueError("run %s already exists on this target" % run_id)
     os.makedirs(os.path.join(run_dir, "wd"), mode=0o700)
     os.chmod(run_dir, 0o700)  # makedirs' mode is the leaf's; the umask may loosen both
     try:
-        store.materialise(root, rows, os.path.join(run_dir, "wd"))
+        store.materialise(root, files, os.path.join(run_dir, "wd"))
     finally:
         storage.release(root, run_id)  # the run folder's links now keep its objects
     # The spec holds the run's variables: 0600 whatever the umask (the root is 0700 too).
     fd = os.open(os.path.join(run_dir, "spec.json"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         json.dump(spec, fh)
-    if launch == "external":
+    if launch == LAUNCH_EXTERNAL:
         return external.command(root, run_id, python=python)
     return supervisor.launch(root, run_id, python=python)
 
@@ -186,7 +199,7 @@ def which_tool(root: str, name: str) -> str | None:
 
 def install_tool(root: str, name: str, key: str) -> str:
     """Install the stored object ``key`` as the executable ``<root>/bin/<name>``."""
-    source = store.object_path(root, key[:64], 0o755 if key.endswith(".x") else 0o644)
+    source = store.key_path(root, key)
     target = os.path.join(root, "bin", name)
     os.makedirs(os.path.dirname(target), exist_ok=True)
     tmp = target + ".tmp-%d" % os.getpid()
@@ -238,7 +251,7 @@ def docker_pull(
     return {"pulled": True}
 
 
-def docker_check(driver: str, gpu: bool) -> dict[str, Any]:
+def docker_check(driver: str, gpu: bool) -> DockerCheck:
     try:
         return containers.check(containers.driver(driver), gpu)
     except (containers.ContainerError, ImportError) as exc:
@@ -319,7 +332,7 @@ def operations(root: str) -> dict[str, Callable[..., Any]]:
         "probe": lambda python=None: probe(root, python),
         "package_settings": lambda: envs.package_facts(),
         "missing": lambda rows, run_id=None: missing(root, rows, run_id),
-        "start": lambda run_id, rows, spec, python=None, launch="detached": start_run(
+        "start": lambda run_id, rows, spec, python=None, launch=LAUNCH_DETACHED: start_run(
             root, run_id, rows, spec, python, launch
         ),
         "status_as_written": lambda run_id: external.read_status(root, run_id),

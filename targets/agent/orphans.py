@@ -34,7 +34,8 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+
+from .protocol import CANCELED, FAILED, TERMINAL, RunSpec, StatusRecord
 
 __all__ = ["RUN_VARIABLE", "end_orphaned_run", "parent_death_signal"]
 
@@ -44,7 +45,6 @@ MESSAGE = "the run's supervisor process ended unexpectedly"
 GRACE_SECONDS = 3.0
 KILL_WAIT_SECONDS = 5.0
 POLL_SECONDS = 0.05
-_TERMINAL = ("Completed", "Failed", "Canceled")
 
 
 def _stat(pid: int) -> tuple[str, int, str] | None:
@@ -84,7 +84,7 @@ def _ancestors() -> set[int]:
     return found
 
 
-def _run_processes(run_dir: str, status: dict[str, Any]) -> dict[int, str]:
+def _run_processes(run_dir: str, status: StatusRecord) -> dict[int, str]:
     """Live processes of the run: pid -> start time (to tell them from a reused pid)."""
     if not os.path.isdir("/proc"):
         return {}  # no way to tell a reused pid: end nothing rather than a stranger
@@ -141,7 +141,7 @@ def _wait_gone(processes: dict[int, str], seconds: float) -> dict[int, str]:
         time.sleep(POLL_SECONDS)
 
 
-def _stop(run_dir: str, status: dict[str, Any]) -> int:
+def _stop(run_dir: str, status: StatusRecord) -> int:
     """SIGTERM every process of the run, SIGKILL what is left after a grace period;
     return how many there were."""
     first = _run_processes(run_dir, status)
@@ -157,7 +157,7 @@ def _stop(run_dir: str, status: dict[str, Any]) -> int:
 def _remove_container(run_dir: str, run_id: str) -> None:
     try:
         with open(os.path.join(run_dir, "spec.json")) as fh:
-            spec = json.load(fh)
+            spec: RunSpec = json.load(fh)
     except (OSError, ValueError):
         return
     if not (spec.get("environment") or {}).get("docker"):
@@ -180,7 +180,7 @@ def _locked(run_dir: str) -> Iterator[None]:
         os.close(fd)
 
 
-def end_orphaned_run(root: str, run_id: str, status: dict[str, Any]) -> dict[str, Any]:
+def end_orphaned_run(root: str, run_id: str, status: StatusRecord) -> StatusRecord:
     """End the processes of a run whose supervisor is gone and record it Failed (or
     Canceled, when a cancel had been asked for) in ``status.json``; return the status.
 
@@ -192,17 +192,10 @@ def end_orphaned_run(root: str, run_id: str, status: dict[str, Any]) -> dict[str
 
     run_dir = rundir.run_path(root, run_id)
     if os.path.exists(os.path.join(run_dir, external.MARKER)):
-        return dict(status, status="Failed", message=MESSAGE)
+        return {**status, "status": FAILED, "message": MESSAGE}
     with _locked(run_dir):
-        current: dict[str, Any] = status
-        try:
-            with open(os.path.join(run_dir, "status.json")) as fh:
-                loaded = json.load(fh)
-            if isinstance(loaded, dict):
-                current = loaded
-        except (OSError, ValueError):
-            pass
-        if current.get("status") in _TERMINAL:
+        current = rundir.load_status(run_dir) or status
+        if current.get("status") in TERMINAL:
             return current
         stopped = _stop(run_dir, current)
         _remove_container(run_dir, run_id)
@@ -214,8 +207,8 @@ def end_orphaned_run(root: str, run_id: str, status: dict[str, Any]) -> dict[str
         )
         if rundir.disk_nearly_full(run_dir):
             message += "; the target's disk is full"
-        ended = {
-            "status": "Canceled" if canceled else "Failed",
+        ended: StatusRecord = {
+            "status": CANCELED if canceled else FAILED,
             "message": ("canceled; " + message) if canceled else message,
             "ended_at": time.time(),
             "orphans_stopped": stopped,
@@ -225,7 +218,7 @@ def end_orphaned_run(root: str, run_id: str, status: dict[str, Any]) -> dict[str
         except OSError:
             # A full disk (the likely reason the supervisor died): report the end
             # anyway; the next look records it once there is room.
-            return dict(current, **ended)
+            return {**current, **ended}
 
 
 _PR_SET_PDEATHSIG = 1

@@ -21,7 +21,10 @@ import os
 import signal
 import tempfile
 import time
-from typing import Any
+from typing import Any, TypedDict, cast
+
+from .protocol import QUEUED, UNKNOWN, StatusRecord
+from .protocol import TERMINAL as TERMINAL
 
 __all__ = [
     "cancel_run",
@@ -35,7 +38,6 @@ __all__ = [
     "write_status",
 ]
 
-TERMINAL = ("Completed", "Failed", "Canceled")
 # What is collected from a run's working directory: name in the workspace run folder ->
 # path inside ``wd``. ``.targets/`` is never part of a snapshot, so the MLflow store there
 # cannot collide with the project's own files.
@@ -119,13 +121,19 @@ def write_json_atomic(path: str, data: dict[str, Any]) -> None:
                 raise
 
 
-def write_status(run_dir: str, **fields: Any) -> dict[str, Any]:
-    """Merge ``fields`` into ``status.json`` (only the supervisor writes it)."""
+def write_status(run_dir: str, **fields: Any) -> StatusRecord:
+    """Merge ``fields`` (of :class:`~.protocol.StatusRecord`) into ``status.json`` (only
+    the supervisor writes it)."""
     current = _load(os.path.join(run_dir, "status.json")) or {}
     current.update(fields)
     current["updated_at"] = time.time()
     write_json_atomic(os.path.join(run_dir, "status.json"), current)
-    return current
+    return cast(StatusRecord, current)
+
+
+def load_status(run_dir: str) -> StatusRecord | None:
+    """``status.json`` as written (None when it is missing or not a JSON object)."""
+    return cast("StatusRecord | None", _load(os.path.join(run_dir, "status.json")))
 
 
 def _load(path: str) -> dict[str, Any] | None:
@@ -169,20 +177,18 @@ def is_alive(pid: int | None, identity: str | None) -> bool:
     return True
 
 
-def read_status(root: str, run_id: str) -> dict[str, Any]:
+def read_status(root: str, run_id: str) -> StatusRecord:
     """The run's status. A run whose supervisor died without finishing is reported as
     Failed (the machine restarted or the process was killed)."""
     run_dir = run_path(root, run_id)
-    status = _load(os.path.join(run_dir, "status.json"))
+    status = load_status(run_dir)
     if status is None:
-        if os.path.isdir(run_dir):
-            return {"status": "Queued"}
-        return {"status": "Unknown", "message": "no such run on this target"}
+        return missing_status(run_dir)
     if status.get("status") not in TERMINAL and not is_alive(
         status.get("supervisor_pid"), status.get("supervisor_identity")
     ):
         # Re-read: the supervisor may have written its final status just now.
-        status = _load(os.path.join(run_dir, "status.json")) or status
+        status = load_status(run_dir) or status
         if status.get("status") not in TERMINAL:
             # Its processes are ended and the end recorded before anyone collects.
             from .orphans import end_orphaned_run
@@ -208,12 +214,29 @@ def _log_source(run_dir: str, name: str) -> str:
     return os.path.join(run_dir, name)
 
 
+def missing_status(run_dir: str) -> StatusRecord:
+    """The status of a run without ``status.json``: Queued while its folder exists (the
+    supervisor has not started), else Unknown."""
+    if os.path.isdir(run_dir):
+        return {"status": QUEUED}
+    return {"status": UNKNOWN, "message": "no such run on this target"}
+
+
+class LogRead(TypedDict):
+    """New bytes of one log file (the wire form is :class:`~.protocol.LogChunkMeta`
+    with the bytes in the payload)."""
+
+    name: str
+    offset: int
+    data: bytes
+
+
 def read_logs(
     root: str, run_id: str, offsets: dict[str, int], max_bytes: int = MAX_CHUNK
-) -> list[dict[str, Any]]:
+) -> list[LogRead]:
     """New bytes of every log file since ``offsets``: ``[{name, offset, data}]``."""
     run_dir = run_path(root, run_id)
-    chunks = []
+    chunks: list[LogRead] = []
     budget = max_bytes
     for name in _log_files(run_dir):
         if budget <= 0:
@@ -234,7 +257,7 @@ def read_logs(
     return chunks
 
 
-def cancel_run(root: str, run_id: str) -> dict[str, Any]:
+def cancel_run(root: str, run_id: str) -> StatusRecord:
     """Ask the run to stop. Idempotent: a finished run is left as it is."""
     run_dir = run_path(root, run_id)
     status = read_status(root, run_id)

@@ -24,7 +24,6 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import struct
 import sys
 import traceback
@@ -32,11 +31,11 @@ import zlib
 from typing import IO, Any
 
 from . import AGENT_VERSION, ops, rundir, store
+from .protocol import LogChunkMeta, UploadMeta, check_object_key, parse_object_key
 
 __all__ = ["ChunkReader", "read_frame", "serve", "write_chunks", "write_frame"]
 
 _U32 = struct.Struct(">I")
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1 << 18
 
 
@@ -153,13 +152,11 @@ def _receive_objects(root: str, reader: ChunkReader) -> int:
     made: set[str] = set()
     while True:
         (length,) = _U32.unpack(reader.read_exact(4))
-        meta = json.loads(reader.read_exact(length).decode("utf-8"))
+        meta: UploadMeta = json.loads(reader.read_exact(length).decode("utf-8"))
         if meta.get("end"):
             return count
-        key, size = str(meta["key"]), int(meta["size"])
-        digest, executable = key[:64], key.endswith(".x")
-        if not _HEX64.match(digest):
-            raise ValueError("bad object key %r" % key)
+        key, size = check_object_key(meta.get("key")), int(meta["size"])
+        digest, executable = parse_object_key(key)
         final = store.object_path(root, digest, 0o755 if executable else 0o644)
         folder = os.path.dirname(final)
         if folder not in made:
@@ -227,6 +224,10 @@ def _send_outputs(root: str, run_id: str, files: list[Any], out: IO[bytes]) -> N
     write_chunks(out, chunks())
 
 
+def _log_meta(chunks: list[rundir.LogRead]) -> list[LogChunkMeta]:
+    return [{"name": c["name"], "offset": c["offset"], "size": len(c["data"])} for c in chunks]
+
+
 def _dispatch(root: str, header: dict[str, Any], inp: IO[bytes], out: IO[bytes]) -> None:
     op = header.get("op")
     args = header.get("args") or {}
@@ -250,16 +251,16 @@ def _dispatch(root: str, header: dict[str, Any], inp: IO[bytes], out: IO[bytes])
             args.get("offsets") or {},
             int(args.get("max_bytes") or rundir.MAX_CHUNK),
         )
-        meta = [{"name": c["name"], "offset": c["offset"], "size": len(c["data"])} for c in chunks]
-        write_frame(out, {"ok": True, "result": meta}, b"".join(c["data"] for c in chunks))
+        write_frame(
+            out, {"ok": True, "result": _log_meta(chunks)}, b"".join(c["data"] for c in chunks)
+        )
         return
     if op == "poll":
         status = rundir.read_status(root, args["run_id"])
         chunks = rundir.read_logs(root, args["run_id"], args.get("offsets") or {})
-        meta = [{"name": c["name"], "offset": c["offset"], "size": len(c["data"])} for c in chunks]
         write_frame(
             out,
-            {"ok": True, "result": {"status": status, "logs": meta}},
+            {"ok": True, "result": {"status": status, "logs": _log_meta(chunks)}},
             b"".join(c["data"] for c in chunks),
         )
         return

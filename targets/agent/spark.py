@@ -27,13 +27,14 @@ import re
 import shutil
 import subprocess
 import tarfile
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Final
 
 from .envs import EnvError
+from .protocol import RunSpec
 
 __all__ = ["SparkError", "after_stop", "argv", "environ", "is_pyspark", "pack", "prepare"]
 
-PLAN = "_spark_plan"
+PLAN: Final = "_spark_plan"
 NO_SPARK = "no spark-submit on the target; install Spark or pyspark"
 _APP_ID = re.compile(rb"application_\d+_\d+")
 
@@ -42,11 +43,11 @@ class SparkError(EnvError):
     """The run cannot go through spark-submit (the run fails while Preparing)."""
 
 
-def is_pyspark(spec: dict[str, Any]) -> bool:
+def is_pyspark(spec: RunSpec) -> bool:
     return spec.get("framework") == "pyspark"
 
 
-def _variables(spec: dict[str, Any]) -> dict[str, str]:
+def _variables(spec: RunSpec) -> dict[str, str]:
     return {str(k): str(v) for k, v in (spec.get("environment_variables") or {}).items()}
 
 
@@ -61,7 +62,7 @@ def _site_packages_pyspark(python: str) -> str | None:
     return None
 
 
-def find_spark_submit(spec: dict[str, Any], python: str) -> dict[str, str | None]:
+def find_spark_submit(spec: RunSpec, python: str) -> dict[str, str | None]:
     """``{"path", "spark_home"}`` of the spark-submit this run uses. Order: an explicit
     ``TARGETS_SPARK_SUBMIT`` (the run's, then the agent's), the environment's own pyspark,
     then ``PATH``. Raises SparkError when there is none."""
@@ -90,7 +91,7 @@ def _home_of(spark_submit: str) -> str | None:
     return home if os.path.isdir(os.path.join(home, "jars")) else None
 
 
-def _master(spec: dict[str, Any]) -> str:
+def _master(spec: RunSpec) -> str:
     configuration = (spec.get("spark") or {}).get("configuration") or {}
     return str(
         configuration.get("spark.master")
@@ -137,9 +138,7 @@ def pack(env_dir: str, dest: str, log: BinaryIO) -> str:
     return dest
 
 
-def prepare(
-    spec: dict[str, Any], env_result: dict[str, Any], root: str, log: BinaryIO
-) -> dict[str, Any]:
+def prepare(spec: RunSpec, env_result: dict[str, Any], root: str, log: BinaryIO) -> dict[str, Any]:
     """Plan the spark-submit call and keep it in ``spec`` for :func:`argv` and
     :func:`environ`. Raises SparkError (a Preparing failure) when Spark is missing."""
     if (spec.get("environment") or {}).get("docker"):
@@ -183,7 +182,7 @@ def prepare(
     return plan
 
 
-def argv(spec: dict[str, Any]) -> list[str]:
+def argv(spec: RunSpec) -> list[str]:
     """The command line: spark-submit, its options, the script and its arguments."""
     entry = spec["entry"]
     if not entry.get("script"):
@@ -191,7 +190,7 @@ def argv(spec: dict[str, Any]) -> list[str]:
     return [*spec[PLAN]["argv"], entry["script"], *[str(a) for a in entry.get("arguments") or ()]]
 
 
-def environ(spec: dict[str, Any], env: dict[str, str]) -> dict[str, str]:
+def environ(spec: RunSpec, env: dict[str, str]) -> dict[str, str]:
     """The run's variables plus SPARK_HOME when spark-submit is inside a Spark folder
     (needed when it is not called through its own ``bin`` folder's parent layout)."""
     plan = spec.get(PLAN)
@@ -200,7 +199,7 @@ def environ(spec: dict[str, Any], env: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def after_stop(spec: dict[str, Any], driver_log: str) -> None:
+def after_stop(spec: RunSpec, driver_log: str) -> None:
     """Best effort after a cancel or timeout on a YARN master: ``yarn application -kill``
     for the application id that spark-submit printed (in cluster mode the application
     outlives the spark-submit process the supervisor stopped)."""

@@ -44,6 +44,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Tuple  # noqa: UP035 - runtime use on Python 3.8
 
 from . import rundir, store
+from .protocol import ManifestRow, StatusRecord
 
 __all__ = [
     "CLAIM_TTL",
@@ -105,13 +106,7 @@ def missing_and_claim(root: str, rows: Iterable[Sequence[Any]], claim: str | Non
     rows = list(rows)
     with _locked(root, exclusive=False):
         if claim:
-            keys = sorted(
-                {
-                    str(digest) + (".x" if int(mode) & 0o111 else "")
-                    for _path, _size, mode, digest, link in rows
-                    if link is None
-                }
-            )
+            keys = sorted({r.key for r in map(ManifestRow.from_wire, rows) if r.link is None})
             path = _claim_path(root, claim)
             os.makedirs(os.path.dirname(path), exist_ok=True)
             tmp = "%s.tmp-%d" % (path, os.getpid())
@@ -175,7 +170,7 @@ def set_cap(root: str, cap_bytes: int | None) -> dict[str, Any]:
 # -- collection markers ----------------------------------------------------------------------
 
 
-def _ended(root: str, run_id: str) -> dict[str, Any] | None:
+def _ended(root: str, run_id: str) -> StatusRecord | None:
     """The run's status when it has ended, else None."""
     status = rundir.read_status(root, run_id)
     return status if status.get("status") in rundir.TERMINAL else None

@@ -23,6 +23,8 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from .protocol import ManifestRow, check_object_key, mode_key, parse_object_key
+
 __all__ = [
     "finish_object",
     "materialise",
@@ -49,8 +51,14 @@ def no_space(exc: BaseException) -> str | None:
 
 
 def object_path(root: str, digest: str, mode: int) -> str:
-    suffix = ".x" if mode & 0o111 else ""
-    return os.path.join(root, "objects", digest[:2], digest + suffix)
+    """The stored object of content ``digest`` for a file of permission bits ``mode``."""
+    return os.path.join(root, "objects", digest[:2], mode_key(digest, mode))
+
+
+def key_path(root: str, key: str) -> str:
+    """The stored object of a key (ValueError when ``key`` is not one)."""
+    digest, executable = parse_object_key(check_object_key(key))
+    return object_path(root, digest, 0o755 if executable else 0o644)
 
 
 def _intact(path: str, size: int) -> bool:
@@ -64,19 +72,20 @@ def _intact(path: str, size: int) -> bool:
 def missing_objects(root: str, entries: Iterable[Sequence[Any]]) -> list[str]:
     """Digests (with ``.x`` for executables) of manifest entries not intact in the store.
 
-    ``entries`` are manifest rows ``[path, size, mode, digest, link]``.
+    ``entries`` are manifest rows (:class:`~.protocol.ManifestRow`, or its wire list).
     """
     missing = []
     seen = set()
-    for _path, size, mode, digest, link in entries:
-        if link is not None:
+    for raw in entries:
+        row = ManifestRow.from_wire(raw)
+        if row.link is not None:
             continue
-        key = (str(digest), int(mode) & 0o111 != 0)
+        key = check_object_key(row.key)
         if key in seen:
             continue
         seen.add(key)
-        if not _intact(object_path(root, str(digest), int(mode)), int(size)):
-            missing.append(str(digest) + (".x" if key[1] else ""))
+        if not _intact(key_path(root, key), row.size):
+            missing.append(key)
     return missing
 
 
@@ -93,7 +102,7 @@ def put_file(root: str, key: str, source: str) -> None:
     """Copy ``source`` into the store under ``key`` (a digest, ``.x`` for executable),
     verifying its content. Raises ValueError when the content does not match (the file
     changed after it was snapshotted)."""
-    digest, executable = key[:64], key.endswith(".x")
+    digest, executable = parse_object_key(check_object_key(key))
     final = object_path(root, digest, 0o755 if executable else 0o644)
     os.makedirs(os.path.dirname(final), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(final), prefix=".in-")
@@ -116,7 +125,7 @@ def put_file(root: str, key: str, source: str) -> None:
 
 def put_bytes(root: str, key: str, data: bytes) -> None:
     """Store ``data`` under ``key`` after checking its digest."""
-    digest, executable = key[:64], key.endswith(".x")
+    digest, executable = parse_object_key(check_object_key(key))
     if hashlib.sha256(data).hexdigest() != digest:
         raise ValueError(f"object {digest} arrived damaged")
     final = object_path(root, digest, 0o755 if executable else 0o644)
@@ -136,8 +145,9 @@ def materialise(root: str, entries: Iterable[Sequence[Any]], dest: str) -> int:
     links are impossible). Returns the number of files placed."""
     count = 0
     made = set()
-    for path, _size, mode, digest, link in entries:
-        rel = str(path)
+    for raw in entries:
+        path, _size, mode, digest, link = ManifestRow.from_wire(raw)
+        rel = path
         if rel.startswith("/") or ".." in rel.split("/"):
             raise ValueError(f"unsafe path in manifest: {rel!r}")
         target = os.path.join(dest, *rel.split("/"))
@@ -148,7 +158,7 @@ def materialise(root: str, entries: Iterable[Sequence[Any]], dest: str) -> int:
         if link is not None:
             os.symlink(str(link), target)
             continue
-        src = object_path(root, str(digest), int(mode))
+        src = key_path(root, mode_key(digest, mode))
         try:
             os.link(src, target)
         except OSError:

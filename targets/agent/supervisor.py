@@ -29,6 +29,16 @@ import time
 from typing import Any
 
 from . import containers, distributed, envs, orphans, rundir, spark
+from .protocol import (
+    CANCELED,
+    COMPLETED,
+    FAILED,
+    PREPARING,
+    RUNNING,
+    Activation,
+    RunSpec,
+    StatusRecord,
+)
 
 __all__ = ["launch", "main"]
 
@@ -38,7 +48,7 @@ POLL_SECONDS = 0.05
 
 def launch(
     root: str, run_id: str, python: str | None = None, timeout: float = 30.0
-) -> dict[str, Any]:
+) -> StatusRecord:
     """Start the supervisor of a prepared run folder, detached, and return once it has
     recorded itself in ``status.json``. Raises RuntimeError when it fails to start."""
     run_dir = rundir.run_path(root, run_id)
@@ -171,7 +181,7 @@ class _Process:
         _stop_tree(self.proc)
 
 
-def _container_environ(spec: dict[str, Any], wd: str) -> dict[str, str]:
+def _container_environ(spec: RunSpec, wd: str) -> dict[str, str]:
     """The variables a containerised run sees: the run's own, not this machine's."""
     env: dict[str, str] = {}
     for pair in (spec.get("environment") or {}).get("variables") or ():
@@ -189,7 +199,7 @@ def _container_environ(spec: dict[str, Any], wd: str) -> dict[str, str]:
     return env
 
 
-def _argv(spec: dict[str, Any], python: str) -> list[str]:
+def _argv(spec: RunSpec, python: str) -> list[str]:
     if spark.is_pyspark(spec):
         return spark.argv(spec)
     entry = spec["entry"]
@@ -201,7 +211,7 @@ def _argv(spec: dict[str, Any], python: str) -> list[str]:
     return ["/bin/sh", "-c", str(command)]
 
 
-def _environ(spec: dict[str, Any], python: str, run_dir: str) -> dict[str, str]:
+def _environ(spec: RunSpec, python: str, run_dir: str) -> dict[str, str]:
     env = dict(os.environ)
     user_pythonpath = env.pop("TARGETS_USER_PYTHONPATH", "")
     for key in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
@@ -227,7 +237,7 @@ def _environ(spec: dict[str, Any], python: str, run_dir: str) -> dict[str, str]:
     return env
 
 
-def _activate(env: dict[str, str], activate: dict[str, Any]) -> None:
+def _activate(env: dict[str, str], activate: Activation) -> None:
     """Apply the client's decision (``spec["activate"]``, see
     ``targets.compute._python``): the chosen virtualenv or conda env looks activated,
     environments that were active in the client but not chosen look deactivated."""
@@ -242,7 +252,7 @@ def _activate(env: dict[str, str], activate: dict[str, Any]) -> None:
     env["PATH"] = os.pathsep.join(parts)
 
 
-def _mlflow_environ(spec: dict[str, Any], wd: str) -> dict[str, str]:
+def _mlflow_environ(spec: RunSpec, wd: str) -> dict[str, str]:
     """MLflow logs into a file store in the run folder, collected with the outputs and
     merged into the workspace's store (unless the run names its own tracking URI)."""
     own = spec.get("environment_variables") or {}
@@ -262,7 +272,7 @@ def _mlflow_environ(spec: dict[str, Any], wd: str) -> dict[str, str]:
 def supervise(root: str, run_id: str) -> int:
     run_dir = rundir.run_path(root, run_id)
     with open(os.path.join(run_dir, "spec.json")) as fh:
-        spec = json.load(fh)
+        spec: RunSpec = json.load(fh)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -270,7 +280,7 @@ def supervise(root: str, run_id: str) -> int:
     phases: dict[str, float] = {}
     rundir.write_status(
         run_dir,
-        status="Preparing",
+        status=PREPARING,
         supervisor_pid=os.getpid(),
         supervisor_identity=rundir.process_identity(os.getpid()),
         started_at=started,
@@ -282,7 +292,7 @@ def supervise(root: str, run_id: str) -> int:
         return _Stop.requested or os.path.exists(cancel_file)
 
     def finish(status: str, exit_code: int | None = None, message: str | None = None) -> int:
-        if status == "Failed" and rundir.disk_nearly_full(run_dir):
+        if status == FAILED and rundir.disk_nearly_full(run_dir):
             message = (message or "failed") + (
                 "; the target's disk was full when it ended: free space there, or remove "
                 "old runs and environments with `targets gc`"
@@ -322,14 +332,14 @@ def supervise(root: str, run_id: str) -> int:
         except (envs.EnvError, containers.ContainerError) as exc:
             log.write(("\nenvironment preparation failed: %s\n" % exc).encode())
             phases["preparing"] = time.time() - t0
-            return finish("Failed", message="environment preparation failed: %s" % exc)
+            return finish(FAILED, message="environment preparation failed: %s" % exc)
         except Exception as exc:  # a bug or an OS error: still end the run cleanly
             log.write(("\nenvironment preparation failed: %r\n" % (exc,)).encode())
             phases["preparing"] = time.time() - t0
-            return finish("Failed", message="environment preparation failed: %r" % (exc,))
+            return finish(FAILED, message="environment preparation failed: %r" % (exc,))
     phases["preparing"] = time.time() - t0
     if cancelled():
-        return finish("Canceled", message="canceled before it started")
+        return finish(CANCELED, message="canceled before it started")
 
     python = env_result["python"]
     limit = spec.get("max_run_duration_seconds")
@@ -383,10 +393,10 @@ def supervise(root: str, run_id: str) -> int:
             if dist:
                 distributed.after_run(run_dir)
             out.write(("could not start the run: %s\n" % exc).encode())
-            return finish("Failed", message="could not start: %s" % exc)
+            return finish(FAILED, message="could not start: %s" % exc)
     rundir.write_status(
         run_dir,
-        status="Running",
+        status=RUNNING,
         pid=proc.pid,
         pid_identity=rundir.process_identity(proc.pid) if proc.pid else None,
         running_at=t1,
@@ -412,7 +422,7 @@ def supervise(root: str, run_id: str) -> int:
     if dist:
         distributed.after_run(run_dir)
     if reason == "canceled":
-        return finish("Canceled", exit_code=code, message="canceled")
+        return finish(CANCELED, exit_code=code, message="canceled")
     if reason == "timeout":
         with open(os.path.join(run_dir, "driver.log"), "ab") as tail:
             tail.write(
@@ -421,11 +431,11 @@ def supervise(root: str, run_id: str) -> int:
                 ).encode()
             )
         return finish(
-            "Failed", exit_code=code, message="exceeded max_run_duration_seconds=%s" % limit
+            FAILED, exit_code=code, message="exceeded max_run_duration_seconds=%s" % limit
         )
     if code == 0:
-        return finish("Completed", exit_code=0)
-    return finish("Failed", exit_code=code, message="the script exited with code %d" % code)
+        return finish(COMPLETED, exit_code=0)
+    return finish(FAILED, exit_code=code, message="the script exited with code %d" % code)
 
 
 def main(argv: list[str]) -> int:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from targets.agent import protocol
 from targets.errors import TargetsError
 
 if TYPE_CHECKING:
@@ -123,13 +124,13 @@ def fmt_size(n: float | None) -> str:
 
 
 STATUS_STYLE = {
-    "Completed": "green",
-    "Failed": "red",
-    "Canceled": "yellow",
-    "Running": "cyan",
-    "Preparing": "blue",
-    "Queued": "white",
-    "Finalizing": "cyan",
+    protocol.COMPLETED: "green",
+    protocol.FAILED: "red",
+    protocol.CANCELED: "yellow",
+    protocol.RUNNING: "cyan",
+    protocol.PREPARING: "blue",
+    protocol.QUEUED: "white",
+    protocol.FINALIZING: "cyan",
 }
 
 

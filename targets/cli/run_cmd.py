@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from targets.agent import protocol
 from targets.cli._common import (
     STATUS_STYLE,
     Progress,
@@ -318,11 +319,12 @@ def _follow(run_: Any, *, detach: bool, output: str, target_name: str) -> None:
             f"logs: {', '.join(logs) or folder}",
             fg=STATUS_STYLE.get(record.status),
         )
-        sys.exit(0 if record.status == "Completed" else 1)
-    message = f" ({record.message})" if record.status != "Completed" and record.message else ""
+        sys.exit(0 if record.status == protocol.COMPLETED else 1)
+    failed = record.status != protocol.COMPLETED
+    message = f" ({record.message})" if failed and record.message else ""
     say(
         f"{record.status}{extra}{message} in {fmt_duration(record.duration)} - "
         f"outputs and logs in {folder}",
         fg=STATUS_STYLE.get(record.status),
     )
-    sys.exit(0 if record.status == "Completed" else 1)
+    sys.exit(0 if record.status == protocol.COMPLETED else 1)

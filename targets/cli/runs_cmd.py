@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from targets.agent import protocol
 from targets.cli._common import (
     STATUS_STYLE,
     emit_json,
@@ -235,7 +235,7 @@ def logs(ctx: click.Context, run_id: str, follow: bool, node: int | None) -> Non
         run.close()
     if follow:
         err_console().print(f"{record.status}", highlight=False)
-        sys.exit(0 if record.status == "Completed" else 1)
+        sys.exit(0 if record.status == protocol.COMPLETED else 1)
 
 
 @runs.command()
@@ -279,7 +279,7 @@ def cancel(ctx: click.Context, run_id: str, output: str) -> None:
     run = Run(workspace_of(ctx), run_id)
     record = run.cancel()
     deadline = time.monotonic() + 30
-    while record.status not in ("Completed", "Failed", "Canceled") and time.monotonic() < deadline:
+    while record.status not in protocol.TERMINAL and time.monotonic() < deadline:
         time.sleep(0.1)
         record = run.refresh()
     run.close()
@@ -296,19 +296,8 @@ def delete(ctx: click.Context, run_id: str) -> None:
     """Forget a finished run and delete its folder in the workspace."""
     from targets.runs import Run
 
-    ws = workspace_of(ctx)
-    run = Run(ws, run_id)
-    if run.refresh().status not in ("Completed", "Failed", "Canceled"):
-        raise UsageError(f"run {run.id} has not ended", hint=f"targets runs cancel {run.id}")
-    handle = run.handle
-    if handle is not None and handle.kind != "driver":
-        from targets.errors import TargetsError
-
-        try:
-            run._get_target().discard(handle)  # the target's copy too
-        except TargetsError as exc:
-            say(f"the copy on {run.record.target} was kept: {exc}")
-        run.close()
-    shutil.rmtree(run.folder, ignore_errors=True)
-    ws.ledger.delete(run.id)
+    run = Run(workspace_of(ctx), run_id)
+    kept = run.delete()
+    if kept:
+        say(kept)
     err_console().print(f"deleted {run.id}", highlight=False)

@@ -9,10 +9,7 @@ whose name ends in ``_stdin`` reads its value from standard input (``--password-
 
 from __future__ import annotations
 
-import contextlib
 import sys
-import time
-from collections.abc import Callable
 from typing import Any
 
 import click
@@ -120,12 +117,11 @@ def attach(
       targets attach gpubox --address 10.1.2.3 --ssh-port 2222 --username me \\
           --password-stdin < pw.txt
     """
+    from targets.attachment import HostKeyPolicy, attach_target, check_new_name
     from targets.registry import load_kind, resolve_kind_name
-    from targets.workspace import LOCAL, TargetRecord, validate_target_name
 
-    validate_target_name(name)
-    if name == LOCAL:
-        raise UsageError("the name 'local' is reserved for this machine")
+    ws = workspace_of(ctx)
+    check_new_name(ws, name, replace=force)
     extra = list(ctx.args)
     if kind is None:
         kind = "vm" if any(a.split("=")[0] == "--address" for a in extra) else None
@@ -135,32 +131,9 @@ def attach(
             hint="targets kinds lists the installed kinds",
         )
     kind = resolve_kind_name(kind)
-    if kind == "cluster":
-        raise UsageError(
-            "a cluster is created, not attached",
-            hint=f"targets create {name} --type cluster --provider docker|azure|ssh ...",
-        )
     cls = load_kind(kind)
-    ws = workspace_of(ctx)
-    if name in ws.targets() and not force:
-        raise UsageError(
-            f"a target named {name!r} is already attached",
-            hint=f"targets detach {name}, or attach again with --force",
-        )
     extra, wanted_secrets = _split_secret_flags(extra, cls.secret_names)
     values = _parse_kind_options(dict(cls.options_model.model_fields), extra)
-    from pydantic import ValidationError
-
-    try:
-        options = cls.options_model.model_validate(values)
-    except ValidationError as exc:
-        lines = []
-        for e in exc.errors():
-            loc = ".".join(str(p) for p in e["loc"])
-            lines.append(f"--{loc.replace('_', '-')}: {e['msg']}" if loc else e["msg"])
-        raise UsageError(
-            "invalid options for kind " + repr(kind) + ":\n  " + "\n  ".join(lines)
-        ) from None
     secrets: dict[str, str] = {}
     if wanted_secrets:
         if len(wanted_secrets) > 1:
@@ -170,7 +143,7 @@ def attach(
             )
         from targets.secrets import check_backend
 
-        check_backend()  # before connecting: nothing is sent when it cannot be stored
+        check_backend()  # before reading: nothing is asked for when it cannot be stored
         value = sys.stdin.read().rstrip("\r\n")
         if not value:
             raise UsageError(
@@ -178,36 +151,18 @@ def attach(
             )
         secrets[wanted_secrets[0]] = value
     if accept_host_key:
-        accept: bool | Callable[[str, str, str], bool] = True
+        accept: HostKeyPolicy = True
     elif sys.stdin.isatty() and sys.stderr.isatty():
         accept = _ask_host_key
     else:
         accept = False
-    record = TargetRecord(name=name, kind=kind, secrets=tuple(sorted(secrets)))
-    # workspace=None: the target is not attached yet, so no later process may open it
-    # (no shared SSH connection for the attach's own probe).
-    context = ws.context_for(record, secret=secrets.get, accept_host_key=accept, workspace=None)
-    target = cls(name, options, context)
-    with target:
-        facts = target.probe()
-    if secrets:
-        from targets.secrets import set_secret
-
-        for secret_name, value in secrets.items():
-            set_secret(ws.secret_ref(name, secret_name), value)
-    record = TargetRecord(
-        name=name,
-        kind=kind,
-        options=options.model_dump(mode="json", exclude_defaults=True),
-        facts=facts,
-        attached_at=time.time(),
-        secrets=tuple(sorted(secrets)),
+    record = attach_target(
+        ws, name, kind, values, secrets=secrets, accept_host_key=accept, replace=force
     )
-    ws.save_target(record)
     if output == "json":
         emit_json({"name": name, **record.to_yaml()})
     else:
-        err_console().print(f"attached [bold]{name}[/] ({kind})", highlight=False)
+        err_console().print(f"attached [bold]{name}[/] ({record.kind})", highlight=False)
 
 
 @click.command()
@@ -215,19 +170,9 @@ def attach(
 @click.pass_context
 def detach(ctx: click.Context, name: str) -> None:
     """Detach the compute target NAME (its runs stay in the history)."""
-    ws = workspace_of(ctx)
-    with contextlib.suppress(Exception):  # a shared SSH connection ends with the target
-        key = getattr(ws.get_target(name), "mux_key", None)
-        if key:
-            from targets.ssh.mux import stop
+    from targets.attachment import detach_target
 
-            stop(key)
-    record = ws.remove_target(name)
-    if record.secrets:
-        from targets.secrets import delete_secret
-
-        for secret_name in record.secrets:
-            delete_secret(ws.secret_ref(name, secret_name))
+    record = detach_target(workspace_of(ctx), name)
     err_console().print(f"detached {record.name} ({record.kind})", highlight=False)
 
 
@@ -241,23 +186,25 @@ def list_targets(ctx: click.Context, output: str) -> None:
     if output == "json":
         emit_json([{"name": r.name, **r.to_yaml()} for r in records.values()])
         return
-    rows = []
-    for r in records.values():
-        if r.kind == "cluster":
-            o = r.options
-            size = f"{o.get('min_nodes', 0)}-{o.get('max_nodes')} nodes"
-            kind_note = "run-based template, " if o.get("run_based") else ""
-            rows.append(
-                [r.name, r.kind, f"{o.get('provider')}, {kind_note}{size}", fmt_time(r.attached_at)]
-            )
-            continue
-        where = (
-            r.options.get("address")
-            or r.options.get("host")
-            or ("this machine" if r.kind == "local" else "")
-        )
-        rows.append([r.name, r.kind, where, fmt_time(r.attached_at)])
+    rows = [[r.name, r.kind, _where(r), fmt_time(r.attached_at)] for r in records.values()]
     print_table(["NAME", "KIND", "WHERE", "ATTACHED"], rows)
+
+
+def _kind_class(kind: str) -> Any:
+    """The class of ``kind``, or None when its plugin is missing or broken (listing and
+    showing still work: they then print what is stored)."""
+    from targets.errors import TargetsError
+    from targets.registry import load_kind
+
+    try:
+        return load_kind(kind)
+    except TargetsError:
+        return None
+
+
+def _where(record: Any) -> str:
+    cls = _kind_class(record.kind)
+    return cls.summary(record.options) if cls is not None else ""
 
 
 @click.command()
@@ -268,10 +215,17 @@ def show(ctx: click.Context, name: str, output: str) -> None:
     """Show an attached target: its options and what was found when it was attached."""
     ws = workspace_of(ctx)
     record = ws.target_record(name)
+    from targets.errors import TargetsError
+
     facts = dict(record.facts)
-    if record.kind == "local" and not facts:
-        target = ws.get_target(name)
-        facts = target.probe()
+    live: dict[str, Any] = {}
+    try:
+        with ws.get_target(name) as target:
+            if not facts:  # never attached (`local`): what is there now
+                facts = target.probe()
+            live = target.describe()
+    except TargetsError:
+        pass  # a broken plugin: show what is stored
     facts.update(_package_facts_now(ws, name))  # pip.conf may have changed since attach
     data = {
         "name": record.name,
@@ -281,22 +235,14 @@ def show(ctx: click.Context, name: str, output: str) -> None:
         "attached_at": record.attached_at,
         "secrets": list(record.secrets),
     }
-    live: dict[str, Any] = {}
-    if record.kind == "cluster":
-        with ws.get_target(name) as target:
-            live = target.describe()
+    if live:
         data["status"] = live
     if output == "json":
         emit_json(data)
         return
     shown: dict[str, Any] = {"name": record.name, "kind": record.kind}
-    options = dict(record.options)
-    if record.kind == "cluster":  # every setting, defaults included, and the provider's
-        from targets.clusters.model import ClusterSpec
-
-        options = ClusterSpec.model_validate(options).model_dump(mode="json")
-        provider_options = options.pop("provider_options") or {}
-        options.update({k: v for k, v in provider_options.items() if v not in (None, [], {})})
+    cls = _kind_class(record.kind)
+    options = cls.shown_options(record.options) if cls is not None else dict(record.options)
     shown.update({k.replace("_", " "): v for k, v in options.items()})
     for key, value in facts.items():
         if key.endswith("_bytes") and isinstance(value, int) and not isinstance(value, bool):
@@ -317,7 +263,7 @@ def _package_facts_now(ws: Any, name: str) -> dict[str, Any]:
     """Which package index and certificate bundle an environment build on the target
     would use now (asked of its agent; masked); nothing when it cannot be asked, and
     then ``show`` keeps what was recorded at attach."""
-    from targets.compute._agent import AgentTarget
+    from targets.compute import AgentTarget
     from targets.errors import TargetsError
 
     try:

@@ -3,11 +3,12 @@ configuration (``AmlCompute.provisioning_configuration``)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["DEFAULT_IDLE_SECONDS", "ClusterSpec"]
+__all__ = ["DEFAULT_IDLE_SECONDS", "ClusterSpec", "shown_settings", "summary_of"]
 
 DEFAULT_IDLE_SECONDS = 1800
 """Azure ML's default ``idle_seconds_before_scaledown``."""
@@ -64,3 +65,20 @@ class ClusterSpec(BaseModel):
                 f"together; missing: {missing}"
             )
         return self
+
+
+def summary_of(options: Mapping[str, Any]) -> str:
+    """A cluster's line in ``targets list``, from its stored settings: ``docker, 0-3
+    nodes`` (``docker, run-based template, 0-3 nodes`` for a template)."""
+    size = f"{options.get('min_nodes', 0)}-{options.get('max_nodes')} nodes"
+    template = "run-based template, " if options.get("run_based") else ""
+    return f"{options.get('provider')}, {template}{size}"
+
+
+def shown_settings(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Every setting of a cluster for ``targets show``, defaults included, with the
+    provider's own options that are set."""
+    values = ClusterSpec.model_validate(dict(options)).model_dump(mode="json")
+    provider_options = values.pop("provider_options") or {}
+    values.update({k: v for k, v in provider_options.items() if v not in (None, [], {})})
+    return values

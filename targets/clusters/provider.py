@@ -15,8 +15,6 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,9 +22,11 @@ from pydantic import BaseModel, ConfigDict
 
 from targets.clusters.model import ClusterSpec
 from targets.errors import UsageError
+from targets.registry import PluginGroup, available_plugins, load_plugin
 
 __all__ = [
     "GROUP",
+    "PROVIDERS",
     "NoProviderOptions",
     "Node",
     "NodeProvider",
@@ -212,22 +212,31 @@ class NodeProvider(ABC):
         """Release clients. Idempotent."""
 
 
-@lru_cache(maxsize=1)
-def _entry_points() -> dict[str, Any]:
-    return {ep.name: ep for ep in entry_points(group=GROUP)}
+def _unknown_provider(name: str, installed: Sequence[str]) -> UsageError:
+    known = ", ".join(installed) or "none"
+    return UsageError(f"unknown cluster provider {name!r}", hint=f"installed providers: {known}")
+
+
+PROVIDERS: PluginGroup[NodeProvider] = PluginGroup(
+    group=GROUP,
+    base=NodeProvider,
+    name_attr="name",
+    noun="cluster provider",
+    unknown=_unknown_provider,
+)
+"""The providers' entry-point group, loaded by the same loader as target kinds."""
 
 
 def available_providers() -> list[str]:
-    return sorted(_entry_points())
+    """The names of the installed providers (imports none of them)."""
+    return [info.name for info in available_plugins(PROVIDERS)]
 
 
 def load_provider(name: str) -> type[NodeProvider]:
-    """The provider class registered as ``name`` (imports its module only)."""
-    ep = _entry_points().get(name)
-    if ep is None:
-        known = ", ".join(available_providers()) or "none"
-        raise UsageError(f"unknown cluster provider {name!r}", hint=f"installed providers: {known}")
-    cls = ep.load()
-    if not (isinstance(cls, type) and issubclass(cls, NodeProvider)):
-        raise UsageError(f"the provider {name!r} ({ep.value}) is not a NodeProvider")
-    return cls
+    """The provider class registered as ``name`` (imports its module only).
+
+    Raises UsageError for an unknown name (listing the installed ones) and
+    :class:`~targets.errors.PluginLoadError` for a broken provider (import error, not a
+    NodeProvider, a ``name`` other than its entry point's, two distributions claiming it).
+    """
+    return load_plugin(PROVIDERS, name)

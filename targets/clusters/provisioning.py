@@ -1,11 +1,12 @@
-"""Making a cluster: its provider instance, and the steps of creating one (used by
-``targets create`` and by run-based compute alike)."""
+"""Making a cluster: the checks of its settings, its provider instance, its record in the
+workspace, and the steps of creating one (used by :mod:`targets.clusters.lifecycle`
+and by run-based compute alike)."""
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,60 @@ from targets.clusters.state import cluster_dir
 if TYPE_CHECKING:
     from targets.workspace import TargetRecord, Workspace
 
-__all__ = ["make_provider", "provision"]
+__all__ = [
+    "CLUSTER_KIND",
+    "check_cluster_spec",
+    "cluster_record",
+    "make_provider",
+    "provision",
+]
+
+CLUSTER_KIND = "cluster"
+"""The kind name of managed clusters (:class:`targets.clusters.target.ClusterTarget`)."""
+
+
+def check_cluster_spec(spec: ClusterSpec) -> type[NodeProvider]:
+    """Refuse settings the cluster's provider cannot make (a UsageError, exit code 2):
+    options its options model refuses, low-priority nodes from a provider without them.
+    Returns the provider's class. Does no I/O beyond importing the provider."""
+    from pydantic import ValidationError
+
+    from targets.attachment import options_error
+    from targets.errors import UsageError
+
+    cls = load_provider(spec.provider)
+    try:
+        cls.options_model.model_validate(dict(spec.provider_options))
+    except ValidationError as exc:
+        raise options_error(exc, f"options for the {cls.name} provider") from None
+    if spec.vm_priority == "lowpriority" and not cls.supports_low_priority:
+        raise UsageError(
+            f"the {cls.name} provider has no low-priority nodes",
+            hint="leave out --vm-priority lowpriority (vm_priority: dedicated)",
+        )
+    return cls
+
+
+def cluster_record(
+    name: str,
+    spec: ClusterSpec,
+    facts: Mapping[str, Any],
+    *,
+    attached_at: float | None = None,
+    secrets: tuple[str, ...] = (SECRET_NAME,),
+) -> TargetRecord:
+    """The record of cluster ``name`` in ``targets.yml``: its settings (defaults left
+    out), the facts, when it was made (now unless given), the names of its secrets."""
+    from targets.workspace import TargetRecord
+
+    return TargetRecord(
+        name=name,
+        kind=CLUSTER_KIND,
+        options=spec.model_dump(mode="json", exclude_defaults=True),
+        facts=dict(facts),
+        attached_at=attached_at if attached_at is not None else time.time(),
+        secrets=secrets,
+    )
 
 
 def make_provider(
@@ -58,9 +112,11 @@ def provision(
     """Create cluster ``name``: a key pair (the private half to the keyring only), the
     provider's check, what the provider makes, and the cluster's record in the workspace.
     A failed step leaves no secret and no record behind. ``busy`` wraps the provider's
-    creation (a spinner)."""
+    creation (a spinner). Settings the provider cannot make are refused first
+    (:func:`check_cluster_spec`)."""
     from targets.secrets import delete_secret, set_secret
-    from targets.workspace import TargetRecord
+
+    check_cluster_spec(spec)
 
     keys = generate_key_pair(f"targets-cluster-{name}")
     cdir = cluster_dir(ws.dir, name)
@@ -85,13 +141,8 @@ def provision(
             raise
     finally:
         provider.close()
-    record = TargetRecord(
-        name=name,
-        kind="cluster",
-        options=spec.model_dump(mode="json", exclude_defaults=True),
-        facts={"provider": spec.provider, "public_key": keys.public, **(facts or {})},
-        attached_at=time.time(),
-        secrets=(SECRET_NAME,),
+    record = cluster_record(
+        name, spec, {"provider": spec.provider, "public_key": keys.public, **(facts or {})}
     )
     ws.save_target(record)
     return record

@@ -38,6 +38,17 @@ from typing import TYPE_CHECKING, Any
 
 from targets._detached import lock_held, signal_holder, spawn
 from targets._files import check_log_chunk, write_log_chunk
+from targets.agent.protocol import (
+    CANCELED,
+    COMPLETED,
+    FAILED,
+    FINALIZING,
+    PREPARING,
+    QUEUED,
+    RUNNING,
+    DistributedPart,
+    manifest_rows,
+)
 from targets.agent.rundir import COLLECTED, SYSTEM_LOGS
 from targets.clusters.keys import SECRET_NAME
 from targets.clusters.model import ClusterSpec
@@ -53,7 +64,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Reconciler", "ensure_running", "main", "run_folder"]
 
-_ACTIVE = ("Preparing", "Running", "Finalizing")
+_ACTIVE = (PREPARING, RUNNING, FINALIZING)
 _RESULT_ROLES = ("launcher", "worker")
 
 
@@ -236,7 +247,7 @@ class Reconciler:
                 self.follow(run, rows)
             elif run.cancel:
                 self.state.update_run(
-                    run.run_id, status="Canceled", ended_at=time.time(), message="canceled"
+                    run.run_id, status=CANCELED, ended_at=time.time(), message="canceled"
                 )
                 self.event(f"run {run.run_id} canceled while queued")
 
@@ -244,7 +255,7 @@ class Reconciler:
         queue = [
             QueuedRun(r.run_id, r.nodes_needed)
             for r in self.state.runs(open_only=True)
-            if r.status == "Queued"
+            if r.status == QUEUED
         ]
         views = [NodeView(r.node.id, r.node.state, r.busy_run, r.idle_since) for r in rows.values()]
         decision = decide(spec, views, queue, time.time())
@@ -360,7 +371,7 @@ class Reconciler:
 
     # -- runs --------------------------------------------------------------------------
 
-    def request_of(self, run: ClusterRun, distributed: dict[str, Any] | None) -> SubmitRequest:
+    def request_of(self, run: ClusterRun, distributed: DistributedPart | None) -> SubmitRequest:
         from targets.compute.local import agent_root
         from targets.environments import EnvironmentSpec
         from targets.runconfig.model import RunConfiguration
@@ -371,12 +382,12 @@ class Reconciler:
         environment = EnvironmentSpec.from_json(raw["environment"])
         root = str(raw.get("objects_root") or agent_root())
         manifest = raw["snapshot"]
-        from targets.agent.store import object_path
+        from targets.agent.store import key_path
 
         sources = {
-            row[0]: Path(object_path(root, row[3], row[2]))
-            for row in manifest["files"]
-            if row[4] is None
+            row.path: Path(key_path(root, row.key))
+            for row in manifest_rows(manifest["files"])
+            if row.link is None
         }
         snapshot = Snapshot.from_manifest(Path(root), manifest)
         snapshot = Snapshot(
@@ -403,11 +414,11 @@ class Reconciler:
         self.state.set_busy([n.id for n in nodes], run_id)
         folder = run_folder(self.cdir, run_id)
         folder.mkdir(parents=True, exist_ok=True)
-        plans: list[dict[str, Any] | None] = [None] * len(nodes)
+        plans: list[DistributedPart | None] = [None] * len(nodes)
         roles = ["worker"] * len(nodes)
         try:
             base = self.request_of(run, None)
-            from targets.clusters.distributed import distribution_of, plan
+            from targets.distributed import distribution_of, plan
 
             dist = distribution_of(base.config)
             if dist is not None:
@@ -421,13 +432,13 @@ class Reconciler:
                 plans = list(planned)
                 roles = [str(p.get("role") or "worker") for p in planned]
         except Exception as exc:  # a bad run must not stop the cluster
-            self.finish(run_id, "Failed", f"could not plan the run: {exc}", nodes=nodes)
+            self.finish(run_id, FAILED, f"could not plan the run: {exc}", nodes=nodes)
             return
         where = ", ".join(n.id for n in nodes)
         self.event(f"run {run_id} starts on {where}")
         self.state.update_run(
             run_id,
-            status="Preparing",
+            status=PREPARING,
             assigned=[n.id for n in nodes],
             roles=roles,
             attempts=run.attempts + 1,
@@ -450,7 +461,7 @@ class Reconciler:
                     errors.append(f"node {node.id}: {exc}")
         if errors:
             self.cancel_parts(run, nodes)  # the parts that did start
-            self.finish(run_id, "Failed", "could not start the run: " + "; ".join(errors))
+            self.finish(run_id, FAILED, "could not start the run: " + "; ".join(errors))
 
     def follow(self, run: ClusterRun, rows: dict[str, Any]) -> None:
         """Ask every node of a running run for news; end the run when its nodes say so."""
@@ -484,7 +495,7 @@ class Reconciler:
         if run.cancel:
             self.cancel_parts(run, nodes)
             self.collect(run, nodes)
-            self.finish(run.run_id, "Canceled", "canceled")
+            self.finish(run.run_id, CANCELED, "canceled")
             return
         roles = run.roles or ["worker"] * len(nodes)
         result = [i for i, r in enumerate(roles) if r in _RESULT_ROLES] or list(range(len(nodes)))
@@ -492,15 +503,15 @@ class Reconciler:
         status, message, exit_code = None, None, None
         if failed:
             i = failed[0]
-            status = "Failed"
+            status = FAILED
             exit_code = states[i].exit_code
             detail = states[i].message or f"exit code {exit_code}"
             message = f"node {i} ({nodes[i].id}) failed: {detail}"
         elif all(states[i].status is RunStatus.COMPLETED for i in result):
-            status = "Completed"
+            status = COMPLETED
             exit_code = 0
         elif any(states[i].status is RunStatus.CANCELED for i in result):
-            status, message = "Canceled", "canceled on a node"
+            status, message = CANCELED, "canceled on a node"
         started = [s.started_at for s in states if s.started_at]
         if status is not None:
             if run.started_at is None:  # it ran between two passes
@@ -513,8 +524,8 @@ class Reconciler:
             return
         running = any(states[i].status is RunStatus.RUNNING for i in result)
         changes: dict[str, Any] = {"phases": dict(states[0].phases)}
-        if running and run.status != "Running":
-            changes["status"] = "Running"
+        if running and run.status != RUNNING:
+            changes["status"] = RUNNING
             changes["started_at"] = min(started) if started else time.time()
         self.state.update_run(run.run_id, **changes)
 
@@ -590,7 +601,7 @@ class Reconciler:
         why = node.message or str(node.state)
         if node.state is NodeState.PREEMPTED and spec is not None and spec.requeue_on_preemption:
             self.state.set_busy(list(run.assigned), None)
-            self.state.update_run(run_id, status="Queued", assigned=[], roles=[])
+            self.state.update_run(run_id, status=QUEUED, assigned=[], roles=[])
             # The next attempt's node logs start from zero: keep this attempt's aside.
             folder = run_folder(self.cdir, run_id)
             nodes_logs = node_logs(folder, 0).parent
@@ -601,7 +612,7 @@ class Reconciler:
             self._append(run_folder(self.cdir, run_id) / "driver.log", f"[cluster] {note}\n")
             self.event(f"run {run_id}: {note}")
             return
-        self.finish(run_id, "Failed", f"node {node.id} was lost ({why})")
+        self.finish(run_id, FAILED, f"node {node.id} was lost ({why})")
 
     # -- logs --------------------------------------------------------------------------
 

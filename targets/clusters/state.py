@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from targets.agent import protocol
 from targets.clusters.provider import Node
 
 __all__ = ["ClusterRun", "ClusterState", "NodeRow", "cluster_dir"]
@@ -50,7 +51,8 @@ CREATE TABLE IF NOT EXISTS events (
 );
 """
 
-_TERMINAL = ("Completed", "Failed", "Canceled")
+_TERMINAL = protocol.TERMINAL
+_TERMINAL_SQL = ", ".join(f"'{status}'" for status in protocol.TERMINAL)
 
 
 def cluster_dir(state_dir: Path, name: str) -> Path:
@@ -169,8 +171,8 @@ class ClusterState:
     def enqueue(self, run_id: str, nodes_needed: int, request: dict[str, Any]) -> None:
         self._db.execute(
             "INSERT INTO runs (run_id, status, nodes_needed, submitted_at, request) "
-            "VALUES (?, 'Queued', ?, ?, ?)",
-            (run_id, nodes_needed, time.time(), json.dumps(request)),
+            "VALUES (?, ?, ?, ?, ?)",
+            (run_id, protocol.QUEUED, nodes_needed, time.time(), json.dumps(request)),
         )
 
     def run(self, run_id: str) -> ClusterRun | None:
@@ -180,7 +182,7 @@ class ClusterState:
         return self._run(row) if row else None
 
     def runs(self, *, open_only: bool = False) -> list[ClusterRun]:
-        where = " WHERE status NOT IN ('Completed', 'Failed', 'Canceled')" if open_only else ""
+        where = f" WHERE status NOT IN ({_TERMINAL_SQL})" if open_only else ""
         rows = self._db.execute(
             f"SELECT {self._RUN_COLUMNS} FROM runs{where} ORDER BY submitted_at, run_id"
         ).fetchall()

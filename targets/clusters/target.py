@@ -15,12 +15,12 @@ import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from targets.clusters.model import ClusterSpec
 from targets.clusters.reconciler import ensure_running, is_running, run_folder
 from targets.clusters.state import ClusterState, cluster_dir
-from targets.compute._agent import LocalAgentClient
+from targets.compute import LocalAgentClient
 from targets.compute.base import (
     Capability,
     ComputeTarget,
@@ -30,19 +30,45 @@ from targets.compute.base import (
     RunState,
     RunStatus,
     SubmitRequest,
-    _no_progress,
+    no_progress,
 )
 from targets.errors import UsageError
 
 if TYPE_CHECKING:
     from targets.runconfig.model import RunConfiguration
 
-__all__ = ["ClusterTarget", "nodes_needed"]
+__all__ = ["ClusterHandleData", "ClusterTarget", "cluster_handle_data", "nodes_needed"]
+
+
+class ClusterHandleData(TypedDict, total=False):
+    """The ``data`` of a cluster run's handle (see :func:`cluster_handle_data`)."""
+
+    nodes: int
+    """Nodes the run needs."""
+    cluster: str
+    """A run-based run: the cluster made for it ..."""
+    spec: dict[str, Any]
+    """... and that cluster's :class:`ClusterSpec` (JSON)."""
+
+
+def cluster_handle_data(handle: RunHandle) -> ClusterHandleData:
+    """The typed view of a cluster handle's ``data``: the known keys of the right type
+    (a handle an older version wrote loads whatever it holds)."""
+    raw = handle.data
+    data: ClusterHandleData = {}
+    nodes, cluster, spec = raw.get("nodes"), raw.get("cluster"), raw.get("spec")
+    if type(nodes) is int:
+        data["nodes"] = nodes
+    if isinstance(cluster, str) and cluster:
+        data["cluster"] = cluster
+    if isinstance(spec, dict):
+        data["spec"] = spec
+    return data
 
 
 def nodes_needed(config: RunConfiguration) -> int:
     """How many nodes the run asks for (its distribution decides; else node_count)."""
-    from targets.clusters.distributed import distribution_of
+    from targets.distributed import distribution_of
 
     dist = distribution_of(config)
     if dist is not None:
@@ -66,8 +92,21 @@ class ClusterTarget(ComputeTarget):
         }
     )
     secret_names = ()
+    attachable = False  # created with `targets create`, never attached
 
     _state: ClusterState | None = None
+
+    @classmethod
+    def summary(cls, options: Mapping[str, Any]) -> str:
+        from targets.clusters.model import summary_of
+
+        return summary_of(options)
+
+    @classmethod
+    def shown_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        from targets.clusters.model import shown_settings
+
+        return shown_settings(options)
 
     @property
     def spec(self) -> ClusterSpec:
@@ -188,7 +227,11 @@ class ClusterTarget(ComputeTarget):
                     f"amlcompute.name {aml.name!r} names a target that exists already",
                     hint="pick another name, or run on it with target: " + aml.name,
                 )
-        return ClusterSpec.model_validate(values)
+        spec = ClusterSpec.model_validate(values)
+        from targets.clusters.provisioning import check_cluster_spec
+
+        check_cluster_spec(spec)  # e.g. low-priority nodes from a provider without them
+        return spec
 
     def _submit_run_based(self, request: SubmitRequest, progress: Progress) -> RunHandle:
         import secrets as random
@@ -213,18 +256,23 @@ class ClusterTarget(ComputeTarget):
             handle = child.submit(request, progress)
         finally:
             child.close()
-        data = dict(handle.data, cluster=name, spec=spec.model_dump(mode="json"))
+        data: ClusterHandleData = {
+            **cluster_handle_data(handle),
+            "cluster": name,
+            "spec": spec.model_dump(mode="json"),
+        }
         return RunHandle(kind=self.kind, target=self.name, run_id=request.run_id, data=data)
 
     def _for(self, handle: RunHandle) -> ClusterTarget:
         """The cluster that holds the run: this one, or the run's own (run-based)."""
-        name = handle.data.get("cluster")
-        if not name or name == self.name:
+        data = cluster_handle_data(handle)
+        name = data.get("cluster")
+        if not name or name == self.name or "spec" not in data:
             return self
-        spec = ClusterSpec.model_validate(handle.data["spec"])
-        return ClusterTarget(str(name), spec, self.context)
+        spec = ClusterSpec.model_validate(data["spec"])
+        return ClusterTarget(name, spec, self.context)
 
-    def submit(self, request: SubmitRequest, progress: Progress = _no_progress) -> RunHandle:
+    def submit(self, request: SubmitRequest, progress: Progress = no_progress) -> RunHandle:
         if self.spec.run_based:
             self.check_request(request.config)
             return self._submit_run_based(request, progress)
@@ -232,6 +280,7 @@ class ClusterTarget(ComputeTarget):
 
     def _submit_queued(self, request: SubmitRequest, progress: Progress) -> RunHandle:
         from targets.agent import storage, store
+        from targets.agent.protocol import manifest_rows
         from targets.compute.local import agent_root
 
         config = request.config
@@ -240,16 +289,16 @@ class ClusterTarget(ComputeTarget):
         # Freeze the snapshot: copy its files into this machine's object store (files
         # already there are skipped by content).
         root = str(agent_root())
-        rows = request.snapshot.to_manifest()["files"]
+        rows = manifest_rows(request.snapshot.to_manifest()["files"])
         # Claimed, so that `targets gc` on this machine spares them while the run waits
         # (up to the claim's lifetime, agent/storage.py CLAIM_TTL).
         missing = set(storage.missing_and_claim(root, rows, f"queued-{request.run_id}"))
         total = len(missing)
         done = 0
-        for path, _size, mode, digest, link in rows:
-            key = digest + (".x" if mode & 0o111 else "")
-            if link is None and key in missing:
-                store.put_file(root, key, str(request.snapshot.source(path)))
+        for row in rows:
+            key = row.key
+            if row.link is None and key in missing:
+                store.put_file(root, key, str(request.snapshot.source(row.path)))
                 missing.discard(key)
                 done += 1
                 progress("upload-files", done, total)
@@ -267,7 +316,7 @@ class ClusterTarget(ComputeTarget):
             kind=self.kind,
             target=self.name,
             run_id=request.run_id,
-            data={"nodes": needed},
+            data=ClusterHandleData(nodes=needed),
         )
 
     # -- the rest of the contract ----------------------------------------------------------

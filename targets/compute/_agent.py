@@ -2,9 +2,11 @@
 runs through it (local, SSH VMs, and plugins such as Slurm).
 
 ``AgentTarget`` implements the five primitives of the contract on top of an
-:class:`AgentClient`; a kind only says how to reach its agent (``_connect_agent``) and
-what to report at attach (``probe``). This is invoke/fabric's "partially-abstract core":
-the loop lives here, each kind fills in one method.
+:class:`AgentClient`; a kind only says how to reach its agent (:meth:`AgentTarget.connect_agent`)
+and what to report at attach (``probe``). What crosses the wire is typed in
+:mod:`targets.agent.protocol`. Public names: ``targets.compute.AgentTarget``,
+``targets.compute.AgentClient`` (this module is private). This is invoke/fabric's
+"partially-abstract core": the loop lives here, each kind fills in one method.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import math
 import os
 import shutil
 import struct
+import warnings
 import zipfile
 import zlib
 from abc import ABC, abstractmethod
@@ -24,10 +27,24 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from stat import S_ISREG
-from typing import IO, Any
+from typing import IO, Any, TypedDict, cast
 
 from targets._files import check_received_name, make_way, temporary_beside
 from targets.agent import AGENT_VERSION, ops, rundir, store, supervisor
+from targets.agent.protocol import (
+    LAUNCH_EXTERNAL,
+    QUEUED,
+    DistributedPart,
+    DockerCheck,
+    ExternalCommand,
+    Hello,
+    ManifestRow,
+    RunSpec,
+    StatusRecord,
+    UploadMeta,
+    manifest_rows,
+    object_key,
+)
 from targets.agent.server import ChunkReader, _read_exact, write_chunks, write_frame
 from targets.compute.base import (
     Capability,
@@ -38,17 +55,20 @@ from targets.compute.base import (
     RunState,
     RunStatus,
     SubmitRequest,
-    _no_progress,
+    no_progress,
 )
 from targets.errors import TargetsError, UsageError
 
 __all__ = [
     "AgentClient",
     "AgentError",
+    "AgentHandleData",
     "AgentTarget",
     "LocalAgentClient",
     "StreamAgentClient",
     "agent_bundle",
+    "agent_handle_data",
+    "prepare_timeout",
     "run_spec",
     "state_from_status",
 ]
@@ -120,13 +140,102 @@ class AgentClient(ABC):
     def close(self) -> None:  # noqa: B027 - optional
         pass
 
+    # -- typed operations (what ``call`` does, with the protocol's shapes) ----------------
+
+    def missing(self, rows: Sequence[ManifestRow], run_id: str | None = None) -> list[str]:
+        """Store keys of ``rows`` the target lacks; with ``run_id`` the target keeps all of
+        them for that run until it starts (garbage collection spares them)."""
+        got = self.call("missing", rows=[list(r) for r in rows], run_id=run_id)
+        if not isinstance(got, list) or not all(isinstance(k, str) for k in got):
+            raise AgentError(f"the agent sent a bad reply: a 'missing' reply of {got!r:.200}")
+        return got
+
+    def start(
+        self,
+        run_id: str,
+        rows: Sequence[ManifestRow],
+        spec: RunSpec,
+        python: str | None = None,
+    ) -> StatusRecord:
+        """Materialise the run folder, write ``spec.json`` and launch the supervisor
+        detached; returns the run's first status."""
+        got = self.call(
+            "start", run_id=run_id, rows=[list(r) for r in rows], spec=spec, python=python
+        )
+        return cast(StatusRecord, _mapping(got, "start"))
+
+    def start_external(
+        self,
+        run_id: str,
+        rows: Sequence[ManifestRow],
+        spec: RunSpec,
+        python: str | None = None,
+    ) -> ExternalCommand:
+        """As :meth:`start`, but start nothing: return the supervisor's command for a
+        scheduler to run (the hook of kinds such as Slurm, see
+        :meth:`AgentTarget.start_run`). ``python`` is the interpreter that runs it there."""
+        got = _mapping(
+            self.call(
+                "start",
+                run_id=run_id,
+                rows=[list(r) for r in rows],
+                spec=spec,
+                python=python,
+                launch=LAUNCH_EXTERNAL,
+            ),
+            "start",
+        )
+        argv, env, run_dir = got.get("argv"), got.get("env"), got.get("run_dir")
+        if (
+            not isinstance(run_dir, str)
+            or not isinstance(argv, list)
+            or not all(isinstance(a, str) for a in argv)
+            or not isinstance(env, dict)
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
+        ):
+            raise AgentError(f"the agent sent a bad reply: a command of {got!r:.200}")
+        return {"run_dir": run_dir, "argv": argv, "env": env}
+
+    def status(self, run_id: str) -> StatusRecord:
+        """The run's ``status.json``, judged by the agent (a run whose supervisor died is
+        ended and reported Failed)."""
+        return cast(StatusRecord, _mapping(self.call("status", run_id=run_id), "status"))
+
+    def cancel(self, run_id: str) -> StatusRecord:
+        """Ask the run to stop (idempotent); returns its status before the request."""
+        return cast(StatusRecord, _mapping(self.call("cancel", run_id=run_id), "cancel"))
+
+    def probe(self, python: str | None = None) -> dict[str, Any]:
+        """Facts about the target (OS, Python, cores, Docker, GPUs, disk)."""
+        return _mapping(self.call("probe", python=python), "probe")
+
+    def docker_check(self, driver: str, gpu: bool) -> DockerCheck:
+        """Is Docker (driven by ``driver``: ``cli`` or ``sdk``) usable there, with a GPU
+        when ``gpu``?"""
+        got = _mapping(self.call("docker_check", driver=driver, gpu=gpu), "docker_check")
+        return cast(DockerCheck, got)
+
+    def status_as_written(self, run_id: str) -> StatusRecord:
+        """``status.json`` as the supervisor wrote it, its pid not judged: for runs whose
+        supervisor a scheduler started elsewhere (the scheduler is asked whether the job
+        lives)."""
+        got = self.call("status_as_written", run_id=run_id)
+        return cast(StatusRecord, _mapping(got, "status_as_written"))
+
+
+def _mapping(got: Any, op: str) -> dict[str, Any]:
+    if not isinstance(got, dict):
+        raise AgentError(f"the agent sent a bad reply: a {op!r} reply of {got!r:.200}")
+    return got
+
 
 class LocalAgentClient(AgentClient):
     """The agent of this machine, called in-process."""
 
     def __init__(self, root: Path) -> None:
         self.root = str(root)
-        self.platform = ops.hello(self.root)["platform"]
+        self.hello: Hello = ops.hello(self.root)
+        self.platform = self.hello["platform"]
 
     def call(self, op: str, **args: Any) -> Any:
         table = ops.operations(self.root)
@@ -184,9 +293,11 @@ class StreamAgentClient(AgentClient):
         self._on_close = on_close
         self._broken = ""
         hello = self._response()
-        self.root = str(hello["root"])
-        self.platform = str(hello["platform"])
-        self.hello = hello
+        if not isinstance(hello, dict):
+            raise self._bad_reply(f"a hello of {hello!r:.200}")
+        self.root = str(hello.get("root"))
+        self.platform = str(hello.get("platform"))
+        self.hello = cast(Hello, hello)
 
     def _bad_reply(self, what: str) -> AgentError:
         """The agent broke the protocol: this connection is not used again (what follows
@@ -249,7 +360,8 @@ class StreamAgentClient(AgentClient):
                 with open(path, "rb") as fh:
                     head = fh.read(min(size, _UPLOAD_CHUNK))
                     compress = _compresses(head)
-                    meta = json.dumps({"key": key, "size": size, "z": compress}).encode()
+                    upload: UploadMeta = {"key": key, "size": size, "z": compress}
+                    meta = json.dumps(upload).encode()
                     yield _U32.pack(len(meta)) + meta
                     deflate = zlib.compressobj(1) if compress else None
                     data, left = head, size
@@ -550,7 +662,7 @@ def state_from_status(raw: Mapping[str, Any]) -> RunState:
         raise AgentError(
             f"the agent sent a bad reply: a status that is not a mapping: {raw!r:.200}"
         )
-    name = raw.get("status", "Queued")
+    name = raw.get("status", QUEUED)
     try:
         status = RunStatus(name)
     except (ValueError, TypeError):
@@ -587,9 +699,47 @@ def _local_uv() -> str | None:
         return shutil.which("uv")
 
 
+class AgentHandleData(TypedDict, total=False):
+    """The ``data`` of a handle made by :class:`AgentTarget` (see :func:`agent_handle_data`).
+    Every key may be missing in a handle an older version wrote."""
+
+    root: str
+    """The agent's root on the target."""
+    uploaded: int
+    """Files sent for the run."""
+    python: dict[str, Any]
+    """The user's interpreter of a local user-managed run."""
+    job_id: str
+    """A scheduler's job id (kinds whose :meth:`AgentTarget.start_run` hands the run to a
+    scheduler, e.g. Slurm)."""
+    run_dir: str
+    """The run's folder on the target (ditto)."""
+
+
+_HANDLE_TYPES: dict[str, type | tuple[type, ...]] = {
+    "root": str,
+    "uploaded": int,
+    "python": dict,
+    "job_id": (str, int),
+    "run_dir": str,
+}
+
+
+def agent_handle_data(handle: RunHandle) -> AgentHandleData:
+    """The typed view of ``handle.data`` for the agent's kinds: known keys of the right
+    type (a job id written as a number becomes a string); others are left out, so a
+    handle from an older ``run.json`` or ``runs.db`` row loads whatever it holds."""
+    typed: dict[str, Any] = {}
+    for key, kind in _HANDLE_TYPES.items():
+        value = handle.data.get(key)
+        if isinstance(value, kind) and not isinstance(value, bool):
+            typed[key] = str(value) if key == "job_id" else value
+    return cast(AgentHandleData, typed)
+
+
 class AgentTarget(ComputeTarget):
     """A kind whose work on the target is done by the agent. Subclasses implement
-    :meth:`_connect_agent`; the connection is opened lazily and kept until :meth:`close`."""
+    :meth:`connect_agent`; the connection is opened lazily and kept until :meth:`close`."""
 
     #: The interpreter user-managed runs use when the runconfig names none (None: the
     #: agent's own interpreter).
@@ -597,13 +747,27 @@ class AgentTarget(ComputeTarget):
 
     _agent: AgentClient | None = None
 
-    @abstractmethod
+    def connect_agent(self) -> AgentClient:
+        """Reach the agent (starting or installing it as needed): the hook every kind
+        built on ``AgentTarget`` implements. Called once, by :meth:`agent`, when the first
+        operation needs the connection."""
+        if type(self)._connect_agent is not AgentTarget._connect_agent:
+            warnings.warn(
+                f"{type(self).__name__}._connect_agent is deprecated: rename it connect_agent",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            return self._connect_agent()
+        raise NotImplementedError(f"{type(self).__name__} must implement connect_agent()")
+
     def _connect_agent(self) -> AgentClient:
-        """Reach the agent (starting or installing it as needed)."""
+        """Deprecated name of :meth:`connect_agent`, still honoured for one release."""
+        raise NotImplementedError(f"{type(self).__name__} must implement connect_agent()")
 
     def agent(self) -> AgentClient:
+        """The connection to the target's agent (opened on first use)."""
         if self._agent is None:
-            self._agent = self._connect_agent()
+            self._agent = self.connect_agent()
         return self._agent
 
     def close(self) -> None:
@@ -624,15 +788,16 @@ class AgentTarget(ComputeTarget):
             return None
         path = Path(mine)
         data = path.read_bytes()
-        key = hashlib.sha256(data).hexdigest() + ".x"
-        if agent.call("missing", rows=[["uv", len(data), 0o755, key[:64], None]]):
+        row = ManifestRow("uv", len(data), 0o755, hashlib.sha256(data).hexdigest(), None)
+        key = object_key(row.digest, executable=True)
+        if agent.missing([row]):
             agent.put([(key, path, len(data))], progress)
         return str(agent.call("install_tool", name="uv", key=key))
 
     #: How the agent drives Docker on this kind: "cli" (the docker command) or "sdk".
     docker_driver: str = "cli"
 
-    def submit(self, request: SubmitRequest, progress: Progress = _no_progress) -> RunHandle:
+    def submit(self, request: SubmitRequest, progress: Progress = no_progress) -> RunHandle:
         if request.config.framework == "pyspark" and Capability.SPARK not in self.capabilities:
             raise UsageError(
                 f"target {self.name!r} ({self.kind}) does not run Spark jobs",
@@ -643,7 +808,7 @@ class AgentTarget(ComputeTarget):
         if request.environment.docker is not None:
             # Before anything is uploaded: is Docker (and a GPU, when asked for) usable?
             gpu = request.config.environment.docker.gpu
-            found = agent.call("docker_check", driver=self.docker_driver, gpu=gpu)
+            found = agent.docker_check(self.docker_driver, gpu)
             if not found.get("ok"):
                 raise UsageError(
                     f"target {self.name!r} cannot run this Docker environment: "
@@ -662,14 +827,14 @@ class AgentTarget(ComputeTarget):
                     auth=self._registry_auth(registry),
                 )
         snapshot = request.snapshot
-        rows = snapshot.to_manifest()["files"]
+        rows = manifest_rows(snapshot.to_manifest()["files"])
         # The agent claims these objects for the run until it starts (see agent/storage.py).
-        missing = set(agent.call("missing", rows=rows, run_id=request.run_id))
+        missing = set(agent.missing(rows, run_id=request.run_id))
         items: dict[str, tuple[str, Path, int]] = {}
-        for path, size, mode, digest, link in rows:
-            key = digest + (".x" if mode & 0o111 else "")
-            if link is None and key in missing and key not in items:
-                items[key] = (key, snapshot.source(path), int(size))
+        for row in rows:
+            key = row.key
+            if row.link is None and key in missing and key not in items:
+                items[key] = (key, snapshot.source(row.path), row.size)
         if items:
             agent.put(list(items.values()), progress)
         uv = None
@@ -689,19 +854,20 @@ class AgentTarget(ComputeTarget):
         self,
         agent: AgentClient,
         request: SubmitRequest,
-        rows: Sequence[Sequence[Any]],
-        spec: dict[str, Any],
-    ) -> Mapping[str, Any]:
+        rows: Sequence[ManifestRow],
+        spec: RunSpec,
+    ) -> AgentHandleData:
         """Start the run whose files are now in the target's store; return what the
         handle's ``data`` should keep (JSON-able). Called by :meth:`submit` after upload.
 
-        The default asks the agent to launch the supervisor detached. A kind whose runs
-        are started by a scheduler overrides it: ``agent.call("start", ...,
-        launch="external")`` prepares the run folder the same way but returns the
-        supervisor's command (``{"run_dir", "argv", "env"}``) instead of starting it, and
-        the kind hands that command to its scheduler. ``spec`` may be changed first (e.g.
-        the entry wrapped in a launcher)."""
-        agent.call("start", run_id=request.run_id, rows=list(rows), spec=spec)
+        The default asks the agent to launch the supervisor detached
+        (:meth:`AgentClient.start`). A kind whose runs are started by a scheduler
+        overrides it: :meth:`AgentClient.start_external` prepares the run folder the same
+        way but returns the supervisor's command (an
+        :class:`~targets.agent.protocol.ExternalCommand`) instead of starting it, and the
+        kind hands that command to its scheduler. ``spec`` may be changed first (e.g. the
+        entry wrapped in a launcher)."""
+        agent.start(request.run_id, rows, spec)
         return {}
 
     def _registry_auth(self, registry: Mapping[str, Any]) -> dict[str, str]:
@@ -722,7 +888,7 @@ class AgentTarget(ComputeTarget):
     # -- the rest of the contract ----------------------------------------------------------
 
     def status(self, handle: RunHandle) -> RunState:
-        return state_from_status(self.agent().call("status", run_id=handle.run_id))
+        return state_from_status(self.agent().status(handle.run_id))
 
     def read_logs(self, handle: RunHandle, offsets: Mapping[str, int]) -> list[LogChunk]:
         return self.agent().logs(handle.run_id, offsets)
@@ -731,7 +897,7 @@ class AgentTarget(ComputeTarget):
         self.agent().fetch(handle.run_id, dest)
 
     def cancel(self, handle: RunHandle) -> None:
-        self.agent().call("cancel", run_id=handle.run_id)
+        self.agent().cancel(handle.run_id)
 
     def discard(self, handle: RunHandle) -> None:
         self.agent().call("discard", run_id=handle.run_id)
@@ -786,9 +952,7 @@ class AgentTarget(ComputeTarget):
         )
 
 
-def run_spec(
-    request: SubmitRequest, *, default_python: str | None, uv: str | None
-) -> dict[str, Any]:
+def run_spec(request: SubmitRequest, *, default_python: str | None, uv: str | None) -> RunSpec:
     """The ``spec.json`` the supervisor reads: what to run, in which environment."""
     config = request.config
     return {
@@ -813,8 +977,12 @@ def run_spec(
             "arguments": list(config.environment.docker.arguments),
             "gpu": config.environment.docker.gpu,
         },
-        "distributed": dict(request.distributed) if request.distributed else None,
+        "distributed": _distributed(request.distributed),
     }
+
+
+def _distributed(part: DistributedPart | None) -> DistributedPart | None:
+    return cast(DistributedPart, dict(part)) if part else None
 
 
 def prepare_timeout() -> float:

@@ -4,7 +4,34 @@ cluster's Python and uses the standard library only."""
 
 from __future__ import annotations
 
-__all__ = ["WRAPPER"]
+from typing import TypedDict
+
+from targets.agent.protocol import Entry, ManifestRow
+
+__all__ = ["WRAPPER", "ExitInfo", "WrapperSpec"]
+
+
+class WrapperSpec(TypedDict):
+    """``spec.json`` of a Databricks run, written by the ``databricks`` kind and read by
+    the wrapper. Its objects are named by digest alone (the mode is in each row)."""
+
+    run_id: str
+    objects: str
+    """The workspace folder of the objects."""
+    files: list[ManifestRow]
+    """The snapshot's manifest (rows go as lists, see :class:`ManifestRow`)."""
+    entry: Entry
+    environment_variables: dict[str, str]
+    part_bytes: int
+    """Files larger than this come back in parts (see ``_copy_back``)."""
+
+
+class ExitInfo(TypedDict, total=False):
+    """``exit.json``, the wrapper's last word: the entry's exit code and what failed."""
+
+    exit_code: int
+    error: str | None
+
 
 WRAPPER = r'''"""Written by `targets`: materialise a run folder from content-addressed objects,
 run the user's entry point in it, copy ./outputs and ./logs back. Arguments: the driver's

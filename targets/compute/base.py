@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from targets.agent import protocol
+from targets.agent.protocol import DistributedPart, Entry
 from targets.errors import UnsupportedOperation
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ __all__ = [
     "TERMINAL_STATUSES",
     "Capability",
     "ComputeTarget",
+    "HandleData",
     "LogChunk",
     "NoOptions",
     "Progress",
@@ -50,6 +52,7 @@ __all__ = [
     "RunStatus",
     "SubmitRequest",
     "TargetContext",
+    "no_progress",
 ]
 
 
@@ -91,6 +94,10 @@ class RunStatus(str, enum.Enum):
 TERMINAL_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED})
 
 
+HandleData = Mapping[str, Any]
+"""The ``data`` of a :class:`RunHandle`: a JSON object whose keys belong to its kind."""
+
+
 class NoOptions(BaseModel):
     """The options model of a kind that takes no attach options."""
 
@@ -105,7 +112,11 @@ class RunHandle:
     kind: str
     target: str
     run_id: str
-    data: Mapping[str, Any] = field(default_factory=dict)
+    data: HandleData = field(default_factory=dict)
+    """What the kind keeps to find the run again (ids, folders): JSON-able, owned by the
+    kind that made the handle, which reads it back through a typed accessor of its own
+    (e.g. :func:`targets.compute.agent_handle_data`). Any key may be missing in a handle
+    an older version wrote, so readers must not assume one."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -156,11 +167,12 @@ class SubmitRequest:
     snapshot: Snapshot
     environment: EnvironmentSpec
     experiment: str | None = None
-    distributed: Mapping[str, Any] | None = None
+    distributed: DistributedPart | None = None
     """This node's part of a multi-node run (see :mod:`targets.clusters.distributed`):
-    backend, node rank, the peers, the rendezvous. ``None`` for a single-node run."""
+    backend, node rank, the peers, the rendezvous. ``None`` for a single-node run. Its
+    shape is the agent protocol's (:class:`targets.agent.protocol.DistributedPart`)."""
 
-    def entry(self) -> dict[str, Any]:
+    def entry(self) -> Entry:
         """What runs: ``{"script", "arguments"}`` or ``{"command"}``."""
         if self.config.script:
             return {"script": self.config.script, "arguments": list(self.config.arguments)}
@@ -177,8 +189,13 @@ Progress = Callable[[str, int, int], None]
 """``progress(phase, done, total)``: kinds call it during long work (upload, build)."""
 
 
-def _no_progress(phase: str, done: int, total: int) -> None:
+def no_progress(phase: str, done: int, total: int) -> None:
+    """The :data:`Progress` that reports nothing: the default of ``submit(..., progress=)``
+    (an override of ``submit`` uses it too, rather than defining its own)."""
     return None
+
+
+_no_progress = no_progress  # the old private name, kept for plugins written against it
 
 
 def _no_secret(name: str) -> str | None:
@@ -247,7 +264,7 @@ class ComputeTarget(ABC):
         return {}
 
     @abstractmethod
-    def submit(self, request: SubmitRequest, progress: Progress = _no_progress) -> RunHandle:
+    def submit(self, request: SubmitRequest, progress: Progress = no_progress) -> RunHandle:
         """Ship the snapshot, prepare the environment (or arrange for it to be prepared
         by the detached run) and start the run detached. Returns once the run is started;
         never waits for it to finish."""
@@ -317,8 +334,37 @@ class ComputeTarget(ABC):
         UsageError naming the problem and the fix). Called by ``submit_run``."""
 
     def describe(self) -> dict[str, Any]:
-        """Live details for ``targets show`` (a cluster's nodes and queue). Optional."""
+        """Live details for ``targets show`` (a cluster's nodes and queue). Optional; the
+        default does no I/O and returns nothing."""
         return {}
 
     def supports(self, capability: Capability) -> bool:
         return capability in self.capabilities
+
+    # -- hooks of the library's operations (targets.attachment, the CLI's list/show) ----
+
+    attachable: ClassVar[bool] = True
+    """False for a kind whose targets are made (``targets create``, e.g. a managed
+    cluster), not attached: :func:`targets.attachment.attach_target` refuses it."""
+
+    @classmethod
+    def summary(cls, options: Mapping[str, Any]) -> str:
+        """Where a target of this kind is, in a few words, for ``targets list``: made from
+        its stored options, without I/O. The default is the first option, in the order of
+        the options model, that is set to a non-empty string (a host, an address)."""
+        for name in cls.options_model.model_fields:
+            value = options.get(name)
+            if isinstance(value, str) and value:
+                return value
+        return ""
+
+    @classmethod
+    def shown_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The settings ``targets show`` prints, from the stored options (which leave out
+        defaults). The default prints them as stored."""
+        return dict(options)
+
+    def on_detach(self) -> None:  # noqa: B027 - optional hook, no-op by default
+        """Called by :func:`targets.attachment.detach_target` before the target is
+        forgotten: release what outlives a command (a shared connection). Best effort:
+        a :class:`~targets.errors.TargetsError` raised here does not stop the detach."""

@@ -46,11 +46,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from targets.agent.protocol import manifest_rows
 from targets.compute._databricks_wrapper import WRAPPER as _WRAPPER
+from targets.compute._databricks_wrapper import ExitInfo, WrapperSpec
 from targets.compute.base import (
     Capability,
     ComputeTarget,
@@ -61,7 +63,7 @@ from targets.compute.base import (
     RunStatus,
     SubmitRequest,
     TargetContext,
-    _no_progress,
+    no_progress,
 )
 from targets.errors import (
     AuthenticationError,
@@ -242,6 +244,40 @@ def _replace(
 
 
 # -- the kind ------------------------------------------------------------------------------
+
+
+class _DatabricksHandleRequired(TypedDict):
+    databricks_run_id: int
+    folder: str
+    """The run's workspace folder."""
+
+
+class DatabricksHandleData(_DatabricksHandleRequired, total=False):
+    """The ``data`` of a Databricks run's handle (see :func:`_handle_data`)."""
+
+    max_run_duration_seconds: float | None
+    uploaded: int
+
+
+def _handle_data(handle: RunHandle) -> DatabricksHandleData:
+    """The typed view of a Databricks handle's ``data``; a UsageError when the run id or
+    folder is missing (a handle not made by this kind)."""
+    raw = handle.data
+    given, folder = raw.get("databricks_run_id"), raw.get("folder")
+    run_id = int(given) if isinstance(given, (int, str)) and str(given).isdigit() else None
+    if run_id is None or not isinstance(folder, str) or not folder:
+        raise UsageError(
+            f"run {handle.run_id} has no Databricks run id and folder in its handle",
+            hint="it was not submitted to a databricks target; submit it again",
+        )
+    data = DatabricksHandleData(databricks_run_id=run_id, folder=folder)
+    limit = raw.get("max_run_duration_seconds")
+    if isinstance(limit, (int, float)) and not isinstance(limit, bool):
+        data["max_run_duration_seconds"] = float(limit)
+    uploaded = raw.get("uploaded")
+    if type(uploaded) is int:
+        data["uploaded"] = uploaded
+    return data
 
 
 class DatabricksTarget(ComputeTarget):
@@ -497,7 +533,7 @@ class DatabricksTarget(ComputeTarget):
             )
         )
 
-    def submit(self, request: SubmitRequest, progress: Progress = _no_progress) -> RunHandle:
+    def submit(self, request: SubmitRequest, progress: Progress = no_progress) -> RunHandle:
         """Upload what is missing, then submit a one-time run. Returns once Databricks
         has accepted the run; does not wait for it."""
         self._check_request(request)
@@ -507,19 +543,19 @@ class DatabricksTarget(ComputeTarget):
         root = self._root()
         objects = f"{root}/objects"
         folder = f"{root}/runs/{request.run_id}"
-        rows = request.snapshot.to_manifest()["files"]
+        rows = manifest_rows(request.snapshot.to_manifest()["files"])
         with self._translated("uploading the snapshot"):
             present = self._present(objects)
             todo: dict[str, Path] = {}
-            for path, _size, _mode, digest, link in rows:
-                if link is None and digest not in present:
-                    todo.setdefault(digest, request.snapshot.source(path))
+            for row in rows:
+                if row.link is None and row.digest not in present:
+                    todo.setdefault(row.digest, request.snapshot.source(row.path))
             for count, (digest, source) in enumerate(sorted(todo.items()), 1):
                 self._import(f"{objects}/{digest}", source.read_bytes())
                 progress("upload-files", count, len(todo))
             self._retry(lambda: w.workspace.mkdirs(folder))
             config = request.config
-            spec = {
+            spec: WrapperSpec = {
                 "run_id": request.run_id,
                 "objects": objects,
                 "files": rows,
@@ -556,28 +592,28 @@ class DatabricksTarget(ComputeTarget):
             kind=self.kind,
             target=self.name,
             run_id=request.run_id,
-            data={
-                "databricks_run_id": int(waiter.run_id),
-                "folder": folder,
-                "max_run_duration_seconds": limit,
-                "uploaded": len(todo),
-            },
+            data=DatabricksHandleData(
+                databricks_run_id=int(waiter.run_id),
+                folder=folder,
+                max_run_duration_seconds=limit,
+                uploaded=len(todo),
+            ),
         )
 
     # -- status, logs, outputs -----------------------------------------------------------
 
     def _run(self, handle: RunHandle) -> Any:
         with self._translated(f"reading run {handle.run_id}"):
-            run_id = int(handle.data["databricks_run_id"])
+            run_id = _handle_data(handle)["databricks_run_id"]
             return self._retry(lambda: self.client().jobs.get_run(run_id))
 
-    def _exit_info(self, handle: RunHandle) -> dict[str, Any]:
+    def _exit_info(self, handle: RunHandle) -> ExitInfo:
         """``exit.json`` the wrapper wrote (empty when it never got that far)."""
         from databricks.sdk import errors
 
         try:
             with self._translated(f"reading the exit code of run {handle.run_id}"):
-                raw = self._export(f"{handle.data['folder']}/exit.json")
+                raw = self._export(f"{_handle_data(handle)['folder']}/exit.json")
         except DatabricksAPIError as exc:
             if isinstance(exc.__cause__, errors.NotFound):
                 return {}
@@ -586,7 +622,13 @@ class DatabricksTarget(ComputeTarget):
             info = json.loads(raw)
         except ValueError:
             return {}
-        return info if isinstance(info, dict) else {}
+        if not isinstance(info, dict):
+            return {}
+        code, error = info.get("exit_code"), info.get("error")
+        checked: ExitInfo = {"error": error if isinstance(error, str) else None}
+        if type(code) is int:
+            checked["exit_code"] = code
+        return checked
 
     def _export(self, path: str) -> bytes:
         from databricks.sdk.service.workspace import ExportFormat
@@ -619,7 +661,7 @@ class DatabricksTarget(ComputeTarget):
         elif result == "CANCELED":
             status, text = RunStatus.CANCELED, message or "canceled"
         elif result == "TIMEDOUT":
-            limit = handle.data.get("max_run_duration_seconds")
+            limit = _handle_data(handle).get("max_run_duration_seconds")
             status = RunStatus.FAILED
             text = f"exceeded max_run_duration_seconds ({limit}s): {message or 'timed out'}"
         else:
@@ -693,7 +735,7 @@ class DatabricksTarget(ComputeTarget):
         SHA-256 before it replaces the local copy. Idempotent."""
         from databricks.sdk import errors
 
-        folder = str(handle.data["folder"])
+        folder = _handle_data(handle)["folder"]
         with self._translated(f"downloading the outputs of run {handle.run_id}"):
             for top in ("outputs", "logs"):
                 pending = [f"{folder}/{top}"]
@@ -766,5 +808,5 @@ class DatabricksTarget(ComputeTarget):
     def cancel(self, handle: RunHandle) -> None:
         """Ask Databricks to cancel the run; returns without waiting. Idempotent."""
         with self._translated(f"canceling run {handle.run_id}"):
-            run_id = int(handle.data["databricks_run_id"])
+            run_id = _handle_data(handle)["databricks_run_id"]
             self._retry(lambda: self.client().jobs.cancel_run(run_id))

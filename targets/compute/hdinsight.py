@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from targets.compute.base import Capability, Progress, RunHandle, SubmitRequest, _no_progress
+from targets.compute.base import Capability, Progress, RunHandle, SubmitRequest, no_progress
 from targets.compute.vm import VMOptions, VMTarget
 from targets.errors import TargetsError, UsageError
 
@@ -58,7 +58,7 @@ class HDInsightTarget(VMTarget):
 
     kind = "hdinsight"
     # Not the VM aliases (remote, dsvm): those name the vm kind.
-    aliases = ()  # type: ignore[assignment]  # VMTarget narrowed the ClassVar to its pair
+    aliases = ()
     description = "the head node of a Spark cluster over SSH (like Azure HDInsight)"
     options_model = HDInsightOptions
     capabilities = frozenset(
@@ -120,7 +120,7 @@ class HDInsightTarget(VMTarget):
         )
         return facts
 
-    def submit(self, request: SubmitRequest, progress: Progress = _no_progress) -> RunHandle:
+    def submit(self, request: SubmitRequest, progress: Progress = no_progress) -> RunHandle:
         """As for a VM; a pyspark run also gets the target's master and spark-submit, and
         is refused before anything is uploaded when spark-submit has gone."""
         if request.config.framework == "pyspark":

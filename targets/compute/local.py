@@ -16,10 +16,11 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from targets.agent import ops, rundir
-from targets.compute._agent import AgentClient, AgentTarget, LocalAgentClient
+from targets.agent.protocol import Activation, ManifestRow, RunSpec
+from targets.compute._agent import AgentClient, AgentHandleData, AgentTarget, LocalAgentClient
 from targets.compute._python import UserPython, chosen_python, default_python
 from targets.compute.base import Capability, SubmitRequest
 
@@ -39,6 +40,11 @@ class LocalTarget(AgentTarget):
 
     kind = "local"
     description = "this machine"
+
+    @classmethod
+    def summary(cls, options: Mapping[str, Any]) -> str:
+        return "this machine"
+
     capabilities = frozenset(
         {
             Capability.VIRTUALENV,
@@ -56,7 +62,7 @@ class LocalTarget(AgentTarget):
     def root(self) -> Path:
         return agent_root()
 
-    def _connect_agent(self) -> AgentClient:
+    def connect_agent(self) -> AgentClient:
         rundir.make_private(str(self.root))  # as the remote agent does (see rundir)
         return LocalAgentClient(self.root)
 
@@ -79,16 +85,16 @@ class LocalTarget(AgentTarget):
         self,
         agent: AgentClient,
         request: SubmitRequest,
-        rows: Sequence[Sequence[Any]],
-        spec: dict[str, Any],
-    ) -> Mapping[str, Any]:
+        rows: Sequence[ManifestRow],
+        spec: RunSpec,
+    ) -> AgentHandleData:
         """Record the user's Python in the spec (decided here, in the client's
         environment) and how the run's environment activates it."""
         chosen = self._user_python(request.environment.interpreter, request.config)
         if chosen is None:
             return super().start_run(agent, request, rows, spec)
         spec["environment"] = dict(spec["environment"], interpreter=chosen.path)
-        spec["activate"] = chosen.activation(os.environ)
+        spec["activate"] = cast(Activation, chosen.activation(os.environ))
         started = super().start_run(agent, request, rows, spec)
         return {**started, "python": chosen.to_json()}
 

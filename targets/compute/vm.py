@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import shlex
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -138,7 +139,7 @@ class VMTarget(AgentTarget):
     """A Linux VM over SSH."""
 
     kind = "vm"
-    aliases = ("remote", "dsvm")
+    aliases: ClassVar[tuple[str, ...]] = ("remote", "dsvm")
     description = "a Linux machine over SSH (like an Azure Data Science VM)"
     options_model = VMOptions
     capabilities = frozenset(
@@ -218,6 +219,18 @@ class VMTarget(AgentTarget):
         from targets.ssh.mux import mux_key
 
         return mux_key(root, self.name, self.vm_options.model_dump(mode="json"))
+
+    @classmethod
+    def summary(cls, options: Mapping[str, Any]) -> str:
+        return str(options.get("address") or "")
+
+    def on_detach(self) -> None:
+        """End this target's shared SSH connection (its mux process), if one runs."""
+        key = self.mux_key
+        if key:
+            from targets.ssh.mux import stop
+
+            stop(key)
 
     def _shared(self, command: str) -> Any:
         """``command`` started through the shared connection of this target, or None
@@ -310,7 +323,7 @@ class VMTarget(AgentTarget):
             tmp.flush()
             ssh.put_file(Path(tmp.name), self._agent_path(version))
 
-    def _connect_agent(self) -> AgentClient:
+    def connect_agent(self) -> AgentClient:
         version, data = agent_bundle()
         client = self._open_agent(version)
         if client is None:
@@ -322,7 +335,7 @@ class VMTarget(AgentTarget):
 
     def probe(self) -> dict[str, Any]:
         try:
-            facts = dict(self.agent().call("probe", python=self.vm_options.python))
+            facts = dict(self.agent().probe(python=self.vm_options.python))
         except AgentError as exc:
             raise TargetsError(f"could not inspect {self.vm_options.address}: {exc}") from exc
         ssh = self.connection()

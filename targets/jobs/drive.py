@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from targets.agent import protocol
 from targets.errors import TargetsError
 from targets.jobs.parent import ParentLog
 from targets.jobs.reader import load_job
@@ -28,7 +29,7 @@ def drive(ws: Workspace, run_id: str) -> int:
     say = ParentLog(folder)
     parent = Run(ws, run_id)
     started = time.time()
-    ws.ledger.update(run_id, status="Running", started_at=started)
+    ws.ledger.update(run_id, status=protocol.RUNNING, started_at=started)
 
     def cancelled() -> bool:
         return _stop["requested"] or (folder / "cancel").exists()
@@ -43,19 +44,19 @@ def drive(ws: Workspace, run_id: str) -> int:
             from targets.jobs.pipeline import drive_pipeline
 
             message = drive_pipeline(ws, loaded, parent, info.get("compute"), say, cancelled)
-        status = "Canceled" if message == "canceled" else "Completed"
+        status = protocol.CANCELED if message == "canceled" else protocol.COMPLETED
     except TargetsError as exc:
         say(f"failed: {exc}")
-        status, message = "Failed", str(exc).splitlines()[0]
+        status, message = protocol.FAILED, str(exc).splitlines()[0]
     except Exception as exc:  # a bug: still end the parent cleanly, and say what happened
         say(f"failed: {type(exc).__name__}: {exc}")
-        status, message = "Failed", f"{type(exc).__name__}: {exc}"
+        status, message = protocol.FAILED, f"{type(exc).__name__}: {exc}"
     ws.ledger.update(
         run_id,
         status=status,
         ended_at=time.time(),
         message=message,
-        exit_code=0 if status == "Completed" else 1,
+        exit_code=0 if status == protocol.COMPLETED else 1,
         phases={"running": time.time() - started},
     )
     return 0

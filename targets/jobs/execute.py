@@ -43,7 +43,7 @@ from targets.snapshot import (
     symlinks_from_env,
     take_snapshot,
 )
-from targets.workspace import Workspace
+from targets.workspace import LOCAL, Workspace
 
 __all__ = ["PreparedCommand", "compute_name", "prepare_command"]
 
@@ -72,7 +72,7 @@ class PreparedCommand:
 def compute_name(compute: str | None) -> str:
     """``azureml:cpu-cluster`` -> ``cpu-cluster``; absent -> the workspace default."""
     if not compute:
-        return "local"
+        return LOCAL
     return compute.removeprefix("azureml:")
 
 
@@ -326,7 +326,7 @@ def _distribution(config: RunConfiguration, distribution: Any) -> None:
     """Map a v2 ``distribution`` (with ``resources.instance_count`` already in
     ``config.node_count``) onto the runconfig's v1 fields, as Azure ML does:
     ``process_count_per_instance`` processes on each of the instances."""
-    from targets.clusters.distributed import distribution_of
+    from targets.distributed import distribution_of
     from targets.jobs.model import (
         MpiDistribution,
         PyTorchDistribution,

@@ -1,6 +1,7 @@
 """Parent runs of sweeps and pipelines: a ledger record and a run folder whose
-``driver.log`` tells what the driver does; the children are ordinary runs with
-``parent_id`` set.
+``driver.log`` tells what the driver does (the driver writes ``.driver.log``, collected
+like any run's log: see :mod:`targets.parent_runs`); the children are ordinary runs
+with ``parent_id`` set.
 
 The driver (:mod:`targets.jobs.drive`) runs in its own process, detached from the
 terminal like every run: ``targets run`` follows the parent's log, and Ctrl-C stops
@@ -17,9 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from targets.agent import protocol
 from targets.ledger import RunRecord
+from targets.parent_runs import DRIVER_LOG, ParentRunTarget
 from targets.runs import Run
-from targets.workspace import Workspace, new_run_id
+from targets.workspace import LOCAL, Workspace, new_run_id
 
 __all__ = ["ParentLog", "create_parent", "launch_driver"]
 
@@ -57,14 +60,14 @@ def create_parent(
             }
         )
     )
-    (folder / "driver.log").touch()
+    (folder / DRIVER_LOG).touch()
     ws.ledger.insert(
         RunRecord(
             id=run_id,
             experiment=experiment,
-            target=compute or "local",
+            target=compute or LOCAL,
             kind=kind,
-            status="Queued",
+            status=protocol.QUEUED,
             created_at=time.time(),
             display_name=display_name,
             entry=entry,
@@ -87,7 +90,7 @@ def launch_driver(ws: Workspace, run_id: str) -> None:
         )
     ws.ledger.update(
         run_id,
-        handle={"kind": "driver", "target": "local", "run_id": run_id, "data": {"pid": proc.pid}},
+        handle=ParentRunTarget.handle_for(run_id, proc.pid).to_json(),
     )
 
 
@@ -95,7 +98,7 @@ class ParentLog:
     """Lines of the parent's ``driver.log`` (what a user following the run sees)."""
 
     def __init__(self, folder: Path) -> None:
-        self.path = folder / "driver.log"
+        self.path = folder / DRIVER_LOG
 
     def __call__(self, line: str) -> None:
         with open(self.path, "a") as fh:

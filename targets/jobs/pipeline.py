@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from targets.agent import protocol
 from targets.errors import TargetsError
 from targets.jobs.bindings import check_pipeline, references
 from targets.jobs.model import PipelineJob
@@ -20,8 +21,6 @@ from targets.runs import Run
 from targets.workspace import Workspace
 
 __all__ = ["drive_pipeline"]
-
-TERMINAL = ("Completed", "Failed", "Canceled")
 
 
 def _bound_inputs(job: PipelineJob, node: str, outputs_of: dict[str, Path]) -> dict[str, Any]:
@@ -84,12 +83,12 @@ def drive_pipeline(
                     run.cancel()
             say("pipeline canceled")
             return "canceled"
-        failed = [n for n, s in done.items() if s != "Completed"]
+        failed = [n for n, s in done.items() if s != protocol.COMPLETED]
         for node in graph:
             if node in runs or node in done:
                 continue
             deps = graph[node]
-            broken = [d for d in deps if d in done and done[d] != "Completed"]
+            broken = [d for d in deps if d in done and done[d] != protocol.COMPLETED]
             if broken or (failed and not keep_going):
                 done[node] = "Skipped"
                 why = (
@@ -99,7 +98,7 @@ def drive_pipeline(
                 )
                 say(f"step {node}: not run: {why}")
                 continue
-            if not all(done.get(d) == "Completed" for d in deps):
+            if not all(done.get(d) == protocol.COMPLETED for d in deps):
                 continue
             step = job.jobs[node]
             target = compute or compute_name(job.node_compute(node))
@@ -124,14 +123,14 @@ def drive_pipeline(
             if node in done:
                 continue
             record = run.refresh()
-            if record.status in TERMINAL and record.collected:
+            if record.status in protocol.TERMINAL and record.collected:
                 done[node] = record.status
                 outputs_of[node] = run.folder / "outputs"
                 relay_output(say, node, run)
                 run.close()
                 extra = f" (exit code {record.exit_code})" if record.exit_code else ""
                 say(f"step {node}: {record.status}{extra}")
-    bad = [n for n, s in done.items() if s != "Completed"]
+    bad = [n for n, s in done.items() if s != protocol.COMPLETED]
     if bad:
         raise TargetsError(f"pipeline steps did not complete: {', '.join(sorted(bad))}")
     return f"all {len(done)} steps completed"

@@ -21,10 +21,10 @@ def docker_problem(target: ComputeTarget) -> str | None:
     """None when ``target`` can run containers now, else the reason it cannot."""
     if Capability.DOCKER not in target.capabilities:
         return f"target kind {target.kind!r} does not run containers"
-    from targets.compute._agent import AgentTarget
+    from targets.compute import AgentTarget
 
     if isinstance(target, AgentTarget):
-        found = target.agent().call("docker_check", driver=target.docker_driver, gpu=False)
+        found = target.agent().docker_check(target.docker_driver, False)
         if not found.get("ok"):
             return str(found.get("error"))
     return None

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from targets.agent import protocol
 from targets.errors import ConfigError, TargetsError
 from targets.jobs.model import SweepJob
 from targets.jobs.reader import LoadedJob
@@ -237,9 +238,9 @@ def drive_sweep(
         for run_id, (trial, run, reported) in list(running.items()):
             record = run.refresh()
             history = _metric(run, metric) if record.collected else []
-            if record.status not in ("Completed", "Failed", "Canceled"):
+            if record.status not in protocol.TERMINAL:
                 if job.early_termination is not None:
-                    run._get_target().fetch_outputs(run.handle, run.folder)  # type: ignore[arg-type]
+                    run.sync()  # the metrics logged so far
                     live = _metric(run, metric)
                     for step in range(reported, len(live)):
                         trial.report(live[step], step)
@@ -252,14 +253,18 @@ def drive_sweep(
                 continue
             del running[run_id]
             run.close()
-            if record.status == "Completed" and history:
+            if record.status == protocol.COMPLETED and history:
                 value = history[-1]
                 _tell(study, trial, value)
                 results.append((value, run.id, chosen[trial.number]))
                 say(f"trial {trial.number}: {metric}={value:g} ({run.id})")
             else:
                 _tell(study, trial, state=optuna.trial.TrialState.FAIL)
-                reason = record.status if record.status != "Completed" else f"no {metric!r} logged"
+                reason = (
+                    record.status
+                    if record.status != protocol.COMPLETED
+                    else f"no {metric!r} logged"
+                )
                 say(f"trial {trial.number}: {reason} ({run.id})")
     if not results:
         raise TargetsError(

@@ -23,11 +23,14 @@ command on a new channel of its connection, and talk to it through the socket.
   start the command (the connection broke and reconnecting failed, e.g. a changed host
   key), the command connects directly, which reports the real problem.
 
-Wire format on the socket: the client sends one JSON line ``{"exec": COMMAND}`` and then
-the command's standard input (a half-close is its end of file). The process answers with
-frames ``[kind: 1 byte][length: 4 bytes, big-endian][payload]``: first ``S`` once the
-command has started (or ``!`` and an error message instead), then ``O`` standard output,
-``E`` standard error, and ``X`` the exit status (4 bytes, signed).
+Wire format on the socket: the process answers every client with frames ``[kind: 1 byte]
+[length: 4 bytes, big-endian][payload]``, first ``R`` (ready) at once; the client then
+sends one JSON line ``{"exec": COMMAND}`` and the command's standard input (a half-close
+is its end of file). The process answers ``S`` once the command has started (or ``!`` and
+an error message instead), then ``O`` standard output, ``E`` standard error, and ``X``
+the exit status (4 bytes, signed). Only the wait for ``R`` is short
+(``TARGETS_SSH_MUX_TIMEOUT``, 5 s): how long the SSH exec takes on a busy machine never
+decides between the shared and a direct connection.
 """
 
 from __future__ import annotations
@@ -45,11 +48,12 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "MuxChannel",
     "MuxUnavailable",
+    "SharesConnection",
     "connect",
     "mux_key",
     "persist_seconds",
@@ -66,6 +70,20 @@ class MuxUnavailable(Exception):
     """No mux process could start the command: connect directly instead."""
 
 
+_START_TIMEOUT = 300.0
+"""How long a mux process that answered may take to start a command (an SSH exec)."""
+
+
+def connect_timeout() -> float:
+    """``TARGETS_SSH_MUX_TIMEOUT``: how long a command waits for the mux process to answer
+    before it connects directly (default 5 s)."""
+    raw = os.environ.get("TARGETS_SSH_MUX_TIMEOUT", "")
+    try:
+        return max(0.1, float(raw)) if raw.strip() else 5.0
+    except ValueError:
+        return 5.0
+
+
 def persist_seconds() -> float:
     """``TARGETS_SSH_PERSIST``: how long a mux process outlives its last client (0: off)."""
     raw = os.environ.get("TARGETS_SSH_PERSIST", "")
@@ -75,9 +93,14 @@ def persist_seconds() -> float:
         return DEFAULT_PERSIST
 
 
+_WIRE = 2
+"""The socket protocol's version: 2 answers ``R`` before the client sends its command."""
+
+
 def mux_key(workspace: Path, name: str, options: dict[str, Any]) -> str:
-    """The socket name of one attached target: its workspace, name and options."""
-    text = json.dumps([str(workspace), name, options], sort_keys=True, default=str)
+    """The socket name of one attached target: its workspace, name and options, and the
+    wire version (a process of an earlier version, still running, is not reused)."""
+    text = json.dumps([_WIRE, str(workspace), name, options], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -113,6 +136,7 @@ class MuxChannel:
         self._status: int | None = None
         self._eof = False
         self._started = False
+        self._ready = False
 
     def _read_exact(self, n: int) -> bytes:
         data = bytearray()
@@ -141,6 +165,8 @@ class MuxChannel:
             return False
         elif kind == b"S":
             self._started = True
+        elif kind == b"R":
+            self._ready = True
         elif kind == b"!":
             self._eof = True
             raise MuxUnavailable(payload.decode("utf-8", "replace"))
@@ -207,19 +233,29 @@ class MuxChannel:
             self.close()
 
 
-def connect(key: str, command: str, timeout: float = 5.0) -> MuxChannel:
-    """Start ``command`` through the mux process of ``key``; the first frame is awaited,
-    so a process that cannot start it raises :class:`MuxUnavailable` here."""
+def connect(key: str, command: str, timeout: float | None = None) -> MuxChannel:
+    """Start ``command`` through the mux process of ``key``.
+
+    Two steps, so that a slow machine never decides the path: the process first says it
+    is there (``R``, sent on accept, before anything is asked of the SSH connection),
+    within ``timeout`` seconds (``TARGETS_SSH_MUX_TIMEOUT``, default 5); only then is the
+    command sent, and its start (``S``, or ``!`` and an error) is awaited for as long as a
+    direct connection's exec would take. A process that does not answer (stopped, hung)
+    raises :class:`MuxUnavailable` with the command never sent, so it cannot run twice."""
     folder = mux_dir()
     if folder is None:
         raise MuxUnavailable("no private socket folder")
     path = folder / f"{key}.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
+    sock.settimeout(connect_timeout() if timeout is None else timeout)
     try:
         sock.connect(str(path))
-        sock.sendall(json.dumps({"exec": command}).encode() + b"\n")
         channel = MuxChannel(sock)
+        channel._frame()
+        if not channel._ready:
+            raise MuxUnavailable("the mux process did not answer")
+        sock.settimeout(_START_TIMEOUT)
+        sock.sendall(json.dumps({"exec": command}).encode() + b"\n")
         # Wait until the command has started, or for the error that sends us to a direct
         # connection (before the caller depends on this channel).
         channel._frame()
@@ -287,6 +323,7 @@ class _Server:
                 self.last_seen = time.monotonic()
 
     def _serve(self, client: socket.socket) -> None:
+        client.sendall(_HEADER.pack(b"R", 0))  # here: the client may send its command
         request = bytearray()
         while not request.endswith(b"\n"):
             part = client.recv(1)
@@ -376,6 +413,17 @@ def main(argv: list[str]) -> int:
                     log_path.unlink()
 
 
+@runtime_checkable
+class SharesConnection(Protocol):
+    """A target whose SSH connection can be shared between commands (``vm`` and the
+    kinds built on it): the name of its shared connection, and the connection."""
+
+    @property
+    def mux_key(self) -> str | None: ...
+
+    def connection(self) -> Any: ...
+
+
 def _serve_target(folder: Path, workspace: Path, name: str, key: str, persist: float) -> int:
     from targets.workspace import Workspace
 
@@ -384,8 +432,7 @@ def _serve_target(folder: Path, workspace: Path, name: str, key: str, persist: f
     except Exception as exc:
         print(f"not sharing a connection to {name!r} of {workspace}: {exc}", flush=True)
         return 0
-    own_key = getattr(target, "mux_key", None)
-    if own_key != key or not hasattr(target, "connection"):
+    if not isinstance(target, SharesConnection) or target.mux_key != key:
         print(f"target {name!r} of {workspace} is not this connection ({key})", flush=True)
         return 0
     connection = target.connection()

@@ -10,10 +10,24 @@ from __future__ import annotations
 
 import math
 import shlex
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from targets.agent.protocol import (
+    CANCELED,
+    COMPLETED,
+    FAILED,
+    FINALIZING,
+    PREPARING,
+    TERMINAL,
+    UNKNOWN,
+    Entry,
+    ExternalCommand,
+    StatusRecord,
+)
+from targets.agent.protocol import (
+    QUEUED as QUEUED_STATUS,
+)
 from targets.errors import UsageError
 
 __all__ = [
@@ -47,7 +61,6 @@ ENDED = frozenset(
         "SPECIAL_EXIT",
     }
 )
-_TERMINAL = ("Completed", "Failed", "Canceled")
 _MPI = ("OpenMpi", "IntelMpi")
 _TORCH = ("Gloo", "Nccl")
 
@@ -104,7 +117,7 @@ def job_resources(config: Any, *, gpus_per_node: int | None, prepare_minutes: in
     return JobResources(nodes, tasks_per_node, gpus or None, minutes)
 
 
-def srun_entry(entry: Mapping[str, Any], resources: JobResources, python: str) -> dict[str, Any]:
+def srun_entry(entry: Entry, resources: JobResources, python: str) -> Entry:
     """The entry of a multi-task run: ``srun`` starts the script (or command) once per
     task, each with the torch.distributed variables set from Slurm's."""
     ranks = (
@@ -113,10 +126,10 @@ def srun_entry(entry: Mapping[str, Any], resources: JobResources, python: str) -
     )
     if entry.get("script"):
         argv = [python, str(entry["script"]), *[str(a) for a in entry.get("arguments") or []]]
-    elif isinstance(entry.get("command"), list):
-        argv = [str(c) for c in entry["command"]]
+    elif isinstance(command := entry.get("command"), list):
+        argv = [str(c) for c in command]
     else:
-        argv = ["/bin/sh", "-c", str(entry.get("command"))]
+        argv = ["/bin/sh", "-c", str(command)]
     srun = [
         "srun",
         f"--nodes={resources.nodes}",
@@ -156,7 +169,7 @@ def sbatch_command(
     return shlex.join(args)
 
 
-def batch_script(started: Mapping[str, Any], run_id: str) -> str:
+def batch_script(started: ExternalCommand, run_id: str) -> str:
     """The job's script: the run's supervisor in the foreground, as the batch step itself
     (``exec``), so ``scancel --batch`` signals the supervisor, which stops the run's
     process tree and records it as canceled."""
@@ -177,36 +190,40 @@ def batch_script(started: Mapping[str, Any], run_id: str) -> str:
 
 
 def combine(
-    job_id: str, job_state: str | None, written: Mapping[str, Any], job_log_tail: str = ""
-) -> dict[str, Any]:
+    job_id: str, job_state: str | None, written: StatusRecord, job_log_tail: str = ""
+) -> StatusRecord:
     """The run's status (in ``status.json``'s shape) from the job's state (``None``: Slurm
     no longer knows the job) and ``status.json`` as the supervisor wrote it.
 
     Ask Slurm *before* reading ``status.json``: a job ends only after its supervisor wrote
     the final status, so an ended job with an unfinished status file means the supervisor
     was stopped from outside (scancel, time limit, node failure)."""
-    status = str(written.get("status", "Queued"))
+    status = str(written.get("status", QUEUED_STATUS))
     state = (job_state or "").split()[0].rstrip("+") if job_state else None
-    if state == "CANCELLED" and status != "Completed":
+    if state == "CANCELLED" and status != COMPLETED:
         # A scancel from outside targets signals every process of the job at once: the
         # script may die of the SIGTERM before its supervisor records a cancel.
-        return dict(written, status="Canceled", message=f"Slurm job {job_id} was canceled")
-    if status in _TERMINAL:
+        return {**written, "status": CANCELED, "message": f"Slurm job {job_id} was canceled"}
+    if status in TERMINAL:
         if state in ("RUNNING", "COMPLETING"):
             # The supervisor has finished but Slurm has not ended the job yet: wait for
             # the job's final state (an outside scancel shows only there).
-            return dict(written, status="Finalizing")
-        return dict(written)
+            return {**written, "status": FINALIZING}
+        return {**written}
     if state in QUEUED:
-        return dict(written, status="Queued", message=f"Slurm job {job_id} is {state.lower()}")
+        return {
+            **written,
+            "status": QUEUED_STATUS,
+            "message": f"Slurm job {job_id} is {state.lower()}",
+        }
     if state in ("RUNNING", "COMPLETING", "STOPPED", "SIGNALING"):
-        return dict(written, status="Preparing" if status in ("Queued", "Unknown") else status)
+        return {**written, "status": PREPARING if status in (QUEUED_STATUS, UNKNOWN) else status}
     detail = f": {job_log_tail.strip()[-1000:]}" if job_log_tail.strip() else ""
     if state is None:
         message = f"Slurm no longer knows job {job_id} and the run did not finish{detail}"
     else:
         message = f"Slurm job {job_id} ended {state} before the run finished{detail}"
-    return dict(written, status="Failed", message=message)
+    return {**written, "status": FAILED, "message": message}
 
 
 def job_state_command(job_id: str) -> str:

@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import Field, field_validator
 
+from targets.agent.protocol import TERMINAL, ManifestRow, RunSpec
 from targets.compute import (
     AgentClient,
+    AgentHandleData,
     Capability,
     Progress,
     RunHandle,
@@ -34,6 +36,8 @@ from targets.compute import (
     SubmitRequest,
     VMOptions,
     VMTarget,
+    agent_handle_data,
+    no_progress,
     state_from_status,
 )
 from targets.errors import ConnectionFailed, TargetsError, UsageError
@@ -42,10 +46,6 @@ from targets_slurm import batch
 __all__ = ["SlurmOptions", "SlurmTarget"]
 
 _NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
-
-
-def _no_progress(phase: str, done: int, total: int) -> None:
-    return None
 
 
 class SlurmOptions(VMOptions):
@@ -83,7 +83,7 @@ class SlurmTarget(VMTarget):
 
     kind = "slurm"
     # VMTarget's aliases (remote, dsvm) are not this kind's.
-    aliases = ()  # type: ignore[assignment]
+    aliases = ()
     description = "a Slurm cluster: runs become sbatch jobs on its login node (over SSH)"
     options_model = SlurmOptions
     capabilities = frozenset(
@@ -138,7 +138,7 @@ class SlurmTarget(VMTarget):
 
     # -- runs ----------------------------------------------------------------------------
 
-    def submit(self, request: SubmitRequest, progress: Progress = _no_progress) -> RunHandle:
+    def submit(self, request: SubmitRequest, progress: Progress = no_progress) -> RunHandle:
         self._resources(request)  # bad input fails here, before anything is sent
         return super().submit(request, progress)
 
@@ -146,9 +146,9 @@ class SlurmTarget(VMTarget):
         self,
         agent: AgentClient,
         request: SubmitRequest,
-        rows: Sequence[Sequence[Any]],
-        spec: dict[str, Any],
-    ) -> Mapping[str, Any]:
+        rows: Sequence[ManifestRow],
+        spec: RunSpec,
+    ) -> AgentHandleData:
         resources = self._resources(request)
         if resources.tasks > 1:
             environment = spec.get("environment") or {}
@@ -160,14 +160,7 @@ class SlurmTarget(VMTarget):
                 )
             spec["entry"] = batch.srun_entry(spec["entry"], resources, python)
         o = self.slurm_options
-        started = agent.call(
-            "start",
-            run_id=request.run_id,
-            rows=list(rows),
-            spec=spec,
-            python=o.python,
-            launch="external",
-        )
+        started = agent.start_external(request.run_id, rows, spec, python=o.python)
         command = batch.sbatch_command(
             request.run_id,
             started["run_dir"],
@@ -188,7 +181,7 @@ class SlurmTarget(VMTarget):
         return {"job_id": job_id, "run_dir": started["run_dir"]}
 
     def _job_id(self, handle: RunHandle) -> str:
-        job_id = str(handle.data.get("job_id") or "")
+        job_id = agent_handle_data(handle).get("job_id", "")
         if not job_id.isdigit():
             raise UsageError(f"run {handle.run_id} has no Slurm job id in its handle")
         return job_id
@@ -198,19 +191,15 @@ class SlurmTarget(VMTarget):
         # Slurm first, then status.json: see batch.combine.
         _code, out, _err = self._sh(batch.job_state_command(job_id))
         state = out.strip() or None
-        written = self.agent().call("status_as_written", run_id=handle.run_id)
+        written = self.agent().status_as_written(handle.run_id)
         tail = ""
-        if state not in batch.QUEUED and written.get("status") not in (
-            "Completed",
-            "Failed",
-            "Canceled",
-        ):
-            run_dir = str(handle.data.get("run_dir") or "")
+        if state not in batch.QUEUED and written.get("status") not in TERMINAL:
+            run_dir = agent_handle_data(handle).get("run_dir", "")
             if run_dir and (state is None or state.split()[0].rstrip("+") in batch.ENDED):
                 _c, tail, _e = self._sh(f"tail -c 2000 {shlex.quote(run_dir + '/supervisor.log')}")
         return state_from_status(batch.combine(job_id, state, written, tail))
 
     def cancel(self, handle: RunHandle) -> None:
         # The durable record first (the supervisor also polls for it), then Slurm.
-        self.agent().call("cancel", run_id=handle.run_id)
+        self.agent().cancel(handle.run_id)
         self._sh(batch.cancel_command(self._job_id(handle)))

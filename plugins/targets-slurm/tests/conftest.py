@@ -1,30 +1,33 @@
-"""Fixtures of the Slurm plugin's tests: the targets repository's test sshd (the login
+"""Fixtures of the Slurm plugin's tests: the test sshd of ``targets.testing`` (the login
 node, user ``targets-test``) in front of the one-node Slurm that
-``scripts/slurm-test-setup.sh`` runs on 127.0.0.1.
+``scripts/slurm-test-setup.sh`` of the targets repository runs on 127.0.0.1.
 
-The plugin lives in the targets repository and borrows that repository's test fixtures
-(``tests/sshd.py``, ``tests/conftest.py``), so its folder must stay inside the repository.
+Only public names of targets are used (``targets.testing``): the plugin's tests run from
+any folder, like those of a plugin published on its own.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from targets_slurm import SlurmOptions, SlurmTarget
 
-REPO = Path(__file__).resolve().parents[3]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from targets_slurm import SlurmOptions, SlurmTarget  # noqa: E402
-
-from targets.compute import TargetContext  # noqa: E402
-from tests.conftest import cli, isolated_home, project, write  # noqa: E402, F401
-from tests.sshd import SSHServer, skip_or_fail, sshd_fixture, sshd_server_fixture  # noqa: E402, F401
+from targets.compute import TargetContext
+from targets.testing.ci_skips import (  # noqa: F401 - with CI set, a skip is a failure
+    pytest_make_collect_report,
+    pytest_runtest_makereport,
+)
+from targets.testing.fixtures import cli, isolated_home, project, write  # noqa: F401 - fixtures
+from targets.testing.sshd import (  # noqa: F401 - fixtures
+    SSHServer,
+    skip_or_fail,
+    sshd_fixture,
+    sshd_server_fixture,
+)
 
 
 def slurm_unavailable() -> str | None:

@@ -10,8 +10,7 @@ from targets_slurm import SlurmTarget
 
 from targets.compute import RunStatus
 from targets.runconfig.model import RunConfiguration
-from targets.testing import collect_logs, make_request, wait_for_end
-from tests.sshd import SSHServer
+from targets.testing import SSHServer, collect_logs, make_request, wait_for_end
 
 
 def attach(cli, slurm: SSHServer, *extra: str):

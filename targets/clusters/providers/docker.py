@@ -13,9 +13,11 @@ Host keys come through a trusted channel: they are read from the container's
 A node is ``running`` once those keys exist and its port answers with an SSH banner.
 
 Ports: a node's port is picked when it is created, from :data:`PORT_RANGE` (below Linux'
-ephemeral range, so outgoing connections do not take it meanwhile), skipping every port a
-``targets`` container of any cluster on the engine already has (label ``targets.port``)
-and, on the local engine, every port something on this machine already listens on. With
+ephemeral range, so outgoing connections do not take it meanwhile), starting at a random
+place in the range (so that two creations at the same moment rarely collide), skipping
+every port a ``targets`` container of any cluster on the engine already has (label
+``targets.port``) and, on the local engine, every port something on this machine already
+listens on. With
 a remote engine only the labels are known: a port taken by another program there makes
 sshd exit, and the node is reported ``failed`` with sshd's message (the cluster replaces
 it).
@@ -34,7 +36,9 @@ import contextlib
 import fcntl
 import hashlib
 import ipaddress
+import itertools
 import os
+import random
 import re
 import shlex
 import socket
@@ -362,6 +366,7 @@ class DockerProvider(NodeProvider):
             return list(
                 self.client().containers.list(
                     all=True,
+                    ignore_removed=True,  # removed between listing and inspecting: gone
                     filters={
                         "label": [
                             f"{CLUSTER_LABEL}={self.cluster}",
@@ -554,18 +559,25 @@ class DockerProvider(NodeProvider):
         return volumes
 
     def _free_port(self, client: DockerClient) -> int:
-        """A port no targets container on the engine has, free here for a local engine."""
+        """A port no targets container on the engine has, free here for a local engine.
+        Listing ignores containers removed meanwhile (another cluster's nodes going away
+        must not fail this one's creation)."""
         import docker
 
         try:
-            everyone = client.containers.list(all=True, filters={"label": PORT_LABEL})
+            everyone = client.containers.list(
+                all=True, filters={"label": PORT_LABEL}, ignore_removed=True
+            )
         except docker.errors.DockerException as exc:
             raise self._engine_error("listing ports in use", exc) from exc
         taken = set()
         for container in everyone:
             with contextlib.suppress(ValueError):
                 taken.add(int(container.labels.get(PORT_LABEL, "")))
-        for port in PORT_RANGE:
+        # From a random place in the range: two users (or test runs) creating nodes at the
+        # same moment rarely pick the same port, where from the start they always would.
+        start = random.randrange(len(PORT_RANGE))
+        for port in itertools.chain(PORT_RANGE[start:], PORT_RANGE[:start]):
             if port in taken:
                 continue
             if self.local_engine and not _port_is_free_here(port):
