@@ -38,6 +38,8 @@ NOT_SHIPPED = {"docker_sdk.py"}
 
 def shipped_sources() -> list[Path]:
     files = sorted(p for p in AGENT.glob("*.py") if p.name not in NOT_SHIPPED)
+    # The run library (the `azureml` package runs import) runs in the user's Python too.
+    files += sorted(AGENT.glob("runlib/**/*.py"))
     assert files, f"no agent sources in {AGENT}"
     return files
 
@@ -211,13 +213,24 @@ def test_the_agent_zipapp_runs_on_the_oldest_python_here_with_only_the_stdlib(
     bundle = tmp_path / "agent.pyz"
     bundle.write_bytes(data)
     # Every shipped module imports with no site-packages at all (-I -S).
-    modules = [p.stem for p in shipped_sources() if p.stem != "__main__"]
+    # The run library imports from the bundle's runlib/ folder, as runs see it.
+    modules = []
+    for path in shipped_sources():
+        rel = path.relative_to(AGENT)
+        if rel.parts[0] == "runlib":
+            parts = list(rel.with_suffix("").parts[1:])
+        else:
+            parts = ["targets_agent", *rel.with_suffix("").parts]
+        if parts[-1] == "__init__":
+            parts.pop()
+        if parts[-1] != "__main__":
+            modules.append(".".join(parts))
+    runlib = f"{bundle}/targets_agent/runlib"
     code = (
         "import importlib, sys\n"
-        f"sys.path.insert(0, {str(bundle)!r})\n"
+        f"sys.path[:0] = [{str(bundle)!r}, {runlib!r}]\n"
         f"for name in {modules!r}:\n"
-        "    importlib.import_module('targets_agent' if name == '__init__' "
-        "else 'targets_agent.' + name)\n"
+        "    importlib.import_module(name)\n"
         "print(sys.version_info[:2])\n"
     )
     imported = subprocess.run(

@@ -234,7 +234,30 @@ def _environ(spec: RunSpec, python: str, run_dir: str) -> dict[str, str]:
     env["TARGETS_OUTPUTS_DIR"] = os.path.join(run_dir, "wd", "outputs")
     env["PYTHONUNBUFFERED"] = "1"
     env.update(_mlflow_environ(spec, os.path.join(run_dir, "wd")))
+    env.update(_run_library_environ(spec, env, os.path.join(run_dir, "wd")))
     return env
+
+
+# The run library (runlib/azureml): ``from azureml.core import Run`` inside a run. A
+# folder next to this file, or a folder inside the agent zipapp (zipimport reads both).
+RUN_LIBRARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runlib")
+KEEP_REAL_SDK = "TARGETS_AZUREML_REAL"
+
+
+def _run_library_environ(spec: RunSpec, env: dict[str, str], wd: str) -> dict[str, str]:
+    """What ``Run.get_context()`` of the run library reads: where the run's MLflow store
+    is (always the collected one, even when the run names its own tracking URI) and the
+    experiment's name (as v1 sets it); and the library first on ``PYTHONPATH``, unless
+    the run asks for the real Azure ML SDK with ``TARGETS_AZUREML_REAL=1``."""
+    added = {"TARGETS_MLFLOW_STORE": os.path.join(wd, *rundir.MLFLOW_STORE.split("/"))}
+    own = spec.get("environment_variables") or {}
+    if spec.get("experiment") and "AZUREML_ARM_PROJECT_NAME" not in own:
+        added["AZUREML_ARM_PROJECT_NAME"] = str(spec["experiment"])
+    if env.get(KEEP_REAL_SDK, "").strip().lower() in ("1", "true", "yes"):
+        return added
+    path = env.get("PYTHONPATH")
+    added["PYTHONPATH"] = RUN_LIBRARY + (os.pathsep + path if path else "")
+    return added
 
 
 def _activate(env: dict[str, str], activate: Activation) -> None:

@@ -100,8 +100,11 @@ def agent_bundle() -> tuple[str, bytes]:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         # docker_sdk.py needs the `docker` package: only the local target uses it.
-        for path in sorted(p for p in source.glob("*.py") if p.name != "docker_sdk.py"):
-            info = zipfile.ZipInfo(f"targets_agent/{path.name}", date_time=(1980, 1, 1, 0, 0, 0))
+        # runlib/: the run library (`azureml` inside runs), put on the run's PYTHONPATH.
+        shipped = [*source.glob("*.py"), *source.glob("runlib/**/*.py")]
+        for path in sorted(p for p in shipped if p.name != "docker_sdk.py"):
+            name = path.relative_to(source).as_posix()
+            info = zipfile.ZipInfo(f"targets_agent/{name}", date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, path.read_bytes())
         main = zipfile.ZipInfo("__main__.py", date_time=(1980, 1, 1, 0, 0, 0))

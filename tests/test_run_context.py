@@ -1,0 +1,219 @@
+"""Inside the run: an unchanged Azure ML v1 training script (``from azureml.core import
+Run``; ``Run.get_context().log(...)``) runs on the local target and on a VM, and what it
+logs shows in ``targets runs show`` and in the run's collected MLflow store (issue 15,
+part 5; docs/azureml-v1.md)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from targets.compute._agent import agent_bundle
+from targets.workspace import Workspace
+from tests.oldest_python import FLOOR
+from tests.sshd import SSHServer, sshd_fixture, sshd_server_fixture  # noqa: F401
+from tests.test_agent_python_floor import runtime_typing_problems, vermin
+from tests.test_vm import attach_args
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "azureml-v1" / "train"
+RUNLIB = REPO / "targets" / "agent" / "runlib"
+
+
+def runlib_sources() -> list[Path]:
+    files = sorted(RUNLIB.rglob("*.py"))
+    assert files, f"no run library in {RUNLIB}"
+    return files
+
+
+def copy_example(project: Path) -> None:
+    for path in EXAMPLE.glob("*.py"):
+        shutil.copy(path, project / path.name)
+
+
+def last_run(project: Path) -> Any:
+    return Workspace(project).ledger.list(limit=1)[0]
+
+
+def mlflow_run(folder: Path, run_name: str) -> Path:
+    """The collected MLflow run whose ``mlflow.runName`` tag is ``run_name``."""
+    found = [
+        tag.parent.parent
+        for tag in (folder / "mlruns").glob("*/*/tags/mlflow.runName")
+        if tag.read_text() == run_name
+    ]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def history(run_dir: Path, metric: str) -> list[float]:
+    lines = (run_dir / "metrics" / metric).read_text().splitlines()
+    return [float(line.split()[1]) for line in lines]
+
+
+def assert_logged_everything(cli: Any, project: Path, run_id: str) -> None:
+    shown = cli("runs", "show", run_id, "-o", "json").json()
+    assert shown["status"] == "Completed", shown
+    metrics = shown["metrics"]
+    assert metrics["accuracy"] == 0.9
+    assert metrics["loss"] == 0.125
+    assert metrics["lr_schedule"] == 0.01  # log_list: the last value of the list
+    assert metrics["epochs.loss"] == 0.125 and metrics["epochs.epoch"] == 2  # log_row
+    assert metrics["confusion.count"] == 3  # log_table
+    table = cli("runs", "show", run_id)
+    assert "accuracy=0.9" in table.out and "loss=0.125" in table.out
+
+    folder = project / ".targets" / "runs" / run_id
+    run_dir = mlflow_run(folder, run_id)
+    assert history(run_dir, "loss") == [0.5, 0.25, 0.125]
+    assert history(run_dir, "lr_schedule") == [0.1, 0.05, 0.01]
+    assert history(run_dir, "confusion.label") == [0, 1]
+    assert (run_dir / "tags" / "framework").read_text() == "none"
+    assert (run_dir / "tags" / "quick").read_text() == ""
+    assert (run_dir / "tags" / "alpha").read_text() == "0.5"
+    assert "status: 3" in (run_dir / "meta.yaml").read_text()  # complete(): FINISHED
+    records = [
+        json.loads(line)
+        for line in (run_dir / "artifacts" / "azureml" / "metrics.jsonl").read_text().splitlines()
+    ]
+    by_name = {(r["kind"], r["name"]): r["value"] for r in records}
+    assert by_name[("scalar", "optimizer")] == "sgd"  # not a number: recorded only
+    assert by_name[("table", "confusion")] == {"label": [0, 1], "count": [7, 3]}
+    assert by_name[("image", "curve")] == "outputs/curve.png"
+    child = mlflow_run(folder, "evaluate")
+    assert history(child, "auc") == [0.8]
+    assert (child / "tags" / "mlflow.parentRunId").read_text() == run_dir.name
+
+    outputs = folder / "outputs"
+    assert (outputs / "weights.txt").read_text() == "loss=0.125\n"  # not outputs/outputs/
+    assert (outputs / "model" / "config.txt").read_text() == "alpha=0.5\n"
+    assert (outputs / "curve.png").read_bytes().startswith(b"\x89PNG")
+
+    # Merged into the workspace's store, where `mlflow ui` reads it.
+    merged = [
+        t.parent.parent
+        for t in (project / ".targets" / "mlruns").glob("*/*/tags/targets.run_id")
+        if t.read_text() == run_id
+    ]
+    assert len(merged) == 2 and any((m / "metrics" / "accuracy").exists() for m in merged)
+
+
+def test_an_unchanged_v1_training_script_logs_on_the_local_target(cli, project):
+    copy_example(project)
+    result = cli("run", "train.py", "--experiment", "v1-train")
+    assert result.code == 0, result
+    run_id = last_run(project).id
+    assert f"run {run_id} experiment v1-train status Running" in result.out
+    assert "('quick', '')" in result.out
+    # get_metrics() inside the run: everything logged, strings, tables and images too
+    assert (
+        "metrics ['accuracy', 'confusion', 'curve', 'epochs', 'loss', 'lr_schedule', "
+        "'optimizer']" in result.out
+    )
+    assert_logged_everything(cli, project, run_id)
+
+
+def test_a_service_only_call_fails_naming_the_call_and_what_to_use(cli, project):
+    copy_example(project)
+    result = cli("run", "service_call.py")
+    assert result.code != 0
+    text = result.out + result.err
+    assert "Dataset.get_by_name() needs the Azure ML service" in text, text
+    assert "targets datastores add" in text
+    shown = cli("runs", "show", last_run(project).id, "-o", "json").json()
+    assert shown["status"] == "Failed" and shown["metrics"] == {"started": 1.0}
+
+
+def test_the_real_sdk_is_kept_when_the_run_asks(cli, project, write):
+    write(project / "t.py", "import azureml.core\n")
+    write(
+        project / "rc.yml",
+        "script: t.py\nenvironment_variables: {TARGETS_AZUREML_REAL: '1'}\n",
+    )
+    result = cli("run", "rc.yml")
+    # No real SDK in this environment, and the run library was not put in its place.
+    assert result.code != 0 and "No module named 'azureml'" in result.out + result.err
+    write(project / "rc.yml", "script: t.py\n")
+    assert cli("run", "rc.yml").code == 0
+
+
+def test_an_unchanged_v1_training_script_logs_on_a_vm(cli, project, sshd: SSHServer):
+    attached = cli(*attach_args(sshd, "dsvm", "--ssh-key", str(sshd.key), "--accept-host-key"))
+    assert attached.code == 0, attached
+    copy_example(project)
+    result = cli("run", "train.py", "--target", "dsvm", "--experiment", "v1-train")
+    assert result.code == 0, result
+    run = last_run(project)
+    assert run.kind == "vm"
+    assert_logged_everything(cli, project, run.id)
+
+
+def test_the_agent_bundle_carries_the_run_library():
+    import io
+    import zipfile
+
+    _, data = agent_bundle()
+    names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    assert "targets_agent/runlib/azureml/core/run.py" in names
+    assert "targets_agent/runlib/azureml/__init__.py" in names
+
+
+def test_the_run_library_is_python_3_8_and_stdlib_only():
+    errors = []
+    for path in runlib_sources():
+        source = path.read_text()
+        try:
+            ast.parse(source, str(path), feature_version=FLOOR)
+        except SyntaxError as exc:
+            errors.append(f"{path}:{exc.lineno}: {exc.msg}")
+        errors += runtime_typing_problems(source, str(path.relative_to(REPO)))
+    assert not errors, "\n".join(errors)
+    result = vermin(*map(str, runlib_sources()))
+    assert result.returncode == 0, result.stdout
+
+
+def run_python(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """``code`` outside any targets run, with the run library on the path."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZUREML_", "TARGETS_"))}
+    env["PYTHONPATH"] = str(RUNLIB)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+
+
+def test_outside_a_run_the_context_is_an_offline_run_that_keeps_what_it_logs(tmp_path):
+    code = (
+        "from azureml.core import Run\n"
+        "run = Run.get_context()\n"
+        "run.log('loss', 0.5); run.log('loss', 0.25); run.log('name', 'x')\n"
+        "run.log_list('lr', [0.1, 0.01])\n"
+        "run.log_row('t', a=1, b='x'); run.log_row('t', a=2, b='y')\n"
+        "run.log_table('c', {'k': [1, 2]}); run.tag('quick')\n"
+        "print(run.id.startswith('OfflineRun_'), sorted(run.get_metrics().items()),"
+        " run.get_tags())\n"
+    )
+    result = run_python(code, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        "True [('c', {'k': [1, 2]}), ('loss', [0.5, 0.25]), ('lr', [0.1, 0.01]), "
+        "('name', 'x'), ('t', {'a': [1, 2], 'b': ['x', 'y']})] {'quick': ''}"
+    )
+    assert list(tmp_path.iterdir()) == []  # nothing written
+    strict = run_python(
+        "from azureml.core import Run\nRun.get_context(allow_offline=False)", tmp_path
+    )
+    assert strict.returncode != 0 and "outside a run" in strict.stderr
+
+
+def test_a_bad_metric_name_is_refused_naming_it(tmp_path):
+    result = run_python(
+        "from azureml.core import Run\nRun.get_context().log('../escape', 1)\n", tmp_path
+    )
+    assert result.returncode != 0
+    assert "metric name '../escape' cannot be stored" in result.stderr
