@@ -424,6 +424,7 @@ class Run:
         tracked = read_run_metrics(self.folder)
         details["params"] = tracked.get("params", {})
         details["metrics"] = tracked.get("metrics", {})
+        details["tags"] = tracked.get("tags", {})
         return details
 
     def cancel(self) -> RunRecord:

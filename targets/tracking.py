@@ -60,15 +60,26 @@ def _runs(experiment: Path) -> list[Path]:
 
 def read_run_metrics(run_folder: Path) -> dict[str, Any]:
     """The params, last metric values and tags logged by the run's MLflow runs (from its
-    collected store). ``{}`` when the run logged nothing."""
+    collected store). ``{}`` when the run logged nothing.
+
+    Names are the logged names (``train/loss``, not ``loss``). The top-level ``params``,
+    ``metrics`` and ``tags`` are those of the run's own MLflow runs; child runs (tagged
+    ``mlflow.parentRunId``, e.g. v1's ``run.child_run()``) are listed under ``runs``
+    only. MLflow's and targets' own tags (``mlflow.*``, ``targets.*``) are left out."""
     store = run_folder / "mlruns"
     result: dict[str, Any] = {}
     for experiment in _experiments(store).values():
         for run in _runs(experiment):
-            params = {p.name: p.read_text().strip() for p in _files(run / "params")}
+            params = {
+                _name(run / "params", p): p.read_text().strip() for p in _files(run / "params")
+            }
+            all_tags = {_name(run / "tags", p): p.read_text().strip() for p in _files(run / "tags")}
+            tags = {k: v for k, v in all_tags.items() if not k.startswith(("mlflow.", "targets."))}
+            child = "mlflow.parentRunId" in all_tags
             metrics: dict[str, float] = {}
             history: dict[str, list[float]] = {}
             for metric in _files(run / "metrics"):
+                name = _name(run / "metrics", metric)
                 values = []
                 for line in metric.read_text().splitlines():
                     parts = line.split()
@@ -78,19 +89,29 @@ def read_run_metrics(run_folder: Path) -> dict[str, Any]:
                         except ValueError:
                             continue
                 if values:
-                    metrics[metric.name] = values[-1]
-                    history[metric.name] = values
+                    metrics[name] = values[-1]
+                    history[name] = values
             result.setdefault("runs", []).append(
                 {
                     "mlflow_run_id": run.name,
                     "params": params,
                     "metrics": metrics,
                     "history": history,
+                    "tags": tags,
+                    "child": child,
                 }
             )
-            result.setdefault("params", {}).update(params)
-            result.setdefault("metrics", {}).update(metrics)
+            if not child:
+                result.setdefault("params", {}).update(params)
+                result.setdefault("metrics", {}).update(metrics)
+                result.setdefault("tags", {}).update(tags)
     return result
+
+
+def _name(folder: Path, path: Path) -> str:
+    """A param, metric or tag name: its path below ``folder`` (MLflow keeps ``a/b`` as a
+    file ``b`` in a folder ``a``)."""
+    return path.relative_to(folder).as_posix()
 
 
 def _files(folder: Path) -> list[Path]:

@@ -217,3 +217,31 @@ def test_a_bad_metric_name_is_refused_naming_it(tmp_path):
     )
     assert result.returncode != 0
     assert "metric name '../escape' cannot be stored" in result.stderr
+
+
+NAMES_JOB = """
+from azureml.core import Run
+
+run = Run.get_context()
+run.log("train/loss", 0.25)
+run.log("accuracy", 0.5)
+run.tag("team", "vision")
+child = run.child_run()
+child.log("auc", 0.75)
+child.complete()
+"""
+
+
+def test_runs_show_keeps_logged_names_tags_and_leaves_child_metrics_to_the_child(
+    cli, project, write
+):
+    write(project / "names.py", NAMES_JOB)
+    result = cli("run", "names.py")
+    assert result.code == 0, result
+    run_id = last_run(project).id
+    shown = cli("runs", "show", run_id, "-o", "json").json()
+    assert shown["metrics"] == {"train/loss": 0.25, "accuracy": 0.5}, shown["metrics"]
+    assert shown["tags"] == {"team": "vision"}, shown["tags"]
+    table = cli("runs", "show", run_id)
+    assert "train/loss=0.25" in table.out and "team=vision" in table.out, table
+    assert "auc" not in table.out, table

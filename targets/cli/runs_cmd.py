@@ -175,6 +175,8 @@ def show(ctx: click.Context, run_id: str, output: str) -> None:
     }
     if shown["collection"] is None:
         del shown["collection"]  # the row is there only while a collection failed
+    if details.get("tags"):
+        shown["tags"] = ", ".join(f"{k}={v}" for k, v in sorted(details["tags"].items()))
     if rc.get("max_run_duration_seconds"):
         shown["max duration"] = f"{rc['max_run_duration_seconds']}s"
     print_mapping(shown)
