@@ -26,6 +26,7 @@ import pytest
 from targets.workspace import Workspace
 from tests.conftest import TARGETS, CLIResult, grow_disk, small_disk, wait_until
 from tests.sshd import SSHServer, sshd_fixture, sshd_server_fixture  # noqa: F401
+from tests.test_vm import attach_args
 
 CLI = Callable[..., CLIResult]
 
@@ -307,19 +308,15 @@ def hostile_agent(sshd: SSHServer, project: Path, cli: CLI) -> Iterator[Callable
         program.write_text(HOSTILE.format(python=python, mode=mode))
         os.chmod(program, 0o755)
         result = cli(
-            "attach",
-            name,
-            "--address",
-            sshd.host,
-            "--ssh-port",
-            str(sshd.port),
-            "--username",
-            sshd.user,
-            "--ssh-key",
-            str(sshd.key),
-            "--accept-host-key",
-            "--python",
-            str(program),
+            *attach_args(
+                sshd,
+                name,
+                "--ssh-key",
+                str(sshd.key),
+                "--accept-host-key",
+                "--python",
+                str(program),
+            )
         )
         assert result.code == 0, result
         return name

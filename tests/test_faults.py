@@ -32,6 +32,7 @@ import pytest
 from targets.workspace import Workspace
 from tests.conftest import TARGETS, CLIResult, grow_disk, pid_alive, small_disk, wait_until
 from tests.sshd import SSHServer, sshd_fixture, sshd_server_fixture  # noqa: F401
+from tests.test_vm import attach_args
 
 TERMINAL = ("Completed", "Failed", "Canceled")
 SEED = int(os.environ.get("TARGETS_FAULT_SEED") or 13)
@@ -60,19 +61,7 @@ def _report(label: str, outcomes: Counter[str]) -> None:
 
 
 def _attach_vm(cli: Callable[..., CLIResult], sshd: SSHServer, name: str = "dsvm") -> str:
-    result = cli(
-        "attach",
-        name,
-        "--address",
-        sshd.host,
-        "--ssh-port",
-        str(sshd.port),
-        "--username",
-        sshd.user,
-        "--ssh-key",
-        str(sshd.key),
-        "--accept-host-key",
-    )
+    result = cli(*attach_args(sshd, name, "--ssh-key", str(sshd.key), "--accept-host-key"))
     assert result.code == 0, result
     return name
 
