@@ -232,6 +232,21 @@ def _mapping(got: Any, op: str) -> dict[str, Any]:
     return got
 
 
+@contextlib.contextmanager
+def _refusals_as_agent_errors(*refusals: type[Exception]) -> Iterator[None]:
+    """In-process agent calls fail as a remote agent's replies do: a refusal (``refusals``)
+    or a full disk is an :class:`AgentError` with the agent's message."""
+    try:
+        yield
+    except refusals as exc:
+        raise AgentError(str(exc)) from exc
+    except OSError as exc:
+        full = store.no_space(exc)
+        if full:
+            raise AgentError(full) from exc
+        raise
+
+
 class LocalAgentClient(AgentClient):
     """The agent of this machine, called in-process."""
 
@@ -244,29 +259,15 @@ class LocalAgentClient(AgentClient):
         table = ops.operations(self.root)
         if op == "status":
             supervisor.reap()
-        try:
+        with _refusals_as_agent_errors(ValueError, RuntimeError):
             return table[op](**args)
-        except (ValueError, RuntimeError) as exc:
-            raise AgentError(str(exc)) from exc
-        except OSError as exc:
-            full = store.no_space(exc)
-            if full:
-                raise AgentError(full) from exc
-            raise
 
     def put(self, items: Sequence[tuple[str, Path, int]], progress: Progress) -> None:
         total = sum(size for _, _, size in items)
         done = 0
         for count, (key, path, size) in enumerate(items, 1):
-            try:
+            with _refusals_as_agent_errors(ValueError):
                 store.put_file(self.root, key, str(path))
-            except ValueError as exc:
-                raise AgentError(str(exc)) from exc
-            except OSError as exc:
-                full = store.no_space(exc)
-                if full:
-                    raise AgentError(full) from exc
-                raise
             done += size
             progress("upload-files", count, len(items))
             progress("upload", done, total)
