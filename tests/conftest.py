@@ -4,7 +4,6 @@ helper that runs the real `targets` command in a subprocess."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import subprocess
 import sys
@@ -17,6 +16,10 @@ import pytest
 
 # With `CI` set, every skip is a failure (targets.testing.ci_skips): CI sees what did not run.
 from targets.testing.ci_skips import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401
+
+# The fixtures a plugin author gets (targets.testing.fixtures) serve this suite too; only
+# isolated_home differs here (a plaintext keyring, the test venv activated).
+from targets.testing.fixtures import TARGETS, CLIResult, cli, project, write  # noqa: F401
 
 T = TypeVar("T")
 
@@ -48,57 +51,6 @@ def isolated_home(
 VENV_BIN = os.path.join(sys.prefix, "bin")
 
 
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty project folder (a git-less workspace root) as the current directory."""
-    root = tmp_path / "proj"
-    root.mkdir()
-    (root / ".targets").mkdir()
-    monkeypatch.chdir(root)
-    return root
-
-
-class CLIResult:
-    def __init__(self, proc: subprocess.CompletedProcess[str]) -> None:
-        self.code = proc.returncode
-        self.out = proc.stdout
-        self.err = proc.stderr
-
-    def json(self) -> object:
-        return json.loads(self.out)
-
-    def __repr__(self) -> str:
-        return f"<exit {self.code}\nstdout: {self.out}\nstderr: {self.err}>"
-
-
-TARGETS = [sys.executable, "-m", "targets"]
-
-
-@pytest.fixture
-def cli() -> Callable[..., CLIResult]:
-    """Run `targets ARGS...` as a user would; returns exit code, stdout and stderr."""
-
-    def run(
-        *args: str,
-        input: str | None = None,
-        timeout: float = 120,
-        env: dict[str, str] | None = None,
-        cwd: Path | None = None,
-    ) -> CLIResult:
-        proc = subprocess.run(
-            [*TARGETS, *args],
-            input=input,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env={**os.environ, **(env or {})},
-            cwd=cwd,
-        )
-        return CLIResult(proc)
-
-    return run
-
-
 def wait_until(predicate: Callable[[], T], timeout: float = 30, what: str = "condition") -> T:
     """Poll until `predicate` returns something truthy, and return that value (so a caller
     acts on what was seen, not on a second look that may already differ)."""
@@ -112,7 +64,11 @@ def wait_until(predicate: Callable[[], T], timeout: float = 30, what: str = "con
 
 
 def wait_for_status(
-    cli: Callable[..., CLIResult], run_id: str, status: str, timeout: float, what: str
+    cli: Callable[..., CLIResult],  # noqa: F811 - the callable, not the fixture
+    run_id: str,
+    status: str,
+    timeout: float,
+    what: str,
 ) -> None:
     """Poll `targets runs show RUN` until the run has ``status``."""
     wait_until(
@@ -120,16 +76,6 @@ def wait_for_status(
         timeout=timeout,
         what=what,
     )
-
-
-@pytest.fixture
-def write() -> Callable[[Path, str], Path]:
-    def _write(path: Path, text: str) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        return path
-
-    return _write
 
 
 def pid_alive(pid: int) -> bool:
