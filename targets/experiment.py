@@ -120,11 +120,19 @@ class Experiment:
 
     def submit(
         self,
-        config: ScriptRunConfig | RunConfiguration,
+        config: ScriptRunConfig | RunConfiguration | Any,
         tags: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> Run:
-        """Start a run (detached) and return it without waiting."""
+        """Start a run (detached) and return it without waiting.
+
+        Besides a ``ScriptRunConfig`` or a ``RunConfiguration``, ``config`` may be any
+        object with a ``_targets_submit(experiment, tags, **kwargs) -> Run`` method (v1's
+        ``Pipeline`` and ``HyperDriveConfig`` under :mod:`targets.azureml`)."""
+        own_submit = getattr(config, "_targets_submit", None)
+        if own_submit is not None and not isinstance(config, ScriptRunConfig | RunConfiguration):
+            run: Run = own_submit(self, dict(tags or {}), **kwargs)
+            return run
         if isinstance(config, RunConfiguration):
             config = ScriptRunConfig(run_config=config)
         source = Path(config.source_directory)

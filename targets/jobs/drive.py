@@ -4,10 +4,12 @@ parent's ``driver.log`` and records the parent's end in the ledger."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,23 @@ __all__ = ["drive", "main"]
 _stop = {"requested": False}
 
 
+def child_submitter(ws: Workspace, info: dict[str, Any]) -> Callable[..., Run]:
+    """What submits the children: :func:`targets.jobs.submit.submit_command` (v2 job
+    files), or the factory ``"module:function"`` named by ``run.json``'s ``submitter``
+    (called ``factory(ws, info)``; the Azure ML v1 front ends use it to give each child
+    its own ``RunConfiguration``). The factory takes the same keywords as
+    ``submit_command``."""
+    named = info.get("submitter")
+    if not named:
+        from targets.jobs.submit import submit_command
+
+        return submit_command
+    module, _, function = str(named).partition(":")
+    factory = getattr(importlib.import_module(module), function)
+    submit: Callable[..., Run] = factory(ws, info)
+    return submit
+
+
 def drive(ws: Workspace, run_id: str) -> int:
     folder = ws.run_dir(run_id)
     info: dict[str, Any] = json.loads((folder / "run.json").read_text())
@@ -36,14 +55,19 @@ def drive(ws: Workspace, run_id: str) -> int:
 
     try:
         loaded = load_job(info["job"], overrides=tuple(info.get("overrides") or ()))
+        submit = child_submitter(ws, info)
         if info["kind"] == "sweep":
             from targets.jobs.sweep import drive_sweep
 
-            message = drive_sweep(ws, loaded, parent, info.get("compute"), say, cancelled)
+            message = drive_sweep(
+                ws, loaded, parent, info.get("compute"), say, cancelled, submit=submit
+            )
         else:
             from targets.jobs.pipeline import drive_pipeline
 
-            message = drive_pipeline(ws, loaded, parent, info.get("compute"), say, cancelled)
+            message = drive_pipeline(
+                ws, loaded, parent, info.get("compute"), say, cancelled, submit=submit
+            )
         status = protocol.CANCELED if message == "canceled" else protocol.COMPLETED
     except TargetsError as exc:
         say(f"failed: {exc}")

@@ -38,8 +38,14 @@ def create_parent(
     display_name: str | None,
     name: str | None,
     entry: str,
+    extra: dict[str, Any] | None = None,
 ) -> Run:
-    """Record a sweep or pipeline parent run (Queued) with what its driver needs."""
+    """Record a sweep or pipeline parent run (Queued) with what its driver needs.
+
+    ``extra`` adds keys to the parent's ``run.json``; ``"submitter": "module:function"``
+    names a factory ``f(ws, info) -> submit`` whose ``submit`` replaces
+    :func:`targets.jobs.submit.submit_command` for the children (how the Azure ML v1
+    front ends give each child its own ``RunConfiguration``; see :mod:`targets.jobs.drive`)."""
     ws.ensure()
     run_id = name or new_run_id(experiment)
     if ws.ledger.get(run_id) is not None:
@@ -57,6 +63,7 @@ def create_parent(
                 "job": str(loaded_path),
                 "overrides": list(overrides),
                 "compute": compute,
+                **(extra or {}),
             }
         )
     )

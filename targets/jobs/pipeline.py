@@ -64,9 +64,13 @@ def drive_pipeline(
     compute: str | None,
     say: ParentLog,
     cancelled: Callable[[], bool],
+    *,
+    submit: Callable[..., Run] | None = None,
 ) -> str:
     from targets.jobs.execute import compute_name
     from targets.jobs.submit import submit_command
+
+    submit_child = submit or submit_command
 
     job = loaded.job
     assert isinstance(job, PipelineJob)
@@ -102,7 +106,7 @@ def drive_pipeline(
                 continue
             step = job.jobs[node]
             target = compute or compute_name(job.node_compute(node))
-            runs[node] = submit_command(
+            runs[node] = submit_child(
                 ws,
                 loaded,
                 step,

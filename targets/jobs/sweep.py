@@ -176,11 +176,15 @@ def drive_sweep(
     compute: str | None,
     say: Callable[[str], None],
     cancelled: Callable[[], bool],
+    *,
+    submit: Callable[..., Run] | None = None,
 ) -> str:
     """Run the sweep's trials; return the summary message. Raises TargetsError when no
     trial logged the objective's metric."""
     from targets.jobs.execute import compute_name
     from targets.jobs.submit import submit_command
+
+    submit_child = submit or submit_command
 
     optuna = _require_optuna()
     job = loaded.job
@@ -217,7 +221,7 @@ def drive_sweep(
             params = {name: suggest(trial, name, dist) for name, dist in job.search_space.items()}
             values = {f"search_space.{k}": str(v) for k, v in params.items()}
             chosen[trial.number] = params
-            run = submit_command(
+            run = submit_child(
                 ws,
                 loaded,
                 job.trial,
