@@ -53,6 +53,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "datastores",
         "Register folders for azureml://datastores/ inputs.",
     ),
+    "migrate": (
+        "targets.cli.migrate_cmd",
+        "migrate",
+        "Rewrite Azure ML v1 imports in scripts and notebooks to targets.azureml.",
+    ),
     "plugin": ("targets.cli.plugin_cmd", "plugin", "Create the skeleton of a new target kind."),
     "registry": (
         "targets.cli.registry_cmd",

@@ -1,0 +1,4 @@
+# targets-migrate: skip
+from azureml.core import Workspace
+
+print(Workspace)
