@@ -25,7 +25,12 @@ __all__ = ["Environment", "Experiment", "ScriptRunConfig"]
 
 
 class Environment(EnvironmentSection):
-    """An environment definition, as Azure ML v1's ``Environment``."""
+    """An environment definition, as Azure ML v1's ``Environment``.
+
+    ``register``/``get``/``list`` keep environments in the workspace (see
+    :mod:`targets.azureml.core._env_store`); ``get`` also knows Azure ML's curated
+    environments (see :mod:`targets.azureml.core._curated`).
+    """
 
     def __init__(self, name: str | None = None, **data: Any) -> None:
         super().__init__(name=name, **data)
@@ -40,18 +45,91 @@ class Environment(EnvironmentSection):
         return env
 
     @classmethod
-    def from_pip_requirements(cls, name: str, file_path: str | Path) -> Environment:
-        """An environment with the packages of a ``requirements.txt``."""
+    def from_pip_requirements(
+        cls, name: str, file_path: str | Path, pip_version: str | None = None
+    ) -> Environment:
+        """An environment with the packages of a ``requirements.txt`` (``pip_version``
+        pins pip, as in v1)."""
+        from targets.runconfig.files import read_text
         from targets.runconfig.model import CondaSpec, PipBlock
 
         lines = []
-        for raw in Path(file_path).read_text().splitlines():
+        for raw in read_text(Path(file_path), "pip requirements").splitlines():
             line = raw.split(" #", 1)[0].strip()
             if line and not line.startswith("#"):
                 lines.append(line)
         env = cls(name)
-        env.python.conda_dependencies = CondaSpec(dependencies=[PipBlock(pip=lines)])
+        conda: list[str | PipBlock] = [f"pip={pip_version}"] if pip_version else []
+        env.python.conda_dependencies = CondaSpec(dependencies=[*conda, PipBlock(pip=lines)])
         return env
+
+    @classmethod
+    def from_existing_conda_environment(cls, name: str, conda_environment_name: str) -> Environment:
+        """A user-managed environment that runs in the conda environment
+        ``conda_environment_name`` of this machine (its ``bin/python`` becomes the
+        ``interpreter_path``; on another target the same path must exist there).
+
+        Design choice: v1 exported the conda environment's package list into a new
+        environment that Azure built again; here the environment itself is used, so
+        nothing is built and the run sees exactly the packages you have. Raises
+        UsageError when no conda environment of that name is found."""
+        from targets.azureml.core._conda_envs import conda_python
+
+        env = cls(name)
+        env.python.user_managed_dependencies = True
+        env.python.interpreter_path = str(conda_python(conda_environment_name))
+        return env
+
+    def register(self, workspace: Workspace) -> Environment:
+        """Register this environment in ``workspace`` as the next version of its name
+        and return the registered copy (its ``version`` set). An unchanged definition
+        returns the latest version instead of adding one."""
+        from targets.azureml.core._env_store import register
+
+        return register(workspace, self)
+
+    @classmethod
+    def get(
+        cls,
+        workspace: Workspace,
+        name: str,
+        version: str | int | None = None,
+        label: str | None = None,
+    ) -> Environment:
+        """The registered environment ``name`` (the latest version, or ``version``), else
+        the curated environment of that name. Raises UsageError naming what exists."""
+        from targets.azureml.core._environment_lookup import lookup
+
+        if label not in (None, "latest"):
+            raise UsageError(
+                f"environment labels are not supported (label={label!r})",
+                hint="give a version, or leave both out for the latest",
+            )
+        return lookup(workspace, name, None if version is None else str(version))
+
+    def save_to_directory(self, path: str | Path, overwrite: bool = False) -> None:
+        """Write this definition to the folder ``path`` (``azureml_environment.json``, and
+        ``conda_dependencies.yml`` when it has inline conda dependencies), as v1 does.
+        Refuses to replace existing files unless ``overwrite``."""
+        from targets.azureml.core._env_files import save_environment
+
+        save_environment(self, Path(path), overwrite=overwrite)
+
+    @classmethod
+    def load_from_directory(cls, path: str | Path) -> Environment:
+        """The environment :meth:`save_to_directory` wrote to ``path``."""
+        from targets.azureml.core._env_files import load_environment
+
+        return load_environment(Path(path))
+
+    # Last: inside this class body, `list` names this method from here on.
+    @classmethod
+    def list(cls, workspace: Workspace) -> dict[str, Environment]:
+        """Every environment ``get`` can give, by name: the latest version of each
+        registered environment, and the curated ones."""
+        from targets.azureml.core._environment_lookup import listing
+
+        return listing(workspace)
 
 
 class ScriptRunConfig:
@@ -68,7 +146,10 @@ class ScriptRunConfig:
         command: str | list[str] | None = None,
         max_run_duration_seconds: int | None = None,
         node_count: int | None = None,
+        docker_runtime_config: Any = None,
     ) -> None:
+        """``docker_runtime_config`` is v1's ``DockerConfiguration``
+        (:mod:`targets.azureml.core.runconfig`): it sets ``environment.docker``."""
         self.source_directory = str(source_directory)
         self.run_config = (
             run_config.model_copy(deep=True) if run_config is not None else RunConfiguration()
@@ -87,11 +168,13 @@ class ScriptRunConfig:
                 else str(compute_target)
             )
         if environment is not None:
-            rc.environment = environment
+            rc.environment = environment.model_copy(deep=True)
         if max_run_duration_seconds is not None:
             rc.max_run_duration_seconds = max_run_duration_seconds
         if node_count is not None:
             rc.node_count = node_count
+        if docker_runtime_config is not None:
+            docker_runtime_config.apply(rc)
 
     @property
     def script(self) -> str | None:

@@ -448,9 +448,22 @@ class RunConfiguration(_Section):
     def effective_node_count(self) -> int:
         return self.node_count
 
-    def save(self, path: str | Path) -> None:
-        """Write this configuration as our YAML format (with the schema comment line)."""
-        _file_io().save(self, path)
+    def save(
+        self,
+        path: str | Path | None = None,
+        name: str | None = None,
+        separate_environment_yaml: bool = False,
+    ) -> None:
+        """Write this configuration in our YAML format (with the schema comment line),
+        atomically.
+
+        ``save(file)`` writes that file. ``save(folder, name)`` follows Azure ML v1's
+        project-folder convention: ``folder/.azureml/<name>.runconfig`` (or
+        ``folder/aml_config/<name>.runconfig`` when that legacy folder exists);
+        ``folder`` defaults to the current directory. ``load(folder, name)`` reads it
+        back. Raises UsageError for ``separate_environment_yaml=True`` (the environment
+        is always kept inline) or when neither a path nor a name is given."""
+        _file_io().save(self, runconfig_file(path, name, separate_environment_yaml))
 
     @classmethod
     def load(cls, path: str | Path, name: str | None = None) -> RunConfiguration:
@@ -482,6 +495,47 @@ def use_files(files: RunConfigurationFiles) -> None:
     """Install the readers and writers behind ``RunConfiguration.load``/``save``."""
     global _FILES
     _FILES = files
+
+
+V1_CONFIG_DIRS = (".azureml", "aml_config")
+"""Azure ML v1's project config folders; ``aml_config`` is the legacy one."""
+
+
+def runconfig_file(
+    path: str | Path | None, name: str | None, separate_environment_yaml: bool = False
+) -> Path:
+    """The file ``RunConfiguration.save(path, name)`` writes (see its docstring)."""
+    from targets.errors import UsageError
+
+    if separate_environment_yaml:
+        raise UsageError(
+            "separate_environment_yaml=True is not supported: the environment is kept "
+            "inline in the run configuration",
+            hint="drop separate_environment_yaml; save a conda file with "
+            "CondaDependencies.save() if you need one",
+        )
+    if name is None:
+        if path is None:
+            raise UsageError(
+                "RunConfiguration.save() needs a file, or a project folder and a name",
+                hint="rc.save(path='.', name='train') writes .azureml/train.runconfig",
+            )
+        return Path(path)
+    if not name or "/" in name or "\\" in name or name in (".", ".."):
+        raise UsageError(
+            f"invalid run configuration name {name!r}",
+            hint="a name is a file name without folders, e.g. 'train'",
+        )
+    folder = Path(path) if path is not None else Path.cwd()
+    if folder.is_file():
+        raise UsageError(
+            f"{folder} is a file; with a name, the path is the project folder",
+            hint="pass the project folder, or the file alone without a name",
+        )
+    legacy = folder / V1_CONFIG_DIRS[1]
+    config_dir = legacy if legacy.is_dir() else folder / V1_CONFIG_DIRS[0]
+    file_name = name if name.endswith(".runconfig") else f"{name}.runconfig"
+    return config_dir / file_name
 
 
 def _file_io() -> RunConfigurationFiles:
