@@ -76,9 +76,15 @@ def test_new_cluster_spec_missing_a_field_names_it() -> None:
         parse_cluster_spec("spark_version=15.4.x-scala2.12,node_type_id=Standard_DS3_v2")
 
 
-def test_options_need_exactly_one_cluster_and_an_https_host() -> None:
-    with pytest.raises(ValueError, match="exactly one"):
-        DatabricksOptions(host="https://adb-1.2.azuredatabricks.net")
+def test_options_take_at_most_one_cluster_and_an_https_host() -> None:
+    # No cluster is Azure ML v1's attach: each run names one (environment.databricks.cluster).
+    assert DatabricksOptions(host="https://adb-1.2.azuredatabricks.net").cluster_id is None
+    with pytest.raises(ValueError, match="at most one"):
+        DatabricksOptions(
+            host="https://adb-1.2.azuredatabricks.net",
+            cluster_id=CLUSTER,
+            new_cluster="spark_version=15.4.x-scala2.12,node_type_id=n,num_workers=1",
+        )
     with pytest.raises(ValueError, match="https://"):
         DatabricksOptions(host="http://adb-1.2.azuredatabricks.net", cluster_id=CLUSTER)
 

@@ -163,10 +163,15 @@ class DatabricksOptions(BaseModel):
     subscription: str | None = Field(
         default=None, description="Its Azure subscription (default: AZURE_SUBSCRIPTION_ID)."
     )
-    cluster_id: str | None = Field(default=None, description="An existing cluster to run on.")
+    cluster_id: str | None = Field(
+        default=None,
+        description="An existing cluster to run on (default: the run's "
+        "environment.databricks.cluster).",
+    )
     new_cluster: dict[str, str | int] | None = Field(
         default=None,
-        description="A new job cluster per run: spark_version=...,node_type_id=...,num_workers=N.",
+        description="A new job cluster per run: spark_version=...,node_type_id=...,num_workers=N "
+        "(default: the run's environment.databricks.cluster).",
     )
 
     @field_validator("host")
@@ -198,14 +203,94 @@ class DatabricksOptions(BaseModel):
 
     @model_validator(mode="after")
     def _one_cluster(self) -> DatabricksOptions:
-        if (self.cluster_id is None) == (self.new_cluster is None):
-            raise ValueError("give exactly one of --cluster-id ID or --new-cluster SPEC")
+        if self.cluster_id is not None and self.new_cluster is not None:
+            raise ValueError("give at most one of --cluster-id ID or --new-cluster SPEC")
         by_name = self.workspace_name is not None or self.resource_group is not None
         if by_name and (self.workspace_name is None or self.resource_group is None):
             raise ValueError("give --workspace-name and --resource-group together")
         if (self.host is None) == (not by_name):
             raise ValueError("give either --host URL or --workspace-name NAME --resource-group RG")
         return self
+
+
+# -- the run's own cluster (Azure ML v1's environment.databricks.cluster) ------------------
+
+#: v1's ``DatabricksCluster`` fields (and Databricks' own names for two of them) -> the
+#: Jobs API's ``new_cluster`` fields.
+_RUN_CLUSTER_FIELDS = {
+    "spark_version": "spark_version",
+    "node_type": "node_type_id",
+    "node_type_id": "node_type_id",
+    "instance_pool_id": "instance_pool_id",
+    "num_workers": "num_workers",
+    "spark_env_variables": "spark_env_vars",
+    "spark_env_vars": "spark_env_vars",
+    "spark_conf": "spark_conf",
+}
+_RUN_CLUSTER_OTHER = (
+    "existing_cluster_id",
+    "min_workers",
+    "max_workers",
+    "init_scripts",
+    "cluster_log_dbfs_path",
+)
+NO_CLUSTER_HINT = (
+    "give the run a cluster: environment.databricks.cluster with existing_cluster_id, or "
+    "spark_version, node_type and num_workers (Python: run_config.environment.databricks"
+    ".cluster = {...}; a DatabricksStep's existing_cluster_id or spark_version/node_type/"
+    "num_workers), or attach the target again with --cluster-id ID or --new-cluster SPEC"
+)
+
+
+def run_cluster(given: Mapping[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
+    """``(existing_cluster_id, None)`` or ``(None, new_cluster)`` for a run's
+    ``environment.databricks.cluster`` (Azure ML v1's ``DatabricksCluster``). Raises a
+    UsageError naming a field that is unknown, missing or of the wrong type."""
+    values = {k: v for k, v in given.items() if v is not None}
+    where = "environment.databricks.cluster"
+    unknown = sorted(set(values) - set(_RUN_CLUSTER_FIELDS) - set(_RUN_CLUSTER_OTHER))
+    if unknown:
+        known = sorted(set(_RUN_CLUSTER_FIELDS) | set(_RUN_CLUSTER_OTHER))
+        raise UsageError(
+            f"{where} has unknown field(s) {', '.join(unknown)}",
+            hint="known: " + ", ".join(known),
+        )
+    existing = values.pop("existing_cluster_id", None)
+    if existing is not None:
+        if values:
+            raise UsageError(
+                f"{where}: existing_cluster_id goes alone, not with {', '.join(sorted(values))}"
+            )
+        if not isinstance(existing, str) or not existing:
+            raise UsageError(f"{where}: existing_cluster_id must be a cluster id (a string)")
+        return existing, None
+    if not values:
+        raise UsageError(f"{where} is empty", hint=NO_CLUSTER_HINT)
+    spec: dict[str, Any] = {
+        _RUN_CLUSTER_FIELDS[k]: v for k, v in values.items() if k in _RUN_CLUSTER_FIELDS
+    }
+    low, high = values.get("min_workers"), values.get("max_workers")
+    if (low is None) != (high is None) or (low is not None and "num_workers" in spec):
+        raise UsageError(f"{where}: give num_workers, or min_workers and max_workers together")
+    if low is not None:
+        if not all(isinstance(n, int) and not isinstance(n, bool) for n in (low, high)):
+            raise UsageError(f"{where}: min_workers and max_workers must be whole numbers")
+        spec["autoscale"] = {"min_workers": low, "max_workers": high}
+    elif "num_workers" not in spec:
+        raise UsageError(f"{where}: give num_workers, or min_workers and max_workers")
+    if "spark_version" not in spec:
+        raise UsageError(f"{where}: give spark_version (e.g. 15.4.x-scala2.12)")
+    if "node_type_id" not in spec and "instance_pool_id" not in spec:
+        raise UsageError(f"{where}: give node_type (e.g. Standard_DS3_v2) or instance_pool_id")
+    scripts = values.get("init_scripts")
+    if scripts is not None:
+        if not isinstance(scripts, list) or not all(isinstance(p, str) for p in scripts):
+            raise UsageError(f"{where}: init_scripts must be a list of DBFS paths")
+        spec["init_scripts"] = [{"dbfs": {"destination": p}} for p in scripts]
+    log_path = values.get("cluster_log_dbfs_path")
+    if log_path is not None:
+        spec["cluster_log_conf"] = {"dbfs": {"destination": str(log_path)}}
+    return None, spec
 
 
 # -- the wrapper that runs on the driver ---------------------------------------------------
@@ -460,13 +545,32 @@ class DatabricksTarget(ComputeTarget):
                 "spark_version": cluster.spark_version,
                 "state": cluster.state.value if cluster.state is not None else None,
             }
+        elif self.opts.new_cluster is not None:
+            facts["new_cluster"] = dict(self.opts.new_cluster)
         else:
-            facts["new_cluster"] = dict(self.opts.new_cluster or {})
+            facts["cluster"] = "each run names its own (environment.databricks.cluster)"
         return facts
 
     # -- submit --------------------------------------------------------------------------
 
+    def _cluster_for(self, request: SubmitRequest) -> tuple[str | None, dict[str, Any] | None]:
+        """The run's own cluster (``environment.databricks.cluster``), else the attached
+        one; a UsageError naming how to give one when there is neither."""
+        section = request.config.environment.databricks
+        if section is not None and section.cluster:
+            return run_cluster(section.cluster)
+        if self.opts.cluster_id is not None:
+            return self.opts.cluster_id, None
+        if self.opts.new_cluster is not None:
+            return None, dict(self.opts.new_cluster)
+        raise UsageError(
+            f"target {self.name!r} was attached without a cluster (as Azure ML v1 attaches "
+            "Databricks), and the run names none",
+            hint=NO_CLUSTER_HINT,
+        )
+
     def _check_request(self, request: SubmitRequest) -> None:
+        self._cluster_for(request)
         env = request.environment
         if env.docker is not None:
             raise UsageError(
@@ -574,10 +678,11 @@ class DatabricksTarget(ComputeTarget):
             ),
             libraries=self._libraries(request) or None,
         )
-        if self.opts.cluster_id is not None:
-            task.existing_cluster_id = self.opts.cluster_id
+        existing, new_cluster = self._cluster_for(request)
+        if existing is not None:
+            task.existing_cluster_id = existing
         else:
-            task.new_cluster = compute.ClusterSpec.from_dict(dict(self.opts.new_cluster or {}))
+            task.new_cluster = compute.ClusterSpec.from_dict(dict(new_cluster or {}))
         limit = config.max_run_duration_seconds
         with self._translated("submitting the run"):
             waiter = self._retry(

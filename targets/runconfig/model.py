@@ -377,6 +377,13 @@ class RunConfiguration(_Section):
     amlcompute: AmlComputeSection = Field(default_factory=AmlComputeSection)
     """Azure ML v1 per-run cluster settings (kept for compatibility)."""
 
+    @field_validator("target", mode="before")
+    @classmethod
+    def _target_name(cls, value: Any) -> Any:
+        """v1 code assigns a compute target object (``run_config.target = cluster``)."""
+        name = getattr(value, "name", None)
+        return name if not isinstance(value, str) and isinstance(name, str) else value
+
     @field_validator("framework", mode="before")
     @classmethod
     def _framework(cls, value: Any) -> Any:

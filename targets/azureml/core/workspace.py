@@ -9,6 +9,14 @@ optional keys that the real SDK ignores choose how ``ComputeTarget.create`` make
 clusters: ``cluster_provider`` (default: ``TARGETS_CLUSTER_PROVIDER``, else ``docker``)
 and ``cluster_provider_options`` (the provider's options, e.g. ``{"image": ...}`` for
 docker).
+
+``Workspace.get(name)`` is the workspace whose ``config.json`` names it (searched from the
+current folder upwards), else the nearest ``targets`` workspace whose folder has that
+name. ``ws.write_config(path=None, file_name=None)`` writes ``.azureml/config.json``.
+
+A run whose target is ``amlcompute`` (v1's run-based compute) gets the run-based template
+made from the workspace's provider when the run resolves its target (see
+:mod:`targets.azureml.core.compute.run_based`).
 """
 
 from __future__ import annotations
@@ -24,11 +32,13 @@ from targets.workspace import Workspace as _Workspace
 
 if TYPE_CHECKING:
     from targets.azureml.core.compute.compute import ComputeTarget
+    from targets.compute.base import ComputeTarget as Target
 
 __all__ = ["DEFAULT_CLUSTER_PROVIDER", "Workspace", "find_config"]
 
 DEFAULT_CLUSTER_PROVIDER = "docker"
 CONFIG_NAMES = ("config.json",)
+CONFIG_FOLDER = ".azureml"
 
 
 def find_config(path: str | Path | None = None) -> Path | None:
@@ -88,6 +98,112 @@ class Workspace(_Workspace):
             raise UsageError(f"the workspace configuration {config} is not a JSON object")
         folder = config.parent.parent if config.parent.name == ".azureml" else config.parent
         return cls._of(_Workspace.find(folder), data)
+
+    @classmethod
+    def get(
+        cls,
+        name: str,
+        auth: Any = None,
+        subscription_id: str | None = None,
+        resource_group: str | None = None,
+        **_: Any,
+    ) -> Workspace:
+        """v1's ``Workspace.get``: the workspace whose ``config.json`` (found from the
+        current folder upwards, as ``from_config`` finds it) has ``workspace_name`` ``name``
+        (and the given subscription and resource group), else the nearest ``targets``
+        workspace whose folder is called ``name``. No service is contacted; ``auth`` is
+        accepted and unused. A UsageError says what was found instead."""
+        given = {"subscription_id": subscription_id, "resource_group": resource_group}
+        config = find_config()
+        seen: list[str] = []
+        if config is not None:
+            ws = cls.from_config(config)
+            labels = {"subscription_id": ws.subscription_id, "resource_group": ws.resource_group}
+            if ws.name == name and all(v is None or labels[k] == v for k, v in given.items()):
+                return ws
+            seen.append(
+                f"{config} names workspace {ws.name!r} (subscription {ws.subscription_id}, "
+                f"resource group {ws.resource_group})"
+            )
+        nearest = _Workspace.find()
+        if nearest.root.name == name:
+            return cls._of(nearest, {"workspace_name": name, **given})
+        seen.append(f"the nearest targets workspace is {str(nearest.root)!r}")
+        raise UsageError(
+            f"no workspace named {name!r} here: " + "; ".join(seen),
+            hint="run from the project folder whose .azureml/config.json names it "
+            "(ws.write_config() writes one), or open one with Workspace.from_config(path=...)",
+        )
+
+    def write_config(self, path: str | Path | None = None, file_name: str | None = None) -> Path:
+        """v1's ``write_config``: the labels (and this package's ``cluster_provider``
+        settings) to ``PATH/.azureml/FILE_NAME`` (default: the current folder and
+        ``config.json``), which ``from_config`` reads. Returns the file written."""
+        name = file_name or CONFIG_NAMES[0]
+        if Path(name).name != name or name in {".", ".."}:
+            raise UsageError(
+                f"file_name {name!r} is a path", hint="give a file name, e.g. config.json"
+            )
+        folder = Path(path or os.getcwd()).expanduser()
+        if folder.exists() and not folder.is_dir():
+            raise UsageError(f"{str(folder)!r} is not a folder", hint="give the project folder")
+        data: dict[str, Any] = {
+            "subscription_id": self.subscription_id,
+            "resource_group": self.resource_group,
+            "workspace_name": self.name,
+            **self.settings,
+        }
+        target = folder / CONFIG_FOLDER / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(data, indent=4) + "\n", encoding="utf-8")
+        return target
+
+    @classmethod
+    def create(
+        cls,
+        name: str,
+        auth: Any = None,
+        subscription_id: str | None = None,
+        resource_group: str | None = None,
+        location: str | None = None,
+        create_resource_group: bool = True,
+        exist_ok: bool = False,
+        show_output: bool = True,
+        **_: Any,
+    ) -> Workspace:
+        """v1's ``Workspace.create``: here, the ``targets`` workspace of the current
+        folder (its ``.targets/``, made when missing; nothing is contacted or deleted),
+        labelled with ``name``, ``subscription_id`` and ``resource_group``.
+        ``ws.write_config()`` keeps the labels for ``from_config``. ``location``,
+        ``create_resource_group``, ``exist_ok``, ``sku`` and the like are accepted and
+        not used: a workspace is a folder, so making it again changes nothing."""
+        if not isinstance(name, str) or not name.strip():
+            raise UsageError("Workspace.create needs a name", hint="e.g. name='my-workspace'")
+        found = _Workspace.find(None)
+        found.ensure()
+        ws = cls(
+            found.root,
+            subscription_id=subscription_id,
+            resource_group=resource_group,
+            workspace_name=name,
+        )
+        if show_output:
+            print(f"Workspace {name!r}: {ws.root / '.targets'}")
+        return ws
+
+    def get_mlflow_tracking_uri(self, _with_auth: bool = False) -> str:
+        """The workspace's MLflow store (``.targets/mlruns``, a file store that
+        ``mlflow ui --backend-store-uri`` reads), as a ``file:`` URI."""
+        return (self.dir / "mlruns").resolve().as_uri()
+
+    def get_target(self, name: str) -> Target:
+        """The target ``name``; ``amlcompute`` (v1's run-based compute) is made from the
+        workspace's cluster provider when it does not exist yet (see the module doc)."""
+        from targets.azureml.core.compute.run_based import RUN_BASED_TARGET, ensure_run_based
+
+        if name == RUN_BASED_TARGET:
+            ensure_run_based(self)
+        return super().get_target(name)
 
     @classmethod
     def _of(cls, found: _Workspace, data: dict[str, Any]) -> Workspace:

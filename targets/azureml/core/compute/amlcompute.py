@@ -86,7 +86,21 @@ class AmlComputeProvisioningConfiguration(ComputeTargetProvisioningConfiguration
                 )
             else:
                 options.setdefault(user_field, self.admin_username)
-        return cluster_spec({**self.settings, "provider": provider}, options)
+        from targets.errors import UsageError
+
+        try:
+            return cluster_spec({**self.settings, "provider": provider}, options)
+        except UsageError as exc:
+            if self.provider or not options_refused(exc):
+                raise
+            raise UsageError(
+                f"AmlCompute clusters are made by the workspace's {provider} provider, whose "
+                f"options are refused: {exc.message.replace('--', '')}",
+                hint='set "cluster_provider_options" in .azureml/config.json (for docker: '
+                '{"image": "IMAGE"}, an image with sshd already in the engine; see '
+                "docs/targets/clusters-docker.md), or choose another provider there with "
+                '"cluster_provider" (e.g. "ssh" for machines you have)',
+            ) from None
 
     def validate_configuration(self, workspace: Workspace | None = None) -> None:
         from targets.workspace import Workspace as _Workspace
@@ -186,30 +200,12 @@ class AmlCompute(ComputeTarget):
 
     @staticmethod
     def supported_vmsizes(workspace: Workspace, location: str | None = None) -> list[Any]:
-        """The node sizes the workspace's provider offers (a provider lists them with a
-        ``supported_vm_sizes(location)`` class method); a ComputeTargetException naming
-        the provider when it has none to list."""
-        from targets.clusters.provider import load_provider
+        """The node sizes the workspace's provider offers, as v1's list of dicts
+        (:func:`targets.azureml.core.compute.vm_sizes.supported_vm_sizes`: the docker
+        provider's one size is the engine's machine; the ssh provider's are its machines)."""
+        from targets.azureml.core.compute.vm_sizes import supported_vm_sizes
 
-        provider, _ = workspace_provider(workspace)
-        with translated():
-            cls = load_provider(provider)
-        lister = getattr(cls, "supported_vm_sizes", None)
-        if lister is not None:
-            with translated():
-                return list(lister(location))
-        raise ComputeTargetException(
-            f"the {provider} provider of this workspace lists no VM sizes: "
-            + {
-                "docker": "its nodes are containers of one image, and vm_size is not used",
-                "ssh": "its nodes are attached machines of whatever size they are",
-                "azure": "Azure's sizes for a region are listed by `az vm list-sizes "
-                "--location LOCATION`",
-            }.get(provider, "it takes no vm_size"),
-            hint="the workspace's provider is config.json's cluster_provider "
-            "(or TARGETS_CLUSTER_PROVIDER)",
-            exit_code=2,
-        )
+        return supported_vm_sizes(workspace, location)
 
     # -- the cluster ---------------------------------------------------------------------
 
@@ -334,3 +330,9 @@ class AmlCompute(ComputeTarget):
             "Try delete() instead",
             exit_code=2,
         )
+
+
+def options_refused(exc: Exception) -> bool:
+    """Whether ``exc`` is the refusal of a provider's options (as opposed to the cluster's
+    own settings, such as ``max_nodes``)."""
+    return "options for the" in str(exc)

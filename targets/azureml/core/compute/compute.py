@@ -174,6 +174,11 @@ class ComputeTarget:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(workspace={self.workspace!r}, name={self.name!r})"
 
+    def __str__(self) -> str:
+        """The name: where v1 takes a compute target or its name
+        (``ScriptRunConfig(compute_target=...)``), the object reads as its name."""
+        return self.name
+
     # -- operations --------------------------------------------------------------------
 
     @staticmethod
@@ -238,6 +243,28 @@ class ComputeTarget:
         with translated():
             names = [n for n in workspace.targets() if n != "local"]
         return [ComputeTarget(workspace, n) for n in names]
+
+    def _update_attached(
+        self, options: Mapping[str, Any], secrets: Mapping[str, str | None]
+    ) -> None:
+        """Change options and secrets of an attached target
+        (:func:`targets.attachment.update_target`: validated and probed again, as
+        ``targets update``); the option values None are left as they are."""
+        from targets.attachment import update_target
+
+        changes = {k: v for k, v in options.items() if v is not None}
+        given = {k: str(v) for k, v in secrets.items() if v is not None}
+        if not changes and not given:
+            raise ComputeTargetException("update: nothing to change", exit_code=2)
+        with translated():
+            update_target(
+                self.workspace,
+                self.name,
+                changes,
+                secrets=given,
+                accept_host_key=accept_host_key_from_env(),
+            )
+        self.refresh_state()
 
     def detach(self) -> None:
         """Forget the target and its secrets (:func:`targets.attachment.detach_target`)."""

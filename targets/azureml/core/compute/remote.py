@@ -80,6 +80,29 @@ class RemoteCompute(ComputeTarget):
         )
         return RemoteComputeAttachConfiguration(options, secrets, accept_host_key=accept_host_key)
 
+    def update(
+        self,
+        *,
+        address: str | None = None,
+        ssh_port: int | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        private_key_file: str | None = None,
+        private_key_passphrase: str | None = None,
+    ) -> None:
+        """Ours (v1 has no update for an attached machine: detach and attach again):
+        change what is given, as ``targets update NAME ...``. The machine is probed
+        again; a new password or passphrase replaces the one in the keyring."""
+        self._update_attached(
+            {
+                "address": address,
+                "ssh_port": ssh_port,
+                "username": username,
+                "ssh_key": str(private_key_file) if private_key_file else None,
+            },
+            {"password": password, "ssh_key_passphrase": private_key_passphrase},
+        )
+
     @property
     def address(self) -> str:
         return str(self._record.options.get("address", ""))
