@@ -17,6 +17,14 @@ The rules, in order:
   interpreter. Design choice: this is what Azure ML CLI v2 does for a job without an
   environment, and building an empty environment would only hide the user's packages.
 
+Azure ML's own packages that only give a training script ``Run`` (``azureml-core``,
+``azureml-defaults``, ``azureml-mlflow``, ``azureml-sdk``, ``azureml-train``,
+``azureml-train-core``) are left out of a managed environment: the run library that the
+agent ships stands in for them (``RUN_LIBRARY_REPLACES``; ``azureml-mlflow`` becomes the
+``mlflow-skinny`` it would have brought). The caller is told with a
+:class:`RunLibraryWarning`, and the hash is that of the environment actually built. The
+run keeps them with ``TARGETS_AZUREML_REAL=1`` among its environment variables.
+
 A bad conda file (missing, bad YAML, a malformed spec like ``numpy==``, an item that is
 neither a string nor a ``pip:`` block, an unsupported pip option) raises
 :class:`~targets.errors.ConfigError` (exit code 2) before anything runs.
@@ -28,6 +36,8 @@ import dataclasses
 import hashlib
 import json
 import re
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +47,34 @@ from targets.errors import ConfigError, UsageError
 from targets.runconfig.conda import load_conda_file
 from targets.runconfig.model import CondaSpec, PipBlock, RunConfiguration
 
-__all__ = ["EnvironmentSpec", "is_user_managed", "resolve_environment", "use_interpreter"]
+__all__ = [
+    "RUN_LIBRARY_REPLACES",
+    "EnvironmentSpec",
+    "RunLibraryWarning",
+    "is_user_managed",
+    "keeps_real_sdk",
+    "resolve_environment",
+    "use_interpreter",
+]
+
+RUN_LIBRARY_REPLACES = (
+    "azureml-core",
+    "azureml-defaults",
+    "azureml-mlflow",
+    "azureml-sdk",
+    "azureml-train",
+    "azureml-train-core",
+)
+"""Distributions a training script needs only for ``azureml.core.Run``: the run library
+stands in for them. Not replaced: data and model packages with code of their own
+(``azureml-dataprep``, ``azureml-opendatasets``, ``azureml-automl-*``...), which stay
+importable next to the run library."""
+KEEP_REAL_SDK = "TARGETS_AZUREML_REAL"
+
+
+class RunLibraryWarning(UserWarning):
+    """Azure ML packages of a run's environment were replaced by the run library."""
+
 
 HASH_LENGTH = 16
 """Hex digits of the environment hash. 64 bits make a collision between one user's
@@ -161,12 +198,19 @@ class EnvironmentSpec:
         return describe_spec(self.to_json())
 
 
-def resolve_environment(config: RunConfiguration, source_dir: Path) -> EnvironmentSpec:
+def resolve_environment(
+    config: RunConfiguration,
+    source_dir: Path,
+    warn: Callable[[str], None] | None = None,
+) -> EnvironmentSpec:
     """The environment ``config`` needs. Reads the conda file (relative to
     ``source_dir``) if there is one; otherwise no I/O. Raises ConfigError for a bad
     conda file or spec, or a Docker section that names both or neither of
-    ``base_image`` and ``base_dockerfile``."""
+    ``base_image`` and ``base_dockerfile``. Azure ML packages the run library replaces
+    are left out and reported through ``warn`` (else a :class:`RunLibraryWarning`)."""
     spec = _python_environment(config, source_dir)
+    if spec.managed and not keeps_real_sdk(config, spec):
+        spec = _replace_azureml(spec, warn)
     docker = config.environment.docker
     if not docker.enabled:
         return spec
@@ -188,6 +232,57 @@ def resolve_environment(config: RunConfiguration, source_dir: Path) -> Environme
         "registry": registry.model_dump() if registry and registry.address else None,
     }
     return dataclasses.replace(spec, docker=image)
+
+
+def keeps_real_sdk(config: RunConfiguration, spec: EnvironmentSpec | None = None) -> bool:
+    """Does the run ask for the real Azure ML SDK (``TARGETS_AZUREML_REAL=1`` among its
+    variables: the runconfig's, the environment's, or the conda file's)?"""
+    variables = dict(spec.variables if spec is not None else ())
+    variables.update(config.environment.environment_variables)
+    variables.update(config.environment_variables)
+    return str(variables.get(KEEP_REAL_SDK, "")).strip().lower() in ("1", "true", "yes")
+
+
+def _replace_azureml(spec: EnvironmentSpec, warn: Callable[[str], None] | None) -> EnvironmentSpec:
+    def replaced(name: str) -> bool:
+        return re.sub(r"[-_.]+", "-", name.lower()) in RUN_LIBRARY_REPLACES
+
+    pip_names = [_pip_name(p) for p in spec.pip_packages]
+    dropped_pip = [p for p, n in zip(spec.pip_packages, pip_names, strict=True) if replaced(n)]
+    dropped_conda = [c for c in spec.conda_packages if replaced(_conda_name(c))]
+    if not dropped_pip and not dropped_conda:
+        return spec
+    pip = [p for p, n in zip(spec.pip_packages, pip_names, strict=True) if not replaced(n)]
+    dropped_names = [_pip_name(p) for p in dropped_pip] + [_conda_name(c) for c in dropped_conda]
+    mlflow_added = ""
+    wants_mlflow = any(re.sub(r"[-_.]+", "-", n.lower()) == "azureml-mlflow" for n in dropped_names)
+    has_mlflow = {"mlflow", "mlflow-skinny"} & {
+        re.sub(r"[-_.]+", "-", n.lower())
+        for n in [*pip_names, *(_conda_name(c) for c in spec.conda_packages)]
+    }
+    if wants_mlflow and not has_mlflow:
+        pip.append("mlflow-skinny")
+        mlflow_added = "; mlflow-skinny is installed in place of azureml-mlflow"
+    message = (
+        f"[azureml-replaced] {', '.join(dropped_names)}: not installed; the targets run "
+        f"library stands in for them (Run.get_context() and run.log work unchanged)"
+        f"{mlflow_added}. To install the real packages, set {KEEP_REAL_SDK}=1 among the "
+        f"run's environment_variables"
+    )
+    if warn is not None:
+        warn(message)
+    else:
+        warnings.warn(message, RunLibraryWarning, stacklevel=3)
+    return dataclasses.replace(
+        spec,
+        pip_packages=tuple(pip),
+        conda_packages=tuple(c for c in spec.conda_packages if c not in dropped_conda),
+    )
+
+
+def _pip_name(requirement: str) -> str:
+    found = _PIP_NAME.match(requirement)
+    return found.group(1) if found else requirement
 
 
 def is_user_managed(config: RunConfiguration) -> bool:

@@ -36,10 +36,13 @@ from targets.workspace import Workspace, new_run_id
 if TYPE_CHECKING:
     from targets.runconfig.model import RunConfiguration
     from targets.snapshot import Snapshot
+    from targets.tracking import TrackedRun
 
 __all__ = ["CollectionError", "Run", "list_runs", "refresh_open_runs", "submit_run"]
 
 SYSTEM_LOGS = ("prepare.log", "driver.log")
+PARENT_VARIABLE = "TARGETS_PARENT_RUN_ID"
+"""The parent's run id, in a child run's environment (``run.parent`` of the run library)."""
 _MARK = ".collect-error"
 """In a run's folder while its last collection failed: the reason (see CollectionError)."""
 
@@ -114,7 +117,9 @@ def submit_run(
 
     ``entry`` is what listings show as what ran (default: the script and its arguments,
     or the command). ``warn`` receives the snapshot's warnings (a symlink left out, a
-    loop cut). Raises a UsageError (exit 2) for bad input before anything is
+    loop cut) and the environment's (Azure ML packages the run library replaces). A
+    child run (``parent_id``) gets ``TARGETS_PARENT_RUN_ID``: v1's ``run.parent`` inside
+    it. Raises a UsageError (exit 2) for bad input before anything is
     written or sent.
     """
     from targets.compute import prepare_timeout
@@ -131,7 +136,7 @@ def submit_run(
     target.check_request(config)
     # Several processes: planned here on one machine; several nodes: a MULTI_NODE target.
     distributed = request_part(config, target)
-    environment = resolve_environment(config, source)
+    environment = resolve_environment(config, source, warn=warn)
     experiment = experiment or config.experiment_name or workspace.default_experiment()
     report = progress or (lambda phase, done, total: None)
     if run_id is not None:
@@ -191,7 +196,7 @@ def submit_run(
         handle = target.submit(
             SubmitRequest(
                 run_id=run_id,
-                config=config,
+                config=_with_parent(config, parent_id),
                 snapshot=snapshot,
                 environment=environment,
                 experiment=experiment,
@@ -215,6 +220,16 @@ def submit_run(
     # The run keeps the open target: streaming reuses its connection (over SSH, one
     # connection and one agent for the whole `targets run`). Run.close() releases it.
     return Run(workspace, run_id, target=target)
+
+
+def _with_parent(config: RunConfiguration, parent_id: str | None) -> RunConfiguration:
+    """``config`` with the parent's id among the run's variables (what the run library's
+    ``run.parent`` reads); the recorded runconfig stays as given."""
+    if not parent_id or PARENT_VARIABLE in config.environment_variables:
+        return config
+    changed = config.model_copy(deep=True)
+    changed.environment_variables[PARENT_VARIABLE] = parent_id
+    return changed
 
 
 class Run:
@@ -255,8 +270,160 @@ class Run:
         return self._record
 
     @property
-    def experiment(self) -> str:
-        return self._record.experiment
+    def experiment(self) -> ExperimentName:
+        """The experiment's name: a ``str`` (as before) that also answers v1's
+        ``run.experiment.name`` and ``run.experiment.workspace``."""
+        return ExperimentName(self._record.experiment, self.workspace)
+
+    @property
+    def display_name(self) -> str:
+        """v1's ``display_name``: the name given at submission, else the run id."""
+        return self._record.display_name or self.id
+
+    @display_name.setter
+    def display_name(self, value: str) -> None:
+        self._record = self.workspace.ledger.update(self.id, display_name=str(value))
+
+    @property
+    def name(self) -> str:
+        """v1's ``name``: the display name."""
+        return self.display_name
+
+    @property
+    def status(self) -> str:
+        """The status last recorded (``get_status()`` asks the target)."""
+        return self._record.status
+
+    @property
+    def parent(self) -> Run | None:
+        """The parent run (a sweep or a pipeline), or None."""
+        parent_id = self._record.parent_id
+        if not parent_id or self.workspace.ledger.get(parent_id) is None:
+            return None
+        return self._parent_class()(self.workspace, parent_id)
+
+    def _parent_class(self) -> type[Run]:
+        """The class ``parent`` returns (pipeline steps: the pipeline's run class)."""
+        return Run
+
+    def _child_class(self) -> type[Run]:
+        """The class ``get_children`` returns (a pipeline run: its steps' class)."""
+        return Run
+
+    def get_children(
+        self,
+        recursive: bool = False,
+        tags: str | dict[str, str] | None = None,
+        properties: str | dict[str, str] | None = None,
+        type: str | None = None,
+        status: str | None = None,
+        _rehydrate_runs: bool = True,
+    ) -> list[Run]:
+        """The child runs (sweep trials, pipeline steps), oldest first; with
+        ``recursive``, their children too. ``status`` filters; ``tags``/``properties``
+        keep runs having that tag (a name) or those tags (a dict)."""
+        found: list[Run] = []
+        records = self.workspace.ledger.list(parent_id=self.id, limit=None)
+        for record in reversed(records):
+            child = self._child_class()(self.workspace, record.id)
+            wanted = status is None or record.status == status
+            if wanted and _has(child.get_tags, tags) and _has(child.get_properties, properties):
+                found.append(child)
+            if recursive:
+                found.extend(
+                    child.get_children(True, tags, properties, type, status, _rehydrate_runs)
+                )
+        return found
+
+    def _tracked(self) -> list[TrackedRun]:
+        from targets.tracking import tracked_runs
+
+        return tracked_runs(self.folder)
+
+    def _v1_own(self) -> list[TrackedRun]:
+        """The MLflow runs whose metrics are this run's: its own (not the children made
+        inside its script) and those its child runs wrote for it (``run.parent.log``)."""
+        own = [t for t in self._tracked() if not t.is_child and t.logged_by is None]
+        from targets.tracking import RUN_TAG, tracked_runs
+
+        for record in reversed(self.workspace.ledger.list(parent_id=self.id, limit=None)):
+            own += [
+                t
+                for t in tracked_runs(self.workspace.run_dir(record.id))
+                if t.logged_by == record.id and t.tags.get(RUN_TAG) == self.id
+            ]
+        return own
+
+    def get_metrics(
+        self,
+        name: str | None = None,
+        recursive: bool = False,
+        run_type: str | None = None,
+        populate: bool = False,
+    ) -> dict[str, Any]:
+        """What the run logged, as v1 returns it: a value logged once is that value,
+        logged several times (or with ``log_list``) a list; ``log_row``/``log_table`` a
+        ``{column: [values]}``; images and the like their recorded value. Metrics its
+        child runs logged on it (``run.parent.log``) are included. With ``recursive``,
+        ``{run id: metrics}`` for this run, its child runs and the children its script
+        made with ``child_run()``. What is logged so far, for a run still going."""
+        from targets.tracking import CHILD_ID, v1_metrics
+
+        self._collect_quietly()
+
+        def pick(found: dict[str, Any]) -> dict[str, Any]:
+            return found if name is None else {name: found[name]} if name in found else {}
+
+        result = pick(v1_metrics(self._v1_own()))
+        if not recursive:
+            return result
+        every: dict[str, Any] = {self.id: result}
+        for tracked in self._tracked():
+            if tracked.is_child and CHILD_ID in tracked.tags:
+                every[tracked.tags[CHILD_ID]] = pick(tracked.v1_metrics())
+        for child in self.get_children():
+            nested = child.get_metrics(name, recursive=True)
+            every.update(nested)
+        return every
+
+    def _collect_quietly(self) -> None:
+        """Bring what the run has so far, when it can be had: an unreachable target or a
+        failed collection leaves what was collected before."""
+        with contextlib.suppress(TargetsError):
+            self._collect()
+
+    def get_tags(self) -> dict[str, str]:
+        """The tags given at submission (``Experiment.submit(config, tags)``) and those
+        the run set (``run.tag``, ``mlflow.set_tag``, a child's ``run.parent.tag``),
+        without ``mlflow.*``, ``targets.*`` and ``azureml.*``."""
+        self._collect_quietly()
+        tags = dict(self._manifest().get("origin", {}).get("tags") or {})
+        system = ("mlflow.", "targets.", "azureml.")
+        for tracked in self._v1_own():
+            tags.update({k: v for k, v in tracked.tags.items() if not k.startswith(system)})
+        return {str(k): str(v) for k, v in tags.items()}
+
+    def get_properties(self) -> dict[str, str]:
+        """v1's immutable properties: what the run added with ``add_properties`` (MLflow
+        params), and ``targets.*`` facts of the run (target, kind, experiment)."""
+        self._collect_quietly()
+        properties = {
+            "targets.target": self._record.target,
+            "targets.kind": self._record.kind,
+            "targets.experiment": self._record.experiment,
+        }
+        for tracked in self._v1_own():
+            if tracked.logged_by is None:
+                properties.update(tracked.params)
+        return properties
+
+    def _manifest(self) -> dict[str, Any]:
+        path = self.folder / "run.json"
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
 
     @property
     def folder(self) -> Path:
@@ -425,7 +592,47 @@ class Run:
         details["params"] = tracked.get("params", {})
         details["metrics"] = tracked.get("metrics", {})
         details["tags"] = tracked.get("tags", {})
+        for logged in self._v1_own():  # what child runs logged on this one (run.parent)
+            if logged.logged_by is not None:
+                for key, values in logged.history.items():
+                    if values:
+                        details["metrics"].setdefault(key, values[-1])
+        details.update(self._v1_details(record, details))
         return details
+
+    def _v1_details(self, record: RunRecord, details: dict[str, Any]) -> dict[str, Any]:
+        """The keys of v1's ``get_details()``: ``runId``, ``target``, ``status``,
+        ``startTimeUtc``, ``endTimeUtc`` (once ended), ``properties``, ``inputDatasets``,
+        ``outputDatasets``, ``runDefinition``, ``logFiles``, ``submittedBy``."""
+        v1: dict[str, Any] = {
+            "runId": record.id,
+            "displayName": record.display_name or record.id,
+            "target": record.target,
+            "status": record.status,
+        }
+        if record.started_at is not None:
+            v1["startTimeUtc"] = _utc(record.started_at)
+        if record.ended_at is not None and record.status in _TERMINAL_NAMES:
+            v1["endTimeUtc"] = _utc(record.ended_at)
+        properties = {k: str(v) for k, v in (details.get("params") or {}).items()}
+        properties.update(
+            {
+                "targets.target": record.target,
+                "targets.kind": record.kind,
+                "targets.experiment": record.experiment,
+            }
+        )
+        v1["properties"] = properties
+        v1["inputDatasets"] = []
+        v1["outputDatasets"] = []
+        v1["runDefinition"] = details.get("runconfig") or {}
+        v1["logFiles"] = {
+            name: str(self.folder / name)
+            for name in self._iter_files()
+            if name.startswith("logs/") or name in SYSTEM_LOGS
+        }
+        v1["submittedBy"] = _user()
+        return v1
 
     def cancel(self) -> RunRecord:
         """Stop the run and its process tree. Idempotent."""
@@ -621,11 +828,22 @@ class Run:
             if (self.folder / name).exists():
                 yield name
 
+    def get_portal_url(self) -> str:
+        """v1's link to the run in Azure ML studio: here, the run's folder (its logs,
+        outputs and ``run.json``) as a ``file:`` URI; ``targets runs show ID`` prints
+        the same run."""
+        return self.folder.resolve().as_uri()
+
     def get_file_names(self) -> list[str]:
         self._collect()
         return list(self._iter_files())
 
-    def download_file(self, name: str, output_file_path: str | Path | None = None) -> Path:
+    def download_file(
+        self,
+        name: str,
+        output_file_path: str | Path | None = None,
+        _validate_checksum: bool = False,
+    ) -> Path:
         """Copy one file of the run (e.g. ``outputs/model.txt``) to ``output_file_path``.
         A link at the destination is replaced, never written through."""
         from targets._files import NoFollowWriter
@@ -649,10 +867,18 @@ class Run:
             return writer.write([dest.name], fh)
 
     def download_files(
-        self, prefix: str = "", output_directory: str | Path | None = None
+        self,
+        prefix: str | None = "",
+        output_directory: str | Path | None = None,
+        output_paths: list[str] | None = None,
+        batch_size: int = 100,
+        append_prefix: bool = True,
+        timeout_seconds: int | None = None,
     ) -> list[Path]:
         """Copy the run's files whose names start with ``prefix`` under ``output_directory``
-        (default: the current directory), keeping their relative paths.
+        (default: the current directory), keeping their relative paths; with
+        ``append_prefix=False``, without the prefix (v1). ``output_paths`` (v1) names the
+        path of each file instead, in the order of ``get_file_names()``.
 
         Nothing below ``output_directory`` is followed: a link in the way of a file is
         replaced (what it points to is left untouched), and a folder on the way that is a
@@ -660,14 +886,77 @@ class Run:
         from targets._files import NoFollowWriter
 
         self._collect()
-        writer = NoFollowWriter(Path(output_directory or "."))
+        prefix = prefix or ""
         names = [name for name in self._iter_files() if name.startswith(prefix)]
-        writer.check([name.split("/") for name in names])
-        written = []
+        if output_paths is not None:
+            if len(output_paths) != len(names):
+                raise UsageError(
+                    f"output_paths has {len(output_paths)} paths for {len(names)} files "
+                    f"starting with {prefix!r}",
+                    hint="give one path per file, in the order of get_file_names()",
+                )
+            return [
+                self.download_file(name, path)
+                for name, path in zip(names, output_paths, strict=True)
+            ]
+        writer = NoFollowWriter(Path(output_directory or "."))
+        dests = []
         for name in names:
+            rel = name if append_prefix else name[len(prefix) :].lstrip("/")
+            dests.append((rel or Path(name).name).split("/"))
+        writer.check(dests)
+        written = []
+        for name, dest in zip(names, dests, strict=True):
             with open(self.folder / name, "rb") as fh:
-                written.append(writer.write(name.split("/"), fh))
+                written.append(writer.write(dest, fh))
         return written
+
+
+class ExperimentName(str):
+    """A run's experiment: its name as a ``str`` (what ``Run.experiment`` always was),
+    with v1's ``.name``, ``.workspace`` and ``get_runs()``."""
+
+    workspace: Workspace
+
+    def __new__(cls, name: str, workspace: Workspace) -> ExperimentName:
+        made = super().__new__(cls, name)
+        made.workspace = workspace
+        return made
+
+    @property
+    def name(self) -> str:
+        return str(self)
+
+    def get_runs(self) -> list[Run]:
+        """This experiment's runs, newest first."""
+        records = self.workspace.ledger.list(experiment=str(self), limit=None)
+        return [Run(self.workspace, r.id) for r in records]
+
+
+def _has(read: Callable[[], dict[str, str]], wanted: str | dict[str, str] | None) -> bool:
+    if wanted is None:
+        return True
+    have = read()
+    if isinstance(wanted, str):
+        return wanted in have
+    return all(have.get(k) == str(v) for k, v in wanted.items())
+
+
+def _utc(timestamp: float) -> str:
+    """ISO 8601 in UTC, as v1 writes times (``2024-01-02T03:04:05.678Z``)."""
+    from datetime import datetime, timezone
+
+    text = datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z")
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return ""
 
 
 def refresh_open_runs(workspace: Workspace, *, warn: Callable[[str], None] | None = None) -> None:

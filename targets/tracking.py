@@ -19,17 +19,26 @@ which the runs get.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["merge_into_workspace", "read_run_metrics"]
+__all__ = ["TrackedRun", "merge_into_workspace", "read_run_metrics", "tracked_runs", "v1_metrics"]
 
 RUN_TAG = "targets.run_id"
+LOGGED_BY = "targets.logged_by"
+"""On an MLflow run that a child run wrote for its parent (v1's ``run.parent.log``): the
+child's id. ``targets.run_id`` of that MLflow run is the parent's."""
+CHILD_ID = "targets.child_id"
+"""On an MLflow child run made inside a script (v1's ``run.child_run()``): its id."""
+RECORD = ("azureml", "metrics.jsonl")
+"""What the run library records besides MLflow metrics (see its ``_store.py``)."""
 
 
 def _meta(path: Path) -> dict[str, Any]:
@@ -74,6 +83,8 @@ def read_run_metrics(run_folder: Path) -> dict[str, Any]:
                 _name(run / "params", p): p.read_text().strip() for p in _files(run / "params")
             }
             all_tags = {_name(run / "tags", p): p.read_text().strip() for p in _files(run / "tags")}
+            if LOGGED_BY in all_tags:
+                continue  # written for the parent run: the parent's (tracked_runs)
             tags = {k: v for k, v in all_tags.items() if not k.startswith(("mlflow.", "targets."))}
             child = "mlflow.parentRunId" in all_tags
             metrics: dict[str, float] = {}
@@ -106,6 +117,89 @@ def read_run_metrics(run_folder: Path) -> dict[str, Any]:
                 result.setdefault("metrics", {}).update(metrics)
                 result.setdefault("tags", {}).update(tags)
     return result
+
+
+@dataclass(frozen=True)
+class TrackedRun:
+    """One MLflow run of a collected run: its tags, params, metric histories (name ->
+    values in the order logged) and the run library's records (``metrics.jsonl``)."""
+
+    folder: Path
+    tags: dict[str, str]
+    params: dict[str, str]
+    history: dict[str, list[float]]
+    records: list[dict[str, Any]]
+
+    @property
+    def is_child(self) -> bool:
+        """A child made inside the script (``run.child_run()``)."""
+        return "mlflow.parentRunId" in self.tags
+
+    @property
+    def logged_by(self) -> str | None:
+        """The child run that wrote this MLflow run for its parent, or None."""
+        return self.tags.get(LOGGED_BY)
+
+    def v1_metrics(self) -> dict[str, Any]:
+        return v1_metrics([self])
+
+
+def tracked_runs(run_folder: Path) -> list[TrackedRun]:
+    """Every MLflow run in a run's collected store."""
+    found = []
+    for experiment in _experiments(run_folder / "mlruns").values():
+        for run in _runs(experiment):
+            tags = {_name(run / "tags", p): p.read_text().strip() for p in _files(run / "tags")}
+            params = {
+                _name(run / "params", p): p.read_text().strip() for p in _files(run / "params")
+            }
+            history = {}
+            for metric in _files(run / "metrics"):
+                history[_name(run / "metrics", metric)] = _values(metric)
+            found.append(TrackedRun(run, tags, params, history, _records(run)))
+    return found
+
+
+def v1_metrics(runs: list[TrackedRun]) -> dict[str, Any]:
+    """What these MLflow runs logged, together, shaped as v1's ``Run.get_metrics()``
+    (the run library's own shaping: ``targets/agent/runlib/azureml/core/_shape.py``)."""
+    from targets.agent.runlib.azureml.core._shape import v1_metrics as shape
+
+    records = sorted(
+        (r for run in runs for r in run.records), key=lambda r: float(r.get("time") or 0)
+    )
+    history: dict[str, list[float]] = {}
+    for run in runs:
+        for key, values in run.history.items():
+            history.setdefault(key, []).extend(values)
+    return shape(records, history)
+
+
+def _values(metric: Path) -> list[float]:
+    values = []
+    for line in metric.read_text(errors="replace").splitlines():
+        parts = line.split()
+        if len(parts) >= 2:
+            try:
+                values.append(float(parts[1]))
+            except ValueError:
+                continue
+    return values
+
+
+def _records(run: Path) -> list[dict[str, Any]]:
+    path = run / "artifacts" / RECORD[0] / RECORD[1]
+    if not path.is_file():
+        return []
+    found = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and {"kind", "name", "value"} <= entry.keys():
+            found.append(entry)
+    return found
 
 
 def _name(folder: Path, path: Path) -> str:
@@ -148,7 +242,8 @@ def merge_into_workspace(run_folder: Path, workspace_store: Path, run_id: str) -
             (dest / "meta.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
             tags = dest / "tags"
             tags.mkdir(exist_ok=True)
-            (tags / RUN_TAG).write_text(run_id)
+            if not (tags / LOGGED_BY).exists():  # else it names the parent: kept
+                (tags / RUN_TAG).write_text(run_id)
             merged += 1
     return merged
 

@@ -527,8 +527,13 @@ CORPUS = Path(__file__).parent / "data" / "azureml-corpus"
     ids=lambda p: str(p.relative_to(CORPUS)),
 )
 def test_corpus_conda_files_resolve(conda_file: Path) -> None:
+    # TARGETS_AZUREML_REAL keeps azureml-defaults, which is some files' only pip package
+    # (otherwise the run library takes its place: tests/test_run_context.py).
     config = RunConfiguration.model_validate(
-        {"environment": {"python": {"conda_dependencies_file": conda_file.name}}}
+        {
+            "environment_variables": {"TARGETS_AZUREML_REAL": "1"},
+            "environment": {"python": {"conda_dependencies_file": conda_file.name}},
+        }
     )
     spec = resolve_environment(config, conda_file.parent)
     assert spec.managed

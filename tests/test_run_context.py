@@ -14,11 +14,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from targets.compute._agent import agent_bundle
 from targets.workspace import Workspace
+from tests.dockerd import docker_engine_fixture  # noqa: F401
 from tests.oldest_python import FLOOR
 from tests.sshd import SSHServer, sshd_fixture, sshd_server_fixture  # noqa: F401
 from tests.test_agent_python_floor import runtime_typing_problems, vermin
+from tests.test_docker import docker_vm  # noqa: F401
 from tests.test_vm import attach_args
 
 REPO = Path(__file__).resolve().parents[1]
@@ -245,3 +249,199 @@ def test_runs_show_keeps_logged_names_tags_and_leaves_child_metrics_to_the_child
     table = cli("runs", "show", run_id)
     assert "train/loss=0.25" in table.out and "team=vision" in table.out, table
     assert "auc" not in table.out, table
+
+
+MLFLOW_FIRST = """
+import mlflow
+from azureml.core import Run
+
+mlflow.log_metric("mlflow_loss", 0.5)
+run = Run.get_context()
+run.log("v1_acc", 0.75)
+mlflow.log_param("depth", "3")
+run.tag("mixed", "yes")
+print("metrics", sorted(run.get_metrics().items()))
+"""
+
+V1_FIRST = """
+import mlflow
+from azureml.core import Run
+
+run = Run.get_context()
+run.log("v1_acc", 0.75)
+mlflow.log_metric("mlflow_loss", 0.5)
+mlflow.log_metric("mlflow_loss", 0.25)
+mlflow.set_tag("mixed", "yes")
+print("metrics", sorted(run.get_metrics().items()))
+"""
+
+
+def test_mlflow_and_run_log_in_one_script_land_in_one_mlflow_run(cli, project, write):
+    from targets.azureml.core.run import Run
+
+    for name, script, loss in (("first.py", MLFLOW_FIRST, 0.5), ("second.py", V1_FIRST, 0.25)):
+        write(project / name, script)
+        result = cli("run", name, "--experiment", "mixed")
+        assert result.code == 0, result
+        run_id = last_run(project).id
+        folder = project / ".targets" / "runs" / run_id
+        runs = [m.parent for m in (folder / "mlruns").glob("*/*/meta.yaml")]
+        assert len(runs) == 1, runs  # one MLflow run, not one per API
+        assert (runs[0] / "metrics" / "v1_acc").exists()
+        assert (runs[0] / "metrics" / "mlflow_loss").exists()
+        shown = cli("runs", "show", run_id, "-o", "json").json()
+        assert shown["metrics"] == {"mlflow_loss": loss, "v1_acc": 0.75}, shown["metrics"]
+        assert shown["tags"] == {"mixed": "yes"}
+        # Inside the run, run.get_metrics() sees what mlflow logged too
+        assert "('mlflow_loss', " in result.out and "('v1_acc', 0.75)" in result.out
+        assert Run(Workspace(project), run_id).get_metrics()["v1_acc"] == 0.75
+    assert shown["metrics"]["mlflow_loss"] == 0.25
+    assert Run(Workspace(project), run_id).get_metrics()["mlflow_loss"] == [0.5, 0.25]
+
+
+def docker_rc(image: str, target: str = "local") -> str:
+    return (
+        f"script: train.py\ntarget: {target}\n"
+        "environment:\n"
+        "  python: {user_managed_dependencies: true}\n"
+        f"  docker: {{enabled: true, base_image: {image}}}\n"
+    )
+
+
+@pytest.mark.xdist_group("docker")
+def test_an_unchanged_v1_training_script_logs_in_a_docker_container_on_a_vm(
+    cli,
+    project,
+    write,
+    docker_engine,
+    docker_vm,  # noqa: F811
+):
+    # The agent runs from its zipapp there: the run library is copied out of it.
+    copy_example(project)
+    write(project / "rc.yml", docker_rc(docker_engine.image, docker_vm))
+    result = cli("run", "rc.yml", "--experiment", "v1-train")
+    assert result.code == 0, result
+    run = last_run(project)
+    assert run.kind == "vm"
+    assert_logged_everything(cli, project, run.id)
+
+
+@pytest.mark.xdist_group("docker")
+def test_an_unchanged_v1_training_script_logs_in_a_docker_container(
+    cli, project, write, docker_engine
+):
+    copy_example(project)
+    train = project / "train.py"
+    train.write_text(
+        "import os\nprint('in container', os.path.exists('/.dockerenv'))\n" + train.read_text()
+    )
+    write(project / "rc.yml", docker_rc(docker_engine.image))
+    result = cli("run", "rc.yml", "--experiment", "v1-train")
+    assert result.code == 0, result
+    run_id = last_run(project).id
+    assert f"run {run_id} experiment v1-train status Running" in result.out
+    assert "in container True" in result.out
+    assert_logged_everything(cli, project, run_id)
+    # the run library reached the container through the run folder, not the image
+    assert (
+        docker_engine.run(
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            docker_engine.image,
+            "python3",
+            "-c",
+            "import azureml",
+            check=False,
+        ).returncode
+        != 0
+    )
+
+
+def test_azureml_packages_are_replaced_by_the_run_library_with_a_named_warning(
+    cli, project, write, shared_wheels
+):
+    write(
+        project / "t.py",
+        "import importlib.metadata as md\n"
+        "import tinypkg\n"
+        "from azureml.core import Run\n"
+        "for name in ('azureml-core', 'azureml-defaults'):\n"
+        "    try:\n"
+        "        md.version(name)\n"
+        "    except md.PackageNotFoundError:\n"
+        "        print('not installed', name)\n"
+        "Run.get_context().log('acc', 0.5)\n",
+    )
+    deps = (
+        "          - --no-index\n"
+        f"          - --find-links {shared_wheels}\n"
+        "          - tinypkg==1.0\n"
+    )
+    rc = (
+        "script: t.py\nenvironment:\n  python:\n    conda_dependencies:\n"
+        "      dependencies:\n        - pip:\n"
+    )
+    write(
+        project / "rc.yml",
+        rc + deps + "          - azureml-defaults\n          - azureml-core==1.48.0\n",
+    )
+    result = cli("run", "rc.yml")
+    assert result.code == 0, result
+    assert (
+        "warning: [azureml-replaced] azureml-defaults, azureml-core: not installed; the "
+        "targets run library stands in" in result.err
+    ), result.err
+    assert "TARGETS_AZUREML_REAL=1" in result.err
+    assert "not installed azureml-core" in result.out
+    assert "not installed azureml-defaults" in result.out
+    first = last_run(project)
+    assert cli("runs", "show", first.id, "-o", "json").json()["metrics"] == {"acc": 0.5}
+
+    # The environment is the one without them: the same hash, reused, not rebuilt.
+    write(project / "rc.yml", rc + deps)
+    again = cli("run", "rc.yml")
+    assert again.code == 0, again
+    assert "azureml-replaced" not in again.err
+    second = last_run(project)
+    hashes = [
+        json.loads((project / ".targets" / "runs" / r.id / "run.json").read_text())["environment"][
+            "hash"
+        ]
+        for r in (first, second)
+    ]
+    assert hashes[0] == hashes[1]
+
+
+def test_the_real_azureml_packages_are_kept_on_request(project, write):
+    import warnings
+
+    from targets.environments import RunLibraryWarning, resolve_environment
+    from targets.runconfig.model import RunConfiguration
+
+    def config(extra: dict[str, str]) -> RunConfiguration:
+        rc = RunConfiguration.model_validate(
+            {
+                "script": "t.py",
+                "environment_variables": extra,
+                "environment": {
+                    "python": {
+                        "conda_dependencies": {
+                            "dependencies": [{"pip": ["azureml-mlflow", "numpy"]}]
+                        }
+                    }
+                },
+            }
+        )
+        return rc
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        replaced = resolve_environment(config({}), project)
+    assert [w.category for w in caught] == [RunLibraryWarning]
+    assert "mlflow-skinny is installed in place of azureml-mlflow" in str(caught[0].message)
+    assert replaced.pip_packages == ("numpy", "mlflow-skinny")
+    kept = resolve_environment(config({"TARGETS_AZUREML_REAL": "1"}), project)
+    assert kept.pip_packages == ("azureml-mlflow", "numpy")
+    assert kept.hash != replaced.hash

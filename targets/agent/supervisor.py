@@ -182,7 +182,9 @@ class _Process:
 
 
 def _container_environ(spec: RunSpec, wd: str) -> dict[str, str]:
-    """The variables a containerised run sees: the run's own, not this machine's."""
+    """The variables a containerised run sees: the run's own, not this machine's; the
+    run library copied into the run's folder (mounted at the same path) and put first on
+    the container's ``PYTHONPATH``."""
     env: dict[str, str] = {}
     for pair in (spec.get("environment") or {}).get("variables") or ():
         key, value = (pair if isinstance(pair, (list, tuple)) else (pair, ""))[:2]
@@ -196,6 +198,8 @@ def _container_environ(spec: RunSpec, wd: str) -> dict[str, str]:
         TARGETS_OUTPUTS_DIR=os.path.join(wd, "outputs"),
     )
     env.update(_mlflow_environ(spec, wd))
+    library = None if _keeps_real_sdk(env) else copy_run_library(wd)
+    env.update(_run_library_environ(spec, env, wd, library))
     return env
 
 
@@ -242,22 +246,62 @@ def _environ(spec: RunSpec, python: str, run_dir: str) -> dict[str, str]:
 # folder next to this file, or a folder inside the agent zipapp (zipimport reads both).
 RUN_LIBRARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runlib")
 KEEP_REAL_SDK = "TARGETS_AZUREML_REAL"
+RUN_LIBRARY_COPY = ".targets/runlib"
+"""Where a containerised run finds the run library: inside its working folder, which is
+mounted into the container at the same path (``.targets/`` is never collected as
+outputs, and never part of a snapshot)."""
 
 
-def _run_library_environ(spec: RunSpec, env: dict[str, str], wd: str) -> dict[str, str]:
+def _keeps_real_sdk(env: dict[str, str]) -> bool:
+    return env.get(KEEP_REAL_SDK, "").strip().lower() in ("1", "true", "yes")
+
+
+def _run_library_environ(
+    spec: RunSpec, env: dict[str, str], wd: str, library: str | None = RUN_LIBRARY
+) -> dict[str, str]:
     """What ``Run.get_context()`` of the run library reads: where the run's MLflow store
-    is (always the collected one, even when the run names its own tracking URI) and the
-    experiment's name (as v1 sets it); and the library first on ``PYTHONPATH``, unless
-    the run asks for the real Azure ML SDK with ``TARGETS_AZUREML_REAL=1``."""
+    is (always the collected one, even when the run names its own tracking URI), the
+    experiment's name (as v1 sets it) and the parent run's id; and the library
+    (``library``) first on ``PYTHONPATH``, unless the run asks for the real Azure ML SDK
+    with ``TARGETS_AZUREML_REAL=1``."""
     added = {"TARGETS_MLFLOW_STORE": os.path.join(wd, *rundir.MLFLOW_STORE.split("/"))}
     own = spec.get("environment_variables") or {}
     if spec.get("experiment") and "AZUREML_ARM_PROJECT_NAME" not in own:
         added["AZUREML_ARM_PROJECT_NAME"] = str(spec["experiment"])
-    if env.get(KEEP_REAL_SDK, "").strip().lower() in ("1", "true", "yes"):
+    if _keeps_real_sdk(env) or library is None:
         return added
     path = env.get("PYTHONPATH")
-    added["PYTHONPATH"] = RUN_LIBRARY + (os.pathsep + path if path else "")
+    added["PYTHONPATH"] = library + (os.pathsep + path if path else "")
     return added
+
+
+def copy_run_library(wd: str) -> str:
+    """Copy the run library into ``wd/.targets/runlib`` (from the folder next to this
+    file, or from the agent's zipapp) and return that folder."""
+    import shutil
+    import zipfile
+
+    dest = os.path.join(wd, *RUN_LIBRARY_COPY.split("/"))
+    shutil.rmtree(dest, ignore_errors=True)
+    if os.path.isdir(RUN_LIBRARY):
+        shutil.copytree(RUN_LIBRARY, dest, ignore=shutil.ignore_patterns("__pycache__"))
+        return dest
+    archive, inner = RUN_LIBRARY, ""
+    while archive and not os.path.isfile(archive):
+        archive, part = os.path.split(archive)
+        inner = part + ("/" + inner if inner else "")
+    with zipfile.ZipFile(archive) as bundle:
+        for name in bundle.namelist():
+            if not name.startswith(inner + "/") or name.endswith("/"):
+                continue
+            rel = name[len(inner) + 1 :].split("/")
+            if any(part in ("", ".", "..") for part in rel):
+                continue
+            path = os.path.join(dest, *rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as fh:
+                fh.write(bundle.read(name))
+    return dest
 
 
 def _activate(env: dict[str, str], activate: Activation) -> None:

@@ -81,6 +81,17 @@ class Store:
         if not os.path.exists(os.path.join(self.dir, "meta.yaml")):
             self._create_run(run_name, tags or {})
 
+    @classmethod
+    def attach(cls, root: str, experiment_id: str, run_id: str) -> Store:
+        """The MLflow run ``run_id`` that MLflow itself started in this store (a script
+        that called ``mlflow.log_*`` before ``Run.get_context()``): both write one run."""
+        store = cls.__new__(cls)
+        store.root = root
+        store.experiment_id = experiment_id
+        store.run_id = run_id
+        store.dir = os.path.join(root, experiment_id, run_id)
+        return store
+
     # -- layout ----------------------------------------------------------------------------
 
     def _experiment(self, name: str) -> str:
@@ -191,6 +202,26 @@ class Store:
             return []
         with open(path, encoding="utf-8") as fh:
             return [json.loads(line) for line in fh if line.strip()]
+
+    def histories(self) -> dict[str, list[float]]:
+        """Every MLflow metric of the run (the run library's and ``mlflow.log_metric``'s):
+        name -> values in the order logged."""
+        found: dict[str, list[float]] = {}
+        folder = os.path.join(self.dir, "metrics")
+        for top, _dirs, files in os.walk(folder):
+            for name in files:
+                path = os.path.join(top, name)
+                key = os.path.relpath(path, folder).replace(os.sep, "/")
+                values = []
+                with open(path, encoding="utf-8") as fh:
+                    for line in fh:
+                        parts = line.split()
+                        try:
+                            values.append(float(parts[1]))
+                        except (IndexError, ValueError):
+                            continue
+                found[key] = values
+        return found
 
     def set_status(self, status: int) -> None:
         """Change only ``status`` and ``end_time`` of the run's meta.yaml (MLflow may have

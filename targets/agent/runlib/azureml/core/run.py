@@ -4,6 +4,11 @@
 go into the run's MLflow file store (``TARGETS_MLFLOW_STORE``, set by the supervisor),
 which comes back with the outputs; files go into ``./outputs``. Outside a run
 (``allow_offline=True``) an offline run keeps everything in memory, as v1's does.
+
+``mlflow.log_*`` calls of the same script land in the same MLflow run, in either order
+(MLflow's ``MLFLOW_RUN_ID``, or MLflow's active run adopted). In a child run
+(``TARGETS_PARENT_RUN_ID``), ``run.parent`` logs into an MLflow run of the child's store
+tagged with the parent's id, which the client shows as the parent's.
 """
 
 from __future__ import annotations
@@ -14,10 +19,11 @@ import os
 import shutil
 import sys
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ._service import MODELS, SECRETS, SUBMIT, Experiment, Workspace, refuse
+from ._shape import v1_metrics
 from ._store import FAILED, FINISHED, KILLED, RUNNING, Store, safe_name
 
 __all__ = ["Run"]
@@ -65,16 +71,26 @@ class Run:
         store: Store | None = None,
         outputs: str = "outputs",
         parent: Run | None = None,
+        make_store: Callable[[], Store] | None = None,
     ) -> None:
         self.experiment = experiment
         self.id = run_id
-        self._store = store
+        self._store_made = store
+        self._make_store = make_store
         self._outputs = outputs
         self._parent = parent
         self._children: list[Run] = []
         self._steps: dict[str, int] = {}
         self._status = RUNNING
         self._offline: dict[str, Any] = {"metrics": [], "tags": {}}
+
+    @property
+    def _store(self) -> Store | None:
+        """The run's MLflow run; made on first use for a run that logs lazily (the
+        parent seen from a child run)."""
+        if self._store_made is None and self._make_store is not None:
+            self._store_made, self._make_store = self._make_store(), None
+        return self._store_made
 
     def __repr__(self) -> str:
         return "Run(id=%r, experiment=%r, status=%r)" % (
@@ -100,14 +116,21 @@ class Run:
         )
         workspace = Workspace(name=os.environ.get("AZUREML_ARM_WORKSPACE_NAME", ""))
         if run_id and store_root:
-            store = Store(store_root, experiment_name, run_id, run_id, {"targets.run_id": run_id})
+            store = _mlflow_run(store_root) or Store(store_root, experiment_name, run_id, run_id)
+            store.set_tag("targets.run_id", run_id)
+            _share_with_mlflow(store)
             outputs = os.environ.get("TARGETS_OUTPUTS_DIR") or os.path.abspath("outputs")
-            run = cls(Experiment(workspace, experiment_name), run_id, store, outputs)
+            experiment = Experiment(workspace, experiment_name)
+            run = cls(experiment, run_id, store, outputs)
             parent_id = os.environ.get("TARGETS_PARENT_RUN_ID")
             if parent_id:
-                run._parent = cls(Experiment(workspace, experiment_name), parent_id)
-                run._parent._status = RUNNING
-                store.set_tag("mlflow.parentRunId", parent_id)
+                store.set_tag("targets.parent_run_id", parent_id)
+                run._parent = cls(
+                    experiment,
+                    parent_id,
+                    outputs=os.path.join(outputs, "parent"),
+                    make_store=lambda: _parent_store(store_root, experiment_name, parent_id),
+                )
             atexit.register(run._at_exit)
             _watch_uncaught(run)
         elif allow_offline:
@@ -207,22 +230,11 @@ class Run:
     def get_metrics(self, name: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """What this run logged, as v1 returns it: a single value, a list for a series or a
         list, ``{column: [values]}`` for a table."""
-        entries = self._offline["metrics"] if self._store is None else self._store.records()
-        found: dict[str, Any] = {}
-        series: dict[str, list[Any]] = {}
-        for entry in entries:
-            kind, key, value = entry["kind"], entry["name"], entry["value"]
-            if kind in ("scalar", "list"):
-                values = series.setdefault(key, [])
-                values.extend(value if kind == "list" and isinstance(value, list) else [value])
-                found[key] = values[0] if len(values) == 1 and kind == "scalar" else list(values)
-            elif kind in ("row", "table"):
-                table = found.setdefault(key, {})
-                for column, cell in value.items():
-                    cells = cell if kind == "table" else [cell]
-                    table.setdefault(column, []).extend(cells)
-            else:
-                found[key] = value
+        store = self._store
+        if store is None:
+            found = v1_metrics(self._offline["metrics"])
+        else:
+            found = v1_metrics(store.records(), store.histories())
         return found if name is None else {name: found[name]} if name in found else {}
 
     # -- tags and properties -----------------------------------------------------------------
@@ -248,7 +260,8 @@ class Run:
     def get_tags(self) -> dict[str, str]:
         if self._store is None:
             return dict(self._offline["tags"])
-        return {k: v for k, v in self._store.tags().items() if not k.startswith("mlflow.")}
+        own = self._store.tags().items()
+        return {k: v for k, v in own if not k.startswith(("mlflow.", "targets.", "azureml."))}
 
     def add_properties(self, properties: dict[str, Any]) -> None:
         """Properties are immutable in v1, like MLflow params: stored as params."""
@@ -341,6 +354,9 @@ class Run:
     def _at_exit(self) -> None:
         for child in self._children:
             child._end(FINISHED)
+        parent = self._parent
+        if parent is not None and parent._store_made is not None:
+            parent._store_made.set_status(FINISHED)  # what this run logged on its parent
         self._end(FINISHED)
 
     def __enter__(self) -> Run:
@@ -366,7 +382,11 @@ class Run:
                 self.experiment.name,
                 name or child_id,
                 child_id,
-                {"mlflow.parentRunId": self._store.run_id, "targets.run_id": self.id},
+                {
+                    "mlflow.parentRunId": self._store.run_id,
+                    "targets.run_id": self.id,
+                    "targets.child_id": child_id,
+                },
             )
         child = Run(
             self.experiment,
@@ -423,6 +443,60 @@ class _Refusing(dict):  # type: ignore[type-arg]
         from ._service import DATA
 
         return refuse("%s (%r)" % (self._call, key), DATA)
+
+
+def _parent_store(root: str, experiment: str, parent_id: str) -> Store:
+    """Where a child run's ``run.parent.log(...)`` goes: an MLflow run of the child's own
+    store (a run writes nowhere else), tagged with the parent's id and the child's, which
+    the client shows as the parent's (``targets.runs.Run.get_metrics``)."""
+    child_id = os.environ.get("AZUREML_RUN_ID") or os.environ.get("TARGETS_RUN_ID") or ""
+    return Store(
+        root,
+        experiment,
+        parent_id,
+        "parent:%s:%s" % (parent_id, child_id),
+        {"targets.run_id": parent_id, "targets.logged_by": child_id},
+    )
+
+
+def _same_store(uri: str, root: str) -> bool:
+    path = uri[len("file://") :] if uri.startswith("file://") else uri
+    if "://" in path or not path:
+        return False
+    return os.path.realpath(path) == os.path.realpath(root)
+
+
+def _mlflow_run(root: str) -> Store | None:
+    """The MLflow run the script already started in the run's store (``mlflow.log_*``
+    before ``Run.get_context()``), so that both write one run; else None."""
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is None:
+        return None
+    try:
+        active = mlflow.active_run()
+        uri = str(mlflow.get_tracking_uri())
+    except Exception:  # an mlflow too old or half-imported: keep our own run
+        return None
+    if active is None or not _same_store(uri, root):
+        return None
+    return Store.attach(root, str(active.info.experiment_id), str(active.info.run_id))
+
+
+def _share_with_mlflow(store: Store) -> None:
+    """Later ``mlflow.log_*`` calls of the script (and of processes it starts) resume
+    this MLflow run instead of starting a second one: MLflow's ``MLFLOW_RUN_ID``, when the
+    run's tracking URI is this store and nothing else chose a run."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if "MLFLOW_RUN_ID" in os.environ or not _same_store(uri, store.root):
+        return
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is not None:
+        try:
+            if mlflow.active_run() is not None:
+                return
+        except Exception:
+            return
+    os.environ["MLFLOW_RUN_ID"] = store.run_id
 
 
 def _copy(source: str, dest: str) -> None:
