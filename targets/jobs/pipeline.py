@@ -1,7 +1,9 @@
 """Pipeline jobs: steps are child runs, ordered by their ``${{parent.jobs...}}``
 bindings. Independent steps run at the same time; a step starts when the steps it reads
 from have completed, and receives their output folders as inputs. A failed step stops its
-dependents (and, unless ``settings.continue_on_step_failure``, every step not started).
+dependents (and, unless ``settings.continue_on_step_failure``, every step not started);
+so does a step whose submission is refused. A submitter may return a run that has
+already ended (an Azure ML v1 step reusing an earlier run's outputs).
 """
 
 from __future__ import annotations
@@ -106,22 +108,34 @@ def drive_pipeline(
                 continue
             step = job.jobs[node]
             target = compute or compute_name(job.node_compute(node))
-            runs[node] = submit_child(
-                ws,
-                loaded,
-                step,
-                compute=target,
-                node=node,
-                inputs={},
-                given_inputs=_bound_inputs(job, node, outputs_of),
-                outputs=dict(step.outputs),
-                output_types=_output_types(job, node),
-                experiment=parent.experiment,
-                display_name=step.display_name or node,
-                parent_id=parent.id,
-                origin={"pipeline": parent.id, "step": node},
-            )
-            say(f"step {node}: started {runs[node].id} on {target}")
+            try:
+                runs[node] = submit_child(
+                    ws,
+                    loaded,
+                    step,
+                    compute=target,
+                    node=node,
+                    inputs={},
+                    given_inputs=_bound_inputs(job, node, outputs_of),
+                    outputs=dict(step.outputs),
+                    output_types=_output_types(job, node),
+                    experiment=parent.experiment,
+                    display_name=step.display_name or node,
+                    parent_id=parent.id,
+                    origin={"pipeline": parent.id, "step": node},
+                )
+            except TargetsError as exc:
+                # The step fails, not the driver: running steps are still followed.
+                done[node] = protocol.FAILED
+                say(f"step {node}: could not be submitted: {exc}")
+                continue
+            started = runs[node].record
+            if started.status in protocol.TERMINAL:
+                # A submitter may answer with a run that already ended (a v1 step reusing
+                # an earlier run's outputs): it is collected like any other below.
+                say(f"step {node}: {started.message or started.status} ({runs[node].id})")
+            else:
+                say(f"step {node}: started {runs[node].id} on {target}")
         time.sleep(0.3)
         for node, run in runs.items():
             if node in done:
