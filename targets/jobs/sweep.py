@@ -7,8 +7,12 @@
   uniform between min_value and max_value), ``normal``/``qnormal``/``lognormal``/
   ``qlognormal`` (drawn by Optuna as a uniform quantile, mapped through the normal
   distribution's inverse CDF).
-- The objective is the trial's last logged value of ``primary_metric`` (MLflow, collected
-  with the run); a trial that logged none does not count.
+- The objective is the trial's last logged value of ``primary_metric`` (``mlflow.log_metric``
+  or v1's ``Run.get_context().log``, collected with the run; the trial's own MLflow run
+  before nested ones); a trial that logged none does not count.
+- Trials are submitted by :func:`targets.jobs.submit.submit_command`, or by the
+  ``submitter`` the parent's ``run.json`` names (v1 HyperDrive's, in
+  :mod:`targets.azureml.train.hyperdrive._submit`).
 - Early termination uses Optuna pruners on the metric's history, read while trials run:
   ``median_stopping`` → ``MedianPruner``, ``truncation_selection`` →
   ``PercentilePruner``, ``bandit`` → Azure ML's slack rule as a small Optuna pruner.
@@ -163,7 +167,10 @@ def _metric(run: Run, name: str) -> list[float]:
     from targets.tracking import read_run_metrics
 
     tracked = read_run_metrics(run.folder)
-    for mlflow_run in tracked.get("runs", []):
+    # The trial's own MLflow run first: a nested run (mlflow.start_run(nested=True), v1's
+    # run.child_run()) may log a metric of the same name, and is not the trial's result.
+    runs = sorted(tracked.get("runs", []), key=lambda r: bool(r.get("child")))
+    for mlflow_run in runs:
         if name in mlflow_run.get("history", {}):
             return list(mlflow_run["history"][name])
     return []
