@@ -250,7 +250,7 @@ def test_json_output_lists_files_changes_and_notes(corpus: Path, cli: CLI) -> No
     result = cli("migrate", str(corpus), "-o", "json")
     data = result.json()
     assert isinstance(data, dict)
-    assert set(data) == {"root", "write", "files", "summary", "exit_code"}
+    assert set(data) == {"root", "write", "files", "summary", "environment_note", "exit_code"}
     assert data["root"] == str(corpus.resolve()) and data["write"] is False
     assert data["exit_code"] == result.code == 1
     assert data["summary"] == {
@@ -430,3 +430,24 @@ def test_a_single_file_can_be_migrated(corpus: Path, cli: CLI) -> None:
     )
     assert "azureml.core import" in (corpus / "day1-ide-users" / "04-run-pytorch.py").read_text()
     assert ast.parse(script.read_text())
+
+
+def test_an_active_environment_without_targets_is_told_to_install_it(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """targets installed on its own (pipx-style), the project's virtualenv active: the
+    migrated control scripts import targets, so the user is told to install it there;
+    once it can import targets, the note goes."""
+    venv = tmp_path / "project-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    monkeypatch.setenv("VIRTUAL_ENV", str(venv))
+    monkeypatch.delenv("CONDA_PREFIX", raising=False)
+    report = migrate(corpus / "day1-ide-users")
+    assert report.environment_note is not None
+    assert str(venv) in report.environment_note
+    assert "-m pip install compute-targets" in report.environment_note
+    assert report.to_json()["environment_note"] == report.environment_note
+
+    (site,) = venv.glob("lib/python*/site-packages")
+    (site / "targets-source.pth").write_text(str(Path(__file__).resolve().parents[1]) + "\n")
+    assert migrate(corpus / "day1-ide-users").environment_note is None

@@ -58,6 +58,8 @@ def migrate(
         for note in item.notes:
             say(f"note: {note.where(item.path)}: {note.message}", fg="yellow")
     say(_summary(report.summary(), write=write))
+    if report.environment_note:
+        say(f"note: {report.environment_note}", fg="yellow")
     sys.exit(report.exit_code)
 
 

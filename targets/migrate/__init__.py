@@ -42,6 +42,7 @@ from typing import Any, Literal
 
 from targets.errors import UsageError
 from targets.migrate._diff import unified_diff
+from targets.migrate._environment import missing_in_active_environment
 from targets.migrate._notebook import Cell, NotebookError, code_cells, raw_offsets, read_notebook
 from targets.migrate._python import PREFIX, Analysis, analyse, split_lines
 from targets.migrate._report import Change, FileReport, MigrationReport, Note, Role
@@ -141,7 +142,9 @@ def migrate(
     for item in files:
         role, reason = _role(item, named, includes, excludes)
         reports.append(_finish(item, role, reason, write=write))
-    return MigrationReport(str(root), write, tuple(reports))
+    migrated = any(r.status in ("changed", "unchanged") and r.role == "control" for r in reports)
+    note = missing_in_active_environment() if migrated else None
+    return MigrationReport(str(root), write, tuple(reports), note)
 
 
 def _load(path: Path, rel: str, raw: bytes) -> _File:

@@ -83,6 +83,9 @@ class MigrationReport:
     root: str
     write: bool
     files: tuple[FileReport, ...]
+    environment_note: str | None = None
+    """Set when the active Python environment cannot import ``targets`` (see
+    :mod:`targets.migrate._environment`)."""
 
     def count(self, status: Status) -> int:
         return sum(1 for f in self.files if f.status == status)
@@ -113,5 +116,6 @@ class MigrationReport:
             "write": self.write,
             "files": [f.to_json() for f in self.files],
             "summary": self.summary(),
+            "environment_note": self.environment_note,
             "exit_code": self.exit_code,
         }

@@ -8,4 +8,4 @@ print("python:", sys.executable)
 print("MODE:", os.environ.get("MODE", "<unset>"))
 os.makedirs("outputs", exist_ok=True)
 with open(os.path.join("outputs", "model.txt"), "w") as handle:
-    handle.write("mode=%s\n" % os.environ.get("MODE", ""))
+    handle.write("mode={}\n".format(os.environ.get("MODE", "")))
