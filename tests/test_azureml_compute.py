@@ -6,6 +6,7 @@ created, scaled and deleted. Same library operations as the CLI, so the CLI sees
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -34,6 +35,7 @@ from tests.cluster_nodes import NodeImage, node_image_fixture, remove_cluster_co
 from tests.conftest import CLIResult
 from tests.databricks_emulator import DatabricksEmulator
 from tests.dockerd import docker_engine_fixture  # noqa: F401
+from tests.spark_fixtures import head_node_spark_fixture  # noqa: F401
 from tests.sshd import SSHServer, sshd_fixture, sshd_server_fixture  # noqa: F401
 
 CLI = Callable[..., CLIResult]
@@ -156,7 +158,7 @@ def test_a_password_goes_to_the_keyring_and_nowhere_else(
 
 
 def test_hdinsight_takes_the_misspelt_passphrase_of_azures_docs(
-    sshd: SSHServer, project: Path, cli: CLI
+    sshd: SSHServer, project: Path, cli: CLI, head_node_spark: Path
 ) -> None:
     ws = v1_workspace(project)
     config = HDInsightCompute.attach_configuration(
@@ -633,3 +635,140 @@ def test_the_databricks_example_attaches_as_documented_and_runs_on_a_named_clust
     assert "example on databricks" in ran.stdout
     assert submitted_tasks(dbx)[0]["existing_cluster_id"] == DBX_CLUSTER
     assert isinstance(ComputeTarget(ws, "dbx"), DatabricksCompute)
+
+
+# -- the other compute examples, run as a user runs them ------------------------------------
+
+
+def run_example(
+    script: str, project: Path, env: dict[str, str], timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / script)],
+        cwd=project,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def files_holding(secret: str, *folders: Path) -> list[Path]:
+    """The files under ``folders``, other than the keyring's own, that hold ``secret``."""
+    import keyring
+
+    store = getattr(keyring.get_keyring(), "file_path", None)
+    return [
+        path
+        for folder in folders
+        for path in folder.rglob("*")
+        if path.is_file() and str(path) != store and secret.encode() in path.read_bytes()
+    ]
+
+
+def test_the_password_example_attaches_and_keeps_the_password_in_the_keyring_only(
+    sshd: SSHServer, project: Path, cli: CLI, isolated_home: Path
+) -> None:
+    ws = v1_workspace(project)
+    env = {
+        "MY_VM_ADDRESS": sshd.host,
+        "MY_VM_PORT": str(sshd.port),
+        "MY_VM_USER": sshd.user,
+        "MY_VM_PASSWORD": sshd.password,
+        "TARGETS_ACCEPT_HOST_KEY": "1",
+    }
+    ran = run_example("attach_vm_with_password.py", project, env)
+    assert ran.returncode == 0, ran.stderr
+    assert "Succeeded" in ran.stdout
+    assert sshd.password not in ran.stdout + ran.stderr
+    found = ComputeTarget(workspace=ws, name="pw-vm")
+    assert isinstance(found, RemoteCompute) and found.ssh_port == sshd.port
+    assert get_secret(ws.secret_ref("pw-vm", "password")) == sshd.password
+    assert files_holding(sshd.password, project, isolated_home) == []
+    assert "password (in keyring)" in cli("show", "pw-vm").out
+    # The password from the keyring logs in: a run works on the attached machine.
+    done = cli("run", "-c", "echo attached-with-a-password; whoami", "--target", "pw-vm")
+    assert done.code == 0, done
+    assert done.out.split() == ["attached-with-a-password", sshd.user]
+    # A second run of the script finds the name taken and says so.
+    again = run_example("attach_vm_with_password.py", project, env)
+    assert again.returncode != 0 and "already attached" in again.stderr, again.stderr
+    assert files_holding(sshd.password, project, isolated_home) == []
+
+
+def test_the_hdinsight_example_attaches_with_the_passphrase_of_a_protected_key(
+    sshd: SSHServer, project: Path, cli: CLI, isolated_home: Path, head_node_spark: Path
+) -> None:
+    ws = v1_workspace(project)
+    env = {
+        "MY_HDI_ADDRESS": sshd.host,
+        "MY_HDI_PORT": str(sshd.port),
+        "MY_HDI_USER": sshd.user,
+        "MY_HDI_KEY": str(sshd.encrypted_key),
+        "MY_HDI_KEY_PASSPHRASE": sshd.key_passphrase,
+        "TARGETS_ACCEPT_HOST_KEY": "1",
+    }
+    ran = run_example("attach_hdinsight.py", project, env)
+    assert ran.returncode == 0, ran.stderr
+    # The script catches ComputeTargetException and exits 0: its output tells.
+    assert "Caught" not in ran.stdout, ran.stdout
+    assert "Succeeded" in ran.stdout
+    found = ComputeTarget(workspace=ws, name="myhdi")
+    assert isinstance(found, HDInsightCompute) and found.type == "HDInsight"
+    shown = cli("show", "myhdi", "-o", "json").json()
+    assert isinstance(shown, dict) and shown["kind"] == "hdinsight"
+    assert shown["facts"]["spark_submit"] == str(head_node_spark)
+    assert get_secret(ws.secret_ref("myhdi", "ssh_key_passphrase")) == sshd.key_passphrase
+    assert files_holding(sshd.key_passphrase, project, isolated_home) == []
+    # The passphrase from the keyring opens the key: a run works on the head node.
+    done = cli("run", "-c", "echo on-the-head-node; whoami", "--target", "myhdi")
+    assert done.code == 0, done
+    assert done.out.split() == ["on-the-head-node", sshd.user]
+
+    # A wrong passphrase: the documented except branch reports it, nothing is attached.
+    found.detach()
+    wrong = run_example("attach_hdinsight.py", project, {**env, "MY_HDI_KEY_PASSPHRASE": "nope"})
+    assert wrong.returncode == 0, wrong.stderr
+    assert wrong.stdout.startswith("Caught = "), wrong.stdout
+    assert f"the passphrase for the key {sshd.encrypted_key} is wrong" in wrong.stdout
+    assert "myhdi" not in Workspace.from_config().targets()
+
+
+@pytest.mark.xdist_group("docker")
+def test_the_cpu_cluster_example_creates_finds_and_updates_a_docker_cluster(
+    node_image: NodeImage, project: Path, cli: CLI
+) -> None:
+    v1_workspace(project, cluster_provider_options={"image": node_image.name})
+    name = "cpu-cluster"  # the example's own name
+    try:
+        ran = run_example("create_cpu_cluster.py", project, {})
+        assert ran.returncode == 0, ran.stderr
+        assert "Found existing cluster" not in ran.stdout
+        assert "Succeeded" in ran.stdout
+        # get_status().serialize(): v1's shape, at the size the script asked for.
+        status = ast.literal_eval(ran.stdout.strip().splitlines()[-1])
+        assert status["provisioningState"] == "Succeeded"
+        assert status["scaleSettings"]["maxNodeCount"] == 4
+        assert status["currentNodeCount"] == 0 and status["vmPriority"] == "dedicated"
+        shown = cli("show", name, "-o", "json").json()
+        assert isinstance(shown, dict) and shown["kind"] == "cluster"
+        # update() at the end of the script changed the scale settings at once.
+        options = shown["options"]
+        assert options["max_nodes"] == 2 and options.get("min_nodes", 0) == 0
+        assert options["idle_seconds_before_scaledown"] == 300
+
+        again = run_example("create_cpu_cluster.py", project, {})
+        assert again.returncode == 0, again.stderr
+        assert "Found existing cluster, use it." in again.stdout
+        assert names(cli) == ["local", name]
+        cpu_cluster = ComputeTarget(Workspace.from_config(), name)
+        assert isinstance(cpu_cluster, AmlCompute)
+        assert cpu_cluster.get_status().scale_settings == {
+            "minNodeCount": 0,
+            "maxNodeCount": 2,
+            "nodeIdleTimeBeforeScaleDown": "PT300S",
+        }
+    finally:
+        cli("delete", name, "--force")
+        remove_cluster_containers(node_image.engine, name)
+    assert name not in names(cli)

@@ -1,7 +1,7 @@
 """Inside the run: an unchanged Azure ML v1 training script (``from azureml.core import
-Run``; ``Run.get_context().log(...)``) runs on the local target and on a VM, and what it
-logs shows in ``targets runs show`` and in the run's collected MLflow store (issue 15,
-part 5; docs/azureml-v1.md)."""
+Run``; ``Run.get_context().log(...)``) runs on the local target, on a VM and on a docker
+cluster's node, and what it logs shows in ``targets runs show`` and in the run's collected
+MLflow store (issue 15, part 5; docs/azureml-v1.md)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,17 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from targets.compute._agent import agent_bundle
+from targets.testing.fixtures import CLIResult
 from targets.workspace import Workspace
+from tests.cluster_nodes import NodeImage, node_image_fixture, remove_cluster_containers  # noqa: F401
 from tests.dockerd import docker_engine_fixture  # noqa: F401
 from tests.oldest_python import FLOOR
 from tests.sshd import SSHServer, sshd_fixture, sshd_server_fixture  # noqa: F401
@@ -445,3 +449,28 @@ def test_the_real_azureml_packages_are_kept_on_request(project, write):
     kept = resolve_environment(config({"TARGETS_AZUREML_REAL": "1"}), project)
     assert kept.pip_packages == ("azureml-mlflow", "numpy")
     assert kept.hash != replaced.hash
+
+
+@pytest.mark.xdist_group("docker")
+def test_an_unchanged_v1_training_script_logs_on_a_docker_cluster(
+    cli: Callable[..., CLIResult], project: Path, node_image: NodeImage
+) -> None:
+    name = "c" + uuid.uuid4().hex[:8]
+    try:
+        created = cli(
+            "create", name, "--type", "cluster", "--provider", "docker",
+            "--image", node_image.name, "--max-nodes", "1",
+        )  # fmt: skip
+        assert created.code == 0, created
+        copy_example(project)
+        result = cli("run", "train.py", "--target", name, "--experiment", "v1-train", timeout=300)
+        assert result.code == 0, result
+        run = last_run(project)
+        assert run.kind == "cluster" and run.target == name
+        # It ran on a node the cluster started for it, not on this machine.
+        assert f"[cluster {name}] waiting for 1 node(s): adding 1 (0 now, max 1)" in result.out
+        assert f"run {run.id} experiment v1-train status Running" in result.out
+        assert_logged_everything(cli, project, run.id)
+    finally:
+        cli("delete", name, "--force")
+        remove_cluster_containers(node_image.engine, name)
