@@ -1,4 +1,5 @@
-"""The oldest Python interpreter on this machine that the agent supports (3.8 or newer).
+"""The oldest Python interpreter on this machine that the agent supports (3.8 or newer),
+and the one the run library supports (3.6 or newer: it runs in the run's own Python).
 
 The agent (``targets/agent/``) promises Python 3.8. No 3.8 can be installed from the
 sources this project may use, but a machine may have one: this project's machine image
@@ -13,10 +14,13 @@ import os
 import pwd
 import shutil
 import subprocess
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 FLOOR = (3, 8)
+RUNLIB_FLOOR = (3, 6)
+"""The run library (``targets/agent/runlib``) runs in the run's environment, whose conda
+file may pin ``python=3.6`` (real v1 files pin 3.6.2)."""
 
 
 def _version(python: str) -> tuple[int, int] | None:
@@ -47,11 +51,20 @@ def _candidates(minor: int) -> list[str]:
     return found
 
 
-@lru_cache(maxsize=1)
-def oldest_python() -> tuple[str, tuple[int, int]] | None:
-    """(path, (major, minor)) of the oldest working Python >= 3.8 here, or None."""
-    for minor in range(FLOOR[1], 30):
-        for python in _candidates(minor):
-            if _version(python) == (3, minor):
-                return python, (3, minor)
+@cache
+def python_of(minor: int) -> str | None:
+    """A working Python ``3.minor`` here, or None."""
+    for python in _candidates(minor):
+        if _version(python) == (3, minor):
+            return python
+    return None
+
+
+@cache
+def oldest_python(floor: tuple[int, int] = FLOOR) -> tuple[str, tuple[int, int]] | None:
+    """(path, (major, minor)) of the oldest working Python >= ``floor`` here, or None."""
+    for minor in range(floor[1], 30):
+        python = python_of(minor)
+        if python is not None:
+            return python, (3, minor)
     return None

@@ -12,6 +12,11 @@ floor is checked in two parts (docs/testing.md):
   neither of the first two sees;
 - by running the agent zipapp on the oldest Python this machine has, isolated from every
   site-packages (``-I -S``), so it also proves the agent needs nothing but the stdlib.
+
+The run library (``targets/agent/runlib``, the ``azureml`` package runs import) runs in the
+run's own Python, which real v1 conda files pin to 3.6: it is checked the same ways against
+Python 3.6 (no ``from __future__ import annotations``, so its annotations are evaluated and
+checked too), and imported by a real 3.6 interpreter (tests/test_runlib_py36.py runs it).
 """
 
 from __future__ import annotations
@@ -26,11 +31,12 @@ from pathlib import Path
 import pytest
 
 from targets.compute._agent import agent_bundle
-from tests.oldest_python import FLOOR, oldest_python
+from tests.oldest_python import FLOOR, RUNLIB_FLOOR, oldest_python, python_of
 from tests.sshd import skip_or_fail
 
 REPO = Path(__file__).resolve().parents[1]
 AGENT = REPO / "targets" / "agent"
+RUNLIB = AGENT / "runlib"
 
 # Local-only helpers that are not part of the shipped bundle (see agent_bundle()).
 NOT_SHIPPED = {"docker_sdk.py"}
@@ -44,6 +50,12 @@ def shipped_sources() -> list[Path]:
     return files
 
 
+def runlib_sources() -> list[Path]:
+    files = sorted(RUNLIB.rglob("*.py"))
+    assert files, f"no run library in {RUNLIB}"
+    return files
+
+
 def test_every_agent_file_parses_with_the_python_3_8_grammar() -> None:
     errors = []
     for path in shipped_sources():
@@ -54,8 +66,10 @@ def test_every_agent_file_parses_with_the_python_3_8_grammar() -> None:
     assert not errors, "syntax newer than Python 3.8:\n" + "\n".join(errors)
 
 
-def vermin(*args: str) -> subprocess.CompletedProcess[str]:
-    """``vermin`` against Python 3.8, as the checks below run it."""
+def vermin(
+    *args: str, floor: tuple[int, int] = FLOOR, eval_annotations: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """``vermin`` against Python ``floor`` (3.8), as the checks below run it."""
     found = shutil.which("vermin", path=str(Path(sys.executable).parent))
     if found is None:
         skip_or_fail("vermin is not installed: `pip install -e '.[test]'` installs it")
@@ -63,14 +77,15 @@ def vermin(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
             found,
-            "--target=3.8-",
+            "--target={}.{}-".format(*floor),
             "--violations",
             "--no-tips",
             "--no-parse-comments",
             # The agent's files all start with `from __future__ import annotations`:
             # annotations are never evaluated, so `list[str]` there is fine on 3.8 (the
-            # runtime-expression test below covers the rest).
-            "--no-eval-annotations",
+            # runtime-expression test below covers the rest). The run library's are
+            # evaluated (it runs on 3.6, which lacks that import): checked too.
+            "--eval-annotations" if eval_annotations else "--no-eval-annotations",
             *args,
         ],
         capture_output=True,
@@ -143,26 +158,43 @@ def runtime_typing_problems(source: str, filename: str) -> list[str]:
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
             for statement in node.body:
                 skip.update(id(n) for n in ast.walk(statement))
+    # `from typing import Mapping, Set`: typing's generics subscript on every version.
+    from_typing = {
+        alias.asname or alias.name
+        for n in ast.walk(tree)
+        if isinstance(n, ast.ImportFrom) and n.module == "typing"
+        for alias in n.names
+    }
+    in_annotation: set[int] = set()
+    for node in ast.walk(tree):
+        annotations: list[ast.expr | None] = []
+        if isinstance(node, ast.AnnAssign | ast.arg):
+            annotations.append(node.annotation)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            annotations.append(node.returns)
+        for annotation in annotations:
+            if annotation is not None:
+                in_annotation.update(id(n) for n in ast.walk(annotation))
     if postponed:
-        for node in ast.walk(tree):
-            annotations: list[ast.expr | None] = []
-            if isinstance(node, ast.AnnAssign | ast.arg):
-                annotations.append(node.annotation)
-            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                annotations.append(node.returns)
-            for annotation in annotations:
-                if annotation is not None:
-                    skip.update(id(n) for n in ast.walk(annotation))
+        skip |= in_annotation
     problems = []
     for node in ast.walk(tree):
         if id(node) in skip:
+            continue
+        if (
+            id(node) in in_annotation
+            and isinstance(node, ast.BinOp)
+            and isinstance(node.op, ast.BitOr)
+        ):
+            # An evaluated annotation: `X | Y` is a union whatever X and Y are named.
+            problems.append(f"{filename}:{node.lineno}: X | Y of types needs Python 3.10")
             continue
         if isinstance(node, ast.Subscript):
             value = node.value
             name = value.id if isinstance(value, ast.Name) else None
             if isinstance(value, ast.Attribute) and isinstance(value.value, ast.Name):
                 name = value.attr if value.value.id in ("abc", "collections") else None
-            if name in _BUILTIN_GENERICS or name in _ABC_GENERICS:
+            if name in _BUILTIN_GENERICS or (name in _ABC_GENERICS and name not in from_typing):
                 problems.append(f"{filename}:{node.lineno}: {name}[...] needs Python 3.9")
         elif (
             isinstance(node, ast.BinOp)
@@ -199,6 +231,11 @@ def test_the_runtime_expression_check_finds_what_3_8_cannot_evaluate() -> None:
     assert sorted(p.split(":")[1] for p in problems) == ["3", "3", "4", "5"], problems
     no_future = "def f(x: list[int]) -> None: ...\n"
     assert runtime_typing_problems(no_future, "n.py") == ["n.py:1: list[...] needs Python 3.9"]
+    # Without the future import an annotation's `|` is evaluated, whatever the names.
+    union = "class Store: ...\ndef f(s: Store | None) -> 'Store': ...\n"
+    assert runtime_typing_problems(union, "u.py") == ["u.py:2: X | Y of types needs Python 3.10"]
+    typed = "from typing import Mapping, Set\ndef f(m: Mapping[str, int]) -> Set[str]: ...\n"
+    assert runtime_typing_problems(typed, "t.py") == []
 
 
 def test_the_agent_zipapp_runs_on_the_oldest_python_here_with_only_the_stdlib(
@@ -263,3 +300,101 @@ def test_the_grammar_check_rejects_newer_syntax(source: str) -> None:
     ast.parse(source)
     with pytest.raises(SyntaxError):
         ast.parse(source, feature_version=FLOOR)
+
+
+# -- the run library: Python 3.6 -----------------------------------------------------------
+
+
+def _postpones_annotations(tree: ast.Module) -> bool:
+    return any(
+        isinstance(n, ast.ImportFrom)
+        and n.module == "__future__"
+        and any(a.name == "annotations" for a in n.names)
+        for n in tree.body
+    )
+
+
+def test_the_run_library_parses_and_evaluates_on_python_3_6() -> None:
+    """The 3.6 grammar (no walrus, no ``f"{x=}"``, no positional-only parameters), no
+    ``from __future__ import annotations`` (3.7: a SyntaxError on 3.6), and no annotation
+    or type expression that 3.6 cannot evaluate (``list[int]``, ``X | None``)."""
+    errors = []
+    for path in runlib_sources():
+        name = str(path.relative_to(REPO))
+        source = path.read_text()
+        try:
+            tree = ast.parse(source, name, feature_version=RUNLIB_FLOOR)
+        except SyntaxError as exc:
+            errors.append(f"{name}:{exc.lineno}: {exc.msg}")
+            continue
+        if _postpones_annotations(tree):
+            errors.append(f"{name}: `from __future__ import annotations` needs Python 3.7")
+        errors += runtime_typing_problems(source, name)
+    assert not errors, "the run library must run on Python 3.6:\n" + "\n".join(errors)
+
+
+def test_vermin_finds_nothing_the_run_library_uses_that_python_3_6_lacks() -> None:
+    result = vermin(*map(str, runlib_sources()), floor=RUNLIB_FLOOR, eval_annotations=True)
+    assert result.returncode == 0, f"vermin: not Python 3.6 compatible:\n{result.stdout}"
+    assert "Minimum required versions: 3." in result.stdout, result.stdout
+
+
+def test_vermin_as_run_on_the_run_library_rejects_what_python_3_6_lacks(tmp_path: Path) -> None:
+    newer = tmp_path / "newer.py"
+    newer.write_text(
+        "from __future__ import annotations\n"
+        "import contextlib, dataclasses\n"
+        "@dataclasses.dataclass\n"
+        "class A:\n"
+        "    x: int = 0\n"
+        "def f(a: list[int]) -> None:\n"
+        "    with contextlib.nullcontext():\n"
+        "        pass\n"
+    )
+    result = vermin(str(newer), floor=RUNLIB_FLOOR, eval_annotations=True)
+    assert result.returncode != 0, result.stdout
+    for needed in (
+        "__future__.annotations",
+        "dataclasses",
+        "contextlib.nullcontext",
+        "builtin generic type annotation",
+    ):
+        assert needed in result.stdout, result.stdout
+
+
+def test_the_run_library_imports_on_python_3_6_with_only_the_stdlib(tmp_path: Path) -> None:
+    """Every module of the run library, from the agent zipapp's runlib/ folder as runs
+    see it, on a real Python 3.6 with no site-packages (``-I -S``)."""
+    python = python_of(RUNLIB_FLOOR[1])
+    if python is None:
+        skip_or_fail("no Python 3.6 on this machine (pyenv's 3.6.* is looked for)")
+        return
+    _, data = agent_bundle()
+    bundle = tmp_path / "agent.pyz"
+    bundle.write_bytes(data)
+    modules = []
+    for path in runlib_sources():
+        parts = list(path.relative_to(RUNLIB).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        modules.append(".".join(parts))
+    code = (
+        "import importlib, sys\n"
+        f"sys.path[:0] = [{str(bundle) + '/targets_agent/runlib'!r}]\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "from azureml.core import Run\n"
+        "run = Run.get_context()\n"
+        "run.log('loss', 0.5)\n"
+        "print(sys.version_info[:2], run.id.split('_')[0], run.get_metrics())\n"
+    )
+    done = subprocess.run(
+        [python, "-I", "-S", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "(3, 6) OfflineRun {'loss': 0.5}", done.stdout

@@ -18,6 +18,7 @@ from targets.compute.databricks import (
     DatabricksOptions,
     DatabricksTarget,
     parse_cluster_spec,
+    run_library_files,
 )
 from targets.errors import AuthenticationError, UsageError
 from targets.testing import (
@@ -28,6 +29,7 @@ from targets.testing import (
 )
 from tests.conftest import CLIResult
 from tests.databricks_emulator import DatabricksEmulator
+from tests.test_run_context import assert_logged_everything, copy_example, last_run, mlflow_run
 
 TOKEN = "dapi-test-0123456789abcdef"
 CLUSTER = "0123-456789-abcde"
@@ -172,6 +174,81 @@ def test_targets_run_on_databricks_brings_outputs_back(
     assert [p.read_text() for p in found] == ["x"]
 
 
+def _attach_cli(emulator: DatabricksEmulator, cli: Callable[..., CLIResult]) -> None:
+    attached = cli(
+        "attach", "mydbx", "--type", "databricks", "--host", emulator.host,
+        "--token-stdin", "--cluster-id", CLUSTER, input=TOKEN + "\n",
+    )  # fmt: skip
+    assert attached.code == 0, attached
+
+
+# -- Azure ML v1: Run.get_context() on the driver --------------------------------------------
+
+
+def test_an_unchanged_v1_training_script_logs_on_databricks(
+    emulator: DatabricksEmulator, project: Path, cli: Callable[..., CLIResult]
+) -> None:
+    """The run library goes with the snapshot, the wrapper puts it first on the path, and
+    the run's MLflow store comes back with the outputs: what the script logs shows in
+    ``targets runs show``."""
+    _attach_cli(emulator, cli)
+    copy_example(project)
+    got = cli("run", "train.py", "--target", "mydbx", "--experiment", "v1-train")
+    assert got.code == 0, got
+    run = last_run(project)
+    assert run.kind == "databricks"
+    assert f"run {run.id} experiment v1-train status Running" in got.out
+    assert_logged_everything(cli, project, run.id)
+
+
+def test_a_failing_v1_script_still_brings_back_what_it_logged(
+    emulator: DatabricksEmulator, project: Path, cli: Callable[..., CLIResult]
+) -> None:
+    _attach_cli(emulator, cli)
+    (project / "fails.py").write_text(
+        "from azureml.core import Run\n"
+        "run = Run.get_context()\n"
+        "run.log('seen', 1)\n"
+        "raise RuntimeError('bad data')\n"
+    )
+    got = cli("run", "fails.py", "--target", "mydbx")
+    assert got.code != 0, got
+    assert "RuntimeError: bad data" in got.out
+    run = last_run(project)
+    shown = cli("runs", "show", run.id, "-o", "json").json()
+    assert shown["status"] == "Failed" and shown["metrics"] == {"seen": 1.0}
+    folder = project / ".targets" / "runs" / run.id
+    assert "status: 4" in (mlflow_run(folder, run.id) / "meta.yaml").read_text()  # FAILED
+
+
+def test_a_v1_script_that_never_ends_its_run_comes_back_finished(
+    emulator: DatabricksEmulator, project: Path, cli: Callable[..., CLIResult]
+) -> None:
+    """The script runs inside the wrapper's process: its run is ended before the store
+    is copied back, as at the end of a process."""
+    _attach_cli(emulator, cli)
+    (project / "t.py").write_text("from azureml.core import Run\nRun.get_context().log('n', 2)\n")
+    assert cli("run", "t.py", "--target", "mydbx").code == 0
+    run = last_run(project)
+    folder = project / ".targets" / "runs" / run.id
+    assert "status: 3" in (mlflow_run(folder, run.id) / "meta.yaml").read_text()  # FINISHED
+
+
+def test_the_real_sdk_is_kept_on_databricks_when_the_run_asks(
+    emulator: DatabricksEmulator, project: Path, cli: Callable[..., CLIResult]
+) -> None:
+    _attach_cli(emulator, cli)
+    (project / "t.py").write_text("import azureml.core\n")
+    (project / "rc.yml").write_text(
+        "script: t.py\ntarget: mydbx\nenvironment_variables: {TARGETS_AZUREML_REAL: '1'}\n"
+    )
+    got = cli("run", "rc.yml")
+    # No real SDK on this "cluster", and the run library was not put in its place.
+    assert got.code != 0 and "No module named 'azureml'" in got.out, got
+    (project / "rc.yml").write_text("script: t.py\ntarget: mydbx\n")
+    assert cli("run", "rc.yml").code == 0
+
+
 def test_refused_token_is_an_authentication_error(
     emulator: DatabricksEmulator, tmp_path: Path
 ) -> None:
@@ -243,11 +320,13 @@ def test_an_unchanged_snapshot_uploads_nothing_again(
     (src / "main.py").write_text("print('hi')\n")
     (src / "data.csv").write_text("a,b\n1,2\n")
     first = target.submit(make_request(src))
-    assert len(emulator.imports("/.targets/objects/")) == 2
-    assert first.data["uploaded"] == 2
+    # the two files, and the run library's (uploaded once, like snapshot files)
+    uploaded = 2 + len(run_library_files())
+    assert len(emulator.imports("/.targets/objects/")) == uploaded
+    assert first.data["uploaded"] == uploaded
     wait_for_end(target, first)
     second = target.submit(make_request(src))
-    assert len(emulator.imports("/.targets/objects/")) == 2
+    assert len(emulator.imports("/.targets/objects/")) == uploaded
     assert second.data["uploaded"] == 0
     assert wait_for_end(target, second).status is RunStatus.COMPLETED
 

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from targets.agent import spark
+from targets.agent import spark, supervisor
 from targets.workspace import Workspace
 from tests.spark_fixtures import head_node_spark_fixture, local_spark_fixture  # noqa: F401
 from tests.sshd import SSHServer, sshd_fixture, sshd_server_fixture  # noqa: F401
+from tests.test_run_context import assert_logged_everything, copy_example
 
 JOB = """
 import json, pathlib, sys
@@ -228,3 +229,60 @@ def test_local_master_takes_no_deploy_mode_and_no_archive(tmp_path):
     assert argv[1:3] == ["--master", "local[2]"] and "--deploy-mode" not in argv
     assert "--archives" not in argv and "spark.pyspark.python=/env/bin/python" in argv
     assert "spark.master=local[2]" not in " ".join(argv)
+
+
+# -- Azure ML v1: Run.get_context() in a pyspark run on the head node -----------------------
+
+
+def test_an_unchanged_v1_training_script_logs_through_spark_submit_on_the_head_node(
+    hdi, project, write, cli
+):
+    """spark-submit's Python launcher keeps the run's PYTHONPATH (the run library first)
+    and variables for the driver, so ``from azureml.core import Run`` works and what the
+    script logs comes back with its outputs."""
+    copy_example(project)
+    write(
+        project / "rc.yml",
+        f"script: train.py\ntarget: {hdi}\nframework: pyspark\n"
+        "spark:\n  configuration:\n    spark.ui.enabled: 'false'\n",
+    )
+    result = cli("run", "rc.yml", "--experiment", "v1-train", timeout=300)
+    assert result.code == 0, result
+    run = Workspace(project).ledger.list(limit=1)[0]
+    assert run.kind == "hdinsight"
+    assert f"run {run.id} experiment v1-train status Running" in result.out
+    assert_logged_everything(cli, project, run.id)
+
+
+def test_yarn_cluster_mode_ships_the_run_library_to_the_driver(tmp_path):
+    """In cluster deploy mode the driver runs on a YARN node: the head node's PYTHONPATH
+    does not reach it, so the run library goes with the job (and an unchanged v1 script
+    still imports azureml.core there)."""
+    spec = _spec(tmp_path, deploy_mode="cluster")
+    spec["experiment"] = "exp"
+    spec["spark"]["configuration"]["spark.submit.pyFiles"] = "mine.zip"  # type: ignore[index]
+    library = supervisor._spark_library(spec, str(tmp_path / "wd"))
+    assert library is not None
+    env_dir = tmp_path / "envs" / "0a1b2c3d"
+    (env_dir / "bin").mkdir(parents=True)
+    python = str(env_dir / "bin" / "python")
+    spark.prepare(spec, {"python": python, "env_dir": None}, str(tmp_path), io.BytesIO(), library)
+    argv = spark.argv(spec)
+    assert f"spark.submit.pyFiles={library},mine.zip" in argv
+    assert "spark.yarn.appMasterEnv.AZUREML_RUN_ID=r1" in argv
+    assert "spark.yarn.appMasterEnv.AZUREML_ARM_PROJECT_NAME=exp" in argv
+    imported = subprocess.run(
+        [sys.executable, "-c", "from azureml.core import Run; print(Run.get_context().id)"],
+        env={"PYTHONPATH": library, "AZUREML_RUN_ID": "r1"},
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert imported.returncode == 0 and imported.stdout.startswith("OfflineRun_"), imported
+    # client mode and TARGETS_AZUREML_REAL=1: nothing shipped
+    client = _spec(tmp_path, deploy_mode="client")
+    spark.prepare(client, {"python": python, "env_dir": None}, str(tmp_path), io.BytesIO(), library)
+    assert not any("pyFiles" in a for a in spark.argv(client))
+    real = _spec(tmp_path, deploy_mode="cluster")
+    real["environment_variables"]["TARGETS_AZUREML_REAL"] = "1"  # type: ignore[index]
+    assert supervisor._spark_library(real, str(tmp_path / "wd2")) is None

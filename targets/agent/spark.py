@@ -138,9 +138,17 @@ def pack(env_dir: str, dest: str, log: BinaryIO) -> str:
     return dest
 
 
-def prepare(spec: RunSpec, env_result: dict[str, Any], root: str, log: BinaryIO) -> dict[str, Any]:
+def prepare(
+    spec: RunSpec,
+    env_result: dict[str, Any],
+    root: str,
+    log: BinaryIO,
+    library: str | None = None,
+) -> dict[str, Any]:
     """Plan the spark-submit call and keep it in ``spec`` for :func:`argv` and
-    :func:`environ`. Raises SparkError (a Preparing failure) when Spark is missing."""
+    :func:`environ`. ``library`` is a zip of the run library (``azureml``), shipped to a
+    driver that runs on a YARN cluster node (cluster deploy mode). Raises SparkError (a
+    Preparing failure) when Spark is missing."""
     if (spec.get("environment") or {}).get("docker"):
         raise SparkError("framework pyspark does not run in a Docker environment")
     python = str(env_result["python"])
@@ -168,6 +176,21 @@ def prepare(spec: RunSpec, env_result: dict[str, Any], root: str, log: BinaryIO)
             confs.setdefault("spark.pyspark.driver.python", python)
     else:
         confs.setdefault("spark.pyspark.python", python)
+    if yarn and deploy_mode == "cluster" and library:
+        # The driver runs on a cluster node, where the head node's PYTHONPATH and the
+        # run's variables do not go: ship the run library with the job (an unchanged v1
+        # script imports azureml.core there). Its Run.get_context() is an offline run:
+        # what it logs stays on that node, like its ./outputs.
+        given = confs.get("spark.submit.pyFiles")
+        confs["spark.submit.pyFiles"] = library + ("," + given if given else "")
+        run_id = str(spec.get("run_id"))
+        for key, value in (
+            ("AZUREML_RUN_ID", run_id),
+            ("TARGETS_RUN_ID", run_id),
+            ("AZUREML_ARM_PROJECT_NAME", spec.get("experiment")),
+        ):
+            if value:
+                confs.setdefault("spark.yarn.appMasterEnv." + key, str(value))
     for key in sorted(confs):
         args += ["--conf", "%s=%s" % (key, confs[key])]
     packages = [str(p) for p in spark.get("packages") or ()]

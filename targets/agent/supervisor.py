@@ -275,6 +275,22 @@ def _run_library_environ(
     return added
 
 
+def _spark_library(spec: RunSpec, wd: str) -> str | None:
+    """The run library as ``wd/.targets/runlib.zip`` (``azureml/`` at its root), for a
+    pyspark driver on a YARN cluster node; None when the run keeps the real SDK."""
+    import shutil
+
+    env: dict[str, str] = {}
+    for pair in (spec.get("environment") or {}).get("variables") or ():
+        key, value = (pair if isinstance(pair, (list, tuple)) else (pair, ""))[:2]
+        env[str(key)] = str(value)
+    env.update({str(k): str(v) for k, v in (spec.get("environment_variables") or {}).items()})
+    if _keeps_real_sdk(env):
+        return None
+    folder = copy_run_library(wd)
+    return shutil.make_archive(folder, "zip", folder)
+
+
 def copy_run_library(wd: str) -> str:
     """Copy the run library into ``wd/.targets/runlib`` (from the folder next to this
     file, or from the agent's zipapp) and return that folder."""
@@ -395,7 +411,7 @@ def supervise(root: str, run_id: str) -> int:
                     timeout=spec.get("prepare_timeout_seconds"),
                 )
             if spark.is_pyspark(spec):
-                spark.prepare(spec, env_result, root, log)
+                spark.prepare(spec, env_result, root, log, library=_spark_library(spec, wd))
         except (envs.EnvError, containers.ContainerError) as exc:
             log.write(("\nenvironment preparation failed: %s\n" % exc).encode())
             phases["preparing"] = time.time() - t0

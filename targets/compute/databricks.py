@@ -9,19 +9,24 @@ A submit does, in order:
    before anything is uploaded;
 2. upload each snapshot file not already there to the workspace files folder
    ``/Users/<me>/.targets/objects/<sha256>`` (one ``workspace/list`` tells what is present,
-   so an unchanged snapshot uploads nothing);
-3. upload ``spec.json`` (the manifest: path -> digest, the entry point, the arguments and
-   variables) and ``_targets_wrapper.py`` into ``/Users/<me>/.targets/runs/<run_id>/``;
+   so an unchanged snapshot uploads nothing), and so the run library's files (Azure ML
+   v1's ``azureml.core.Run`` inside the run) unless the run keeps the real SDK
+   (``TARGETS_AZUREML_REAL=1``);
+3. upload ``spec.json`` (the manifest: path -> digest, the run library's rows, the entry
+   point, the arguments, variables and experiment) and ``_targets_wrapper.py`` into
+   ``/Users/<me>/.targets/runs/<run_id>/``;
 4. ``jobs/runs/submit`` a one-time run of one ``spark_python_task`` running the wrapper on
    the attached cluster (or a new job cluster), with the environment's pip packages and
    Spark packages as run libraries and ``max_run_duration_seconds`` as ``timeout_seconds``.
 
 On the driver the wrapper copies the objects into a local run folder by the manifest,
-changes into it, runs the user's script with its arguments (``runpy``, ``sys.argv``) or
-command (a list as an argv, a string through ``/bin/sh -c``, as on every kind) and
-copies ``./outputs`` and ``./logs`` to the run's workspace folder (through the
-``/Workspace`` file system of the driver), also after a failure or a cancel; it records the
-exit code in ``exit.json`` there. A file larger than :data:`PART_BYTES` goes as parts
+puts the run library first on the path with the variables it reads (its MLflow store is
+the run folder's ``.targets/mlruns``), changes into it, runs the user's script with its
+arguments (``runpy``, ``sys.argv``) or command (a list as an argv, a string through
+``/bin/sh -c``, as on every kind) and copies ``./outputs``, ``./logs`` and the MLflow
+store (as ``mlruns/``) to the run's workspace folder (through the ``/Workspace`` file
+system of the driver), also after a failure or a cancel; it records the exit code in
+``exit.json`` there. A file larger than :data:`PART_BYTES` goes as parts
 (``parts/<path>/000000``...) listed with its size and SHA-256 in ``parts.json``: the
 workspace export API the client downloads with returns at most 10 MB.
 
@@ -50,9 +55,10 @@ from typing import Any, TypedDict, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from targets.agent.protocol import manifest_rows
+from targets.agent.protocol import ManifestRow, manifest_rows
+from targets.agent.supervisor import RUN_LIBRARY
+from targets.compute._databricks_wrapper import COLLECTED, RUN_LIBRARY_FOLDER, ExitInfo, WrapperSpec
 from targets.compute._databricks_wrapper import WRAPPER as _WRAPPER
-from targets.compute._databricks_wrapper import ExitInfo, WrapperSpec
 from targets.compute.base import (
     Capability,
     ComputeTarget,
@@ -65,6 +71,7 @@ from targets.compute.base import (
     TargetContext,
     no_progress,
 )
+from targets.environments import keeps_real_sdk
 from targets.errors import (
     AuthenticationError,
     ConnectionFailed,
@@ -299,6 +306,25 @@ def run_cluster(given: Mapping[str, Any]) -> tuple[str | None, dict[str, Any] | 
 def wrapper_source() -> str:
     """The wrapper's Python source (uploaded with each run)."""
     return _WRAPPER
+
+
+@functools.cache
+def run_library_files() -> tuple[tuple[ManifestRow, Path], ...]:
+    """The run library's files (``azureml``, the agent's ``runlib``) as manifest rows
+    below :data:`RUN_LIBRARY_FOLDER`, each with the file it is read from. The wrapper
+    materialises them next to the snapshot and puts them first on the script's path, so
+    that an unchanged Azure ML v1 script's ``Run.get_context()`` works on the driver."""
+    root = Path(RUN_LIBRARY)
+    files = sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    if not files:
+        raise TargetsError(f"the run library is missing from this installation ({root})")
+    rows = []
+    for path in files:
+        data = path.read_bytes()
+        rel = f"{RUN_LIBRARY_FOLDER}/{path.relative_to(root).as_posix()}"
+        digest = hashlib.sha256(data).hexdigest()
+        rows.append((ManifestRow(rel, len(data), 0o644, digest, None), path))
+    return tuple(rows)
 
 
 def _replace(
@@ -648,12 +674,18 @@ class DatabricksTarget(ComputeTarget):
         objects = f"{root}/objects"
         folder = f"{root}/runs/{request.run_id}"
         rows = manifest_rows(request.snapshot.to_manifest()["files"])
+        library = (
+            [] if keeps_real_sdk(request.config, request.environment) else list(run_library_files())
+        )
         with self._translated("uploading the snapshot"):
             present = self._present(objects)
             todo: dict[str, Path] = {}
             for row in rows:
                 if row.link is None and row.digest not in present:
                     todo.setdefault(row.digest, request.snapshot.source(row.path))
+            for row, path in library:
+                if row.digest not in present:
+                    todo.setdefault(row.digest, path)
             for count, (digest, source) in enumerate(sorted(todo.items()), 1):
                 self._import(f"{objects}/{digest}", source.read_bytes())
                 progress("upload-files", count, len(todo))
@@ -664,8 +696,14 @@ class DatabricksTarget(ComputeTarget):
                 "objects": objects,
                 "files": rows,
                 "entry": request.entry(),
-                "environment_variables": request.environment_variables(),
+                # conda `variables:` first, so the runconfig's own variables win
+                "environment_variables": {
+                    **dict(request.environment.variables),
+                    **request.environment_variables(),
+                },
                 "part_bytes": PART_BYTES,
+                "experiment": request.experiment,
+                "run_library": [row for row, _path in library],
             }
             self._import(f"{folder}/spec.json", json.dumps(spec).encode())
             self._import(f"{folder}/{WRAPPER_NAME}", _WRAPPER.encode())
@@ -834,15 +872,16 @@ class DatabricksTarget(ComputeTarget):
         return []
 
     def fetch_outputs(self, handle: RunHandle, dest: Path) -> None:
-        """Download the run folder's ``outputs/`` and ``logs/`` (files whose size differs
-        from the local copy). A file the wrapper stored as parts (larger than
-        :data:`PART_BYTES`) is put together from them and checked against its size and
-        SHA-256 before it replaces the local copy. Idempotent."""
+        """Download the run folder's ``outputs/``, ``logs/`` and ``mlruns/`` (the run's
+        MLflow store, where the run library logs; files whose size differs from the local
+        copy). A file the wrapper stored as parts (larger than :data:`PART_BYTES`) is put
+        together from them and checked against its size and SHA-256 before it replaces
+        the local copy. Idempotent."""
         from databricks.sdk import errors
 
         folder = _handle_data(handle)["folder"]
         with self._translated(f"downloading the outputs of run {handle.run_id}"):
-            for top in ("outputs", "logs"):
+            for top in COLLECTED:
                 pending = [f"{folder}/{top}"]
                 while pending:
                     current = pending.pop()
@@ -853,11 +892,13 @@ class DatabricksTarget(ComputeTarget):
                     for item in items:
                         path = str(item.path)
                         kind = item.object_type.value if item.object_type else ""
-                        if kind == "DIRECTORY":
-                            pending.append(path)
-                            continue
                         rel = posixpath.relpath(path, folder).split("/")
                         if ".." in rel:
+                            continue
+                        if kind == "DIRECTORY":
+                            # kept even when empty (an MLflow run's params/, ...)
+                            dest.joinpath(*rel).mkdir(parents=True, exist_ok=True)
+                            pending.append(path)
                             continue
                         local = dest.joinpath(*rel)
                         same_size = local.is_file() and local.stat().st_size == item.size
@@ -881,7 +922,7 @@ class DatabricksTarget(ComputeTarget):
             names = rel.split("/") if isinstance(rel, str) else []
             valid = (
                 len(names) >= 2
-                and names[0] in {"outputs", "logs"}
+                and names[0] in COLLECTED
                 and all(n not in {"", ".", ".."} and "\0" not in n for n in names)
                 and isinstance(info, dict)
                 and all(isinstance(info.get(k), int) and info[k] >= 0 for k in ("size", "parts"))

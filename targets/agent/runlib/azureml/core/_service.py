@@ -1,9 +1,7 @@
 """What the real SDK does by calling the Azure ML service: here, a clear error that names
 the call and what to use instead."""
 
-from __future__ import annotations
-
-from typing import Any
+from typing import Any, Optional
 
 from ..exceptions import ServiceCallError
 
@@ -145,7 +143,7 @@ class Model:
 class Experiment:
     """The run's experiment: its name, its workspace; submitting is the client's job."""
 
-    def __init__(self, workspace: Workspace | None = None, name: str = "", **_: Any) -> None:
+    def __init__(self, workspace: Optional[Workspace] = None, name: str = "", **_: Any) -> None:
         self.workspace = workspace if workspace is not None else Workspace()
         self.name = name
 

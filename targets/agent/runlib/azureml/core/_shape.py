@@ -2,7 +2,8 @@
 
 One implementation for both sides: the run library (inside the run) and the client
 (``targets.runs.Run.get_metrics``, which imports this module) shape metrics here.
-Stdlib only, Python >= 3.8.
+Stdlib only, Python >= 3.6 (no ``from __future__ import annotations``:
+annotations are ``typing`` forms, evaluated when a def runs).
 
 The shapes are v1's: a metric logged once with ``log`` is its value; logged several times,
 or with ``log_list``, a list; ``log_row`` and ``log_table`` give ``{column: [values]}``;
@@ -11,18 +12,15 @@ through MLflow (``mlflow.log_metric``) is shaped like ``log``: its value, or the
 values.
 """
 
-from __future__ import annotations
-
-from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Set
 
 __all__ = ["derived_names", "v1_metrics"]
 
 
-def derived_names(records: Iterable[Mapping[str, Any]]) -> set[str]:
+def derived_names(records: Iterable[Mapping[str, Any]]) -> Set[str]:
     """The MLflow metric names the run library wrote for ``records`` (``name`` for
     scalars and lists, ``name.column`` for rows and tables)."""
-    names: set[str] = set()
+    names: Set[str] = set()
     for entry in records:
         kind, name, value = entry.get("kind"), str(entry.get("name")), entry.get("value")
         if kind in ("scalar", "list"):
@@ -34,13 +32,13 @@ def derived_names(records: Iterable[Mapping[str, Any]]) -> set[str]:
 
 def v1_metrics(
     records: Iterable[Mapping[str, Any]],
-    mlflow_history: Mapping[str, list[float]] | None = None,
-) -> dict[str, Any]:
+    mlflow_history: Optional[Mapping[str, List[float]]] = None,
+) -> Dict[str, Any]:
     """``records`` (the lines of ``metrics.jsonl``, in the order logged) and the MLflow
     metrics logged without the run library (``name -> values``), as v1 shapes them."""
     records = list(records)
-    found: dict[str, Any] = {}
-    series: dict[str, list[Any]] = {}
+    found: Dict[str, Any] = {}
+    series: Dict[str, List[Any]] = {}
     for entry in records:
         kind, key, value = entry["kind"], entry["name"], entry["value"]
         if kind in ("scalar", "list"):

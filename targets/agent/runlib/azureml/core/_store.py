@@ -9,14 +9,12 @@ line, to ``artifacts/azureml/metrics.jsonl`` (``{"kind", "name", "value", "descr
 (strings, tables, images).
 """
 
-from __future__ import annotations
-
 import hashlib
 import json
 import os
 import time
 import uuid
-from typing import Any
+from typing import Any, Dict, List, Optional
 
 RUNNING, FINISHED, FAILED, KILLED = 1, 3, 4, 5
 RECORD = ("azureml", "metrics.jsonl")
@@ -33,7 +31,7 @@ def _write_atomic(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _meta_value(path: str, key: str) -> str | None:
+def _meta_value(path: str, key: str) -> Optional[str]:
     """A top-level ``key: value`` of a meta.yaml MLflow wrote (plain or quoted scalar)."""
     try:
         with open(path, encoding="utf-8") as fh:
@@ -72,7 +70,7 @@ class Store:
         experiment: str,
         run_name: str,
         run_key: str,
-        tags: dict[str, str] | None = None,
+        tags: Optional[Dict[str, str]] = None,
     ) -> None:
         self.root = root
         self.experiment_id = self._experiment(experiment)
@@ -82,7 +80,7 @@ class Store:
             self._create_run(run_name, tags or {})
 
     @classmethod
-    def attach(cls, root: str, experiment_id: str, run_id: str) -> Store:
+    def attach(cls, root: str, experiment_id: str, run_id: str) -> "Store":
         """The MLflow run ``run_id`` that MLflow itself started in this store (a script
         that called ``mlflow.log_*`` before ``Run.get_context()``): both write one run."""
         store = cls.__new__(cls)
@@ -124,7 +122,7 @@ class Store:
         )
         _write_atomic(os.path.join(folder, "meta.yaml"), text)
 
-    def _create_run(self, run_name: str, tags: dict[str, str]) -> None:
+    def _create_run(self, run_name: str, tags: Dict[str, str]) -> None:
         for sub in ("metrics", "params", "tags", "artifacts"):
             os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
         now = int(time.time() * 1000)
@@ -169,7 +167,7 @@ class Store:
     def set_param(self, key: str, value: str) -> None:
         _write_atomic(self._path("params", key), str(value))
 
-    def tags(self) -> dict[str, str]:
+    def tags(self) -> Dict[str, str]:
         found = {}
         folder = os.path.join(self.dir, "tags")
         for top, _dirs, files in os.walk(folder):
@@ -196,17 +194,17 @@ class Store:
         with open(os.path.join(folder, RECORD[1]), "a", encoding="utf-8") as fh:
             fh.write(line)
 
-    def records(self) -> list:  # type: ignore[type-arg]
+    def records(self) -> List[Dict[str, Any]]:
         path = os.path.join(self.dir, "artifacts", *RECORD)
         if not os.path.exists(path):
             return []
         with open(path, encoding="utf-8") as fh:
             return [json.loads(line) for line in fh if line.strip()]
 
-    def histories(self) -> dict[str, list[float]]:
+    def histories(self) -> Dict[str, List[float]]:
         """Every MLflow metric of the run (the run library's and ``mlflow.log_metric``'s):
         name -> values in the order logged."""
-        found: dict[str, list[float]] = {}
+        found: Dict[str, List[float]] = {}
         folder = os.path.join(self.dir, "metrics")
         for top, _dirs, files in os.walk(folder):
             for name in files:

@@ -11,16 +11,13 @@ which comes back with the outputs; files go into ``./outputs``. Outside a run
 tagged with the parent's id, which the client shows as the parent's.
 """
 
-from __future__ import annotations
-
 import atexit
 import numbers
 import os
 import shutil
 import sys
 import uuid
-from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from ._service import MODELS, SECRETS, SUBMIT, Experiment, Workspace, refuse
 from ._shape import v1_metrics
@@ -31,7 +28,7 @@ __all__ = ["Run"]
 _STATUS_NAMES = {RUNNING: "Running", FINISHED: "Completed", FAILED: "Failed", KILLED: "Canceled"}
 
 
-def _number(value: Any) -> float | None:
+def _number(value: Any) -> Optional[float]:
     """The value as an MLflow metric value, or None when it is not a number."""
     if isinstance(value, bool):
         return float(value)
@@ -62,16 +59,16 @@ def _plain(value: Any) -> Any:
 class Run:
     """A run as a v1 training script sees it."""
 
-    _context: Run | None = None
+    _context: Optional["Run"] = None
 
     def __init__(
         self,
         experiment: Experiment,
         run_id: str,
-        store: Store | None = None,
+        store: Optional[Store] = None,
         outputs: str = "outputs",
-        parent: Run | None = None,
-        make_store: Callable[[], Store] | None = None,
+        parent: Optional["Run"] = None,
+        make_store: Optional[Callable[[], Store]] = None,
     ) -> None:
         self.experiment = experiment
         self.id = run_id
@@ -79,13 +76,13 @@ class Run:
         self._make_store = make_store
         self._outputs = outputs
         self._parent = parent
-        self._children: list[Run] = []
-        self._steps: dict[str, int] = {}
+        self._children: List["Run"] = []
+        self._steps: Dict[str, int] = {}
         self._status = RUNNING
-        self._offline: dict[str, Any] = {"metrics": [], "tags": {}}
+        self._offline: Dict[str, Any] = {"metrics": [], "tags": {}}
 
     @property
-    def _store(self) -> Store | None:
+    def _store(self) -> Optional[Store]:
         """The run's MLflow run; made on first use for a run that logs lazily (the
         parent seen from a child run)."""
         if self._store_made is None and self._make_store is not None:
@@ -104,7 +101,7 @@ class Run:
     @classmethod
     def get_context(
         cls, allow_offline: bool = True, used_for_context_manager: bool = False, **kwargs: Any
-    ) -> Run:
+    ) -> "Run":
         if cls._context is not None:
             return cls._context
         run_id = os.environ.get("AZUREML_RUN_ID") or os.environ.get("TARGETS_RUN_ID")
@@ -174,14 +171,14 @@ class Run:
             self._metric(name, item)
         self._record("list", name, values, description)
 
-    def log_row(self, name: str, description: str | None = None, **kwargs: Any) -> None:
+    def log_row(self, name: str, description: Optional[str] = None, **kwargs: Any) -> None:
         """One row of the table ``name``: each numeric column is the MLflow metric
         ``name.column``."""
         for column, value in kwargs.items():
             self._metric("%s.%s" % (name, column), value)
         self._record("row", name, kwargs, description or "")
 
-    def log_table(self, name: str, value: dict[str, Iterable[Any]], description: str = "") -> None:
+    def log_table(self, name: str, value: Dict[str, Iterable[Any]], description: str = "") -> None:
         table = {str(k): list(v) for k, v in value.items()}
         for column, values in table.items():
             for item in values:
@@ -204,7 +201,7 @@ class Run:
         self._log_json("residuals", name, value, description)
 
     def log_image(
-        self, name: str, path: str | None = None, plot: Any = None, description: str = ""
+        self, name: str, path: Optional[str] = None, plot: Any = None, description: str = ""
     ) -> None:
         """The image file ``path``, or the matplotlib figure/pyplot ``plot``, saved as
         ``outputs/<name>.png`` (or the file's own extension) and recorded."""
@@ -227,7 +224,7 @@ class Run:
         rel = os.path.relpath(dest, os.path.dirname(self._outputs))
         self._log_json("image", name, rel.replace(os.sep, "/"), description)
 
-    def get_metrics(self, name: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    def get_metrics(self, name: Optional[str] = None, **kwargs: Any) -> Dict[str, Any]:
         """What this run logged, as v1 returns it: a single value, a list for a series or a
         list, ``{column: [values]}`` for a table."""
         store = self._store
@@ -257,13 +254,13 @@ class Run:
             for key in tags:
                 self.tag(key)
 
-    def get_tags(self) -> dict[str, str]:
+    def get_tags(self) -> Dict[str, str]:
         if self._store is None:
             return dict(self._offline["tags"])
         own = self._store.tags().items()
         return {k: v for k, v in own if not k.startswith(("mlflow.", "targets.", "azureml."))}
 
-    def add_properties(self, properties: dict[str, Any]) -> None:
+    def add_properties(self, properties: Dict[str, Any]) -> None:
         """Properties are immutable in v1, like MLflow params: stored as params."""
         for key, value in properties.items():
             safe_name(key, "property")
@@ -294,7 +291,7 @@ class Run:
         else:
             _copy(str(path_or_stream), dest)
 
-    def upload_files(self, names: list[str], paths: list[str], **kwargs: Any) -> None:
+    def upload_files(self, names: List[str], paths: List[str], **kwargs: Any) -> None:
         if len(names) != len(paths):
             raise ValueError(
                 "upload_files: %d names for %d paths; give one name per path"
@@ -312,7 +309,7 @@ class Run:
                 rel = os.path.relpath(source, path).replace(os.sep, "/")
                 self.upload_file(name.rstrip("/") + "/" + rel, source)
 
-    def get_file_names(self) -> list[str]:
+    def get_file_names(self) -> List[str]:
         names = []
         base = os.path.dirname(self._outputs)
         for top_name in ("outputs", "logs"):
@@ -323,7 +320,9 @@ class Run:
                     names.append(top_name + "/" + rel.replace(os.sep, "/"))
         return sorted(names)
 
-    def download_file(self, name: str, output_file_path: str | None = None, **kwargs: Any) -> None:
+    def download_file(
+        self, name: str, output_file_path: Optional[str] = None, **kwargs: Any
+    ) -> None:
         source = self._output_path(name)
         _copy(source, output_file_path or os.path.basename(source))
 
@@ -359,19 +358,22 @@ class Run:
             parent._store_made.set_status(FINISHED)  # what this run logged on its parent
         self._end(FINISHED)
 
-    def __enter__(self) -> Run:
+    def __enter__(self) -> "Run":
         return self
 
     def __exit__(self, kind: Any, value: Any, tb: Any) -> None:
         self._end(FINISHED if kind is None else FAILED)
 
     @property
-    def parent(self) -> Run | None:
+    def parent(self) -> Optional["Run"]:
         return self._parent
 
     def child_run(
-        self, name: str | None = None, run_id: str | None = None, outputs: str | None = None
-    ) -> Run:
+        self,
+        name: Optional[str] = None,
+        run_id: Optional[str] = None,
+        outputs: Optional[str] = None,
+    ) -> "Run":
         """A child run: its own MLflow run (tagged with this run as parent), its files in
         ``outputs/<child id>/`` unless ``outputs`` names a folder."""
         child_id = run_id or "%s_%d" % (self.id, len(self._children) + 1)
@@ -398,7 +400,7 @@ class Run:
         self._children.append(child)
         return child
 
-    def get_children(self, recursive: bool = False, **kwargs: Any) -> list[Run]:
+    def get_children(self, recursive: bool = False, **kwargs: Any) -> List["Run"]:
         found = list(self._children)
         if recursive:
             for child in self._children:
@@ -420,10 +422,10 @@ class Run:
         return refuse("Run.submit_child()", SUBMIT)
 
     @property
-    def input_datasets(self) -> dict[str, Any]:
+    def input_datasets(self) -> Dict[str, Any]:
         return _Refusing("Run.input_datasets[...]")
 
-    def get_details(self) -> dict[str, Any]:
+    def get_details(self) -> Dict[str, Any]:
         return {
             "runId": self.id,
             "status": self.get_status(),
@@ -466,7 +468,7 @@ def _same_store(uri: str, root: str) -> bool:
     return os.path.realpath(path) == os.path.realpath(root)
 
 
-def _mlflow_run(root: str) -> Store | None:
+def _mlflow_run(root: str) -> Optional[Store]:
     """The MLflow run the script already started in the run's store (``mlflow.log_*``
     before ``Run.get_context()``), so that both write one run; else None."""
     mlflow = sys.modules.get("mlflow")

@@ -1,7 +1,5 @@
 """The exceptions of ``azureml.exceptions`` that the run library raises."""
 
-from __future__ import annotations
-
 __all__ = ["AzureMLException", "ServiceCallError", "UserErrorException"]
 
 
