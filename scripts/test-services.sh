@@ -41,3 +41,7 @@ fi
 bash "$(dirname "${BASH_SOURCE[0]}")/docker-test-setup.sh"
 # The one-node Slurm of plugins/targets-slurm (same rules: fails only when CI is set).
 bash "$(dirname "${BASH_SOURCE[0]}")/slurm-test-setup.sh"
+
+# Azurite (Azure Storage emulator, from the npm registry) and moto's S3 server (PyPI) for
+# the cloud data tests (tests/test_jobs_data.py); same rules.
+bash "$(dirname "${BASH_SOURCE[0]}")/storage-test-setup.sh"

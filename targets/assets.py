@@ -26,6 +26,7 @@ __all__ = [
     "RegisteredEnvironment",
     "add_datastore",
     "datastores",
+    "find_environment",
     "get_environment",
     "list_environments",
     "register_environment",
@@ -180,17 +181,28 @@ def list_environments(ws: Workspace) -> list[RegisteredEnvironment]:
 
 
 def get_environment(ws: Workspace, name: str, version: str | None) -> RegisteredEnvironment:
-    """``version`` None or ``"latest"``: the highest version."""
-    candidates = [e for e in list_environments(ws) if e.name == name]
-    if version not in (None, "latest"):
-        candidates = [e for e in candidates if e.version == version]
-    if not candidates:
+    """``version`` None or ``"latest"``: the highest version. Raises ConfigError when
+    there is none (v2 jobs look further, in the curated catalogue: see
+    :mod:`targets.jobs.job_environment`)."""
+    found = find_environment(ws, name, version)
+    if found is None:
         what = f"{name}:{version}" if version not in (None, "latest") else name
         raise ConfigError(
             f"the environment {what!r} is not registered in this workspace",
             hint="write an environment YAML (name, version, image and/or conda_file) and "
             "register it: targets envs create --file env.yml",
         )
+    return found
+
+
+def find_environment(ws: Workspace, name: str, version: str | None) -> RegisteredEnvironment | None:
+    """The registered environment ``name`` (``version`` None or ``"latest"``: the highest
+    version), or None."""
+    candidates = [e for e in list_environments(ws) if e.name == name]
+    if version not in (None, "latest"):
+        candidates = [e for e in candidates if e.version == version]
+    if not candidates:
+        return None
     return max(
         candidates,
         key=lambda e: (

@@ -125,6 +125,7 @@ def submit_run(
     from targets.compute import prepare_timeout
     from targets.distributed import request_part
     from targets.environments import resolve_environment
+    from targets.preflight import checked_python, without_docker
     from targets.snapshot import limits_from_env, symlinks_from_env, take_snapshot
 
     prepare_timeout()  # a bad TARGETS_PREPARE_TIMEOUT is refused before anything is written
@@ -133,10 +134,13 @@ def submit_run(
         raise UsageError(f"the source directory {str(source)!r} does not exist")
     _check_entry(config, source)
     target = workspace.get_target(config.target)
+    # Docker or not, and which Python: refused here, before the run is queued (preflight).
+    config = without_docker(target, config, warn)
     target.check_request(config)
     # Several processes: planned here on one machine; several nodes: a MULTI_NODE target.
     distributed = request_part(config, target)
     environment = resolve_environment(config, source, warn=warn)
+    environment = checked_python(workspace, target, config, environment, warn)
     experiment = experiment or config.experiment_name or workspace.default_experiment()
     report = progress or (lambda phase, done, total: None)
     if run_id is not None:
@@ -481,6 +485,9 @@ class Run:
             from targets.tracking import merge_into_workspace
 
             merge_into_workspace(self.folder, self.workspace.dir / "mlruns", self.id)
+            from targets.data.upload import upload_after_run
+
+            upload_after_run(self.workspace, self.folder, self._record.status)
             record = self._record = self.workspace.ledger.update(self.id, collected=True)
             with contextlib.suppress(OSError):
                 (self.folder / _MARK).unlink()

@@ -138,7 +138,7 @@ def test_curated_names_resolve_to_the_published_package_lists(project):
     assert "scikit-learn~=1.0.0" in sklearn.python.conda_dependencies.dependencies[-1].pip
     # Every entry of the catalogue names where its package list comes from.
     catalogue = json.loads(
-        (Path(__file__).parents[1] / "targets/azureml/core/_curated.json").read_text()
+        (Path(__file__).parents[1] / "targets/curated/catalogue.json").read_text()
     )
     for name, entry in catalogue["environments"].items():
         source = catalogue["sources"][entry["source"]]

@@ -416,15 +416,22 @@ def test_v2_job_distributions_map_onto_the_runconfig(ws, project, write):
 def test_v2_pytorch_job_runs_two_processes(project, cli, write, monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")  # image set aside
     write(project / "src" / "allreduce.py", ALLREDUCE)
+    # The image is set aside: torch comes from the job's own conda file (a job never
+    # borrows targets' virtualenv), and the launcher runs with that environment's Python.
+    write(
+        project / "conda.yml",
+        "dependencies:\n  - python=3.11\n  - pip:\n    - torch==2.13.0\n    - numpy\n",
+    )
     write(
         project / "job.yml",
         textwrap.dedent(
-            f"""
+            """
             $schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json
-            command: {VENV_PYTHON} allreduce.py
+            command: python allreduce.py
             code: src
             environment:
               image: python:3.11
+              conda_file: conda.yml
             compute: local
             distribution:
               type: pytorch

@@ -668,7 +668,7 @@ def test_unsupported_pipeline_node_type(tmp_path: Path) -> None:
     assert "parallel steps are not supported: targets runs command, sweep steps" in str(error)
 
 
-def test_component_reference_nodes_are_refused(tmp_path: Path) -> None:
+def test_a_missing_component_file_is_refused(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         """\
@@ -680,7 +680,7 @@ def test_component_reference_nodes_are_refused(tmp_path: Path) -> None:
     )
     error = load_error(path)
     assert error.key_path == "jobs.train.component"
-    assert "component references are not supported" in str(error)
+    assert "component file './train.yml' not found" in str(error)
 
 
 # ------------------------------------------------------------------ unknown keys -----
@@ -1364,7 +1364,7 @@ def test_literal_text_matches_the_sdk() -> None:
 
 
 def test_apply_overrides_sets_creates_and_parses_yaml_scalars() -> None:
-    data = {"inputs": {"lr": 0.1}, "environment": "azureml:e:1"}
+    data = {"inputs": {"lr": 0.1, "flag": False}, "environment": "azureml:e:1"}
     out = apply_overrides(
         data,
         ["inputs.lr=0.01", "inputs.flag=true", "compute=azureml:dsvm", "tags.team=ml", "x="],
@@ -1376,7 +1376,7 @@ def test_apply_overrides_sets_creates_and_parses_yaml_scalars() -> None:
         "tags": {"team": "ml"},
         "x": None,
     }
-    assert data == {"inputs": {"lr": 0.1}, "environment": "azureml:e:1"}  # not modified
+    assert data == {"inputs": {"lr": 0.1, "flag": False}, "environment": "azureml:e:1"}
 
 
 @pytest.mark.parametrize(

@@ -50,10 +50,12 @@ if TYPE_CHECKING:  # typing-only names: subscripting them at runtime fails on Py
 
 __all__ = [
     "EnvError",
+    "base_python",
     "conda_to_pip",
     "describe_spec",
     "ensure_environment",
     "environment_yaml",
+    "find_pythons",
     "list_environments",
     "prune_environments",
 ]
@@ -631,13 +633,145 @@ def _python_version_of(python: str) -> str | None:
     return first_line([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
 
 
-def _python_missing(version: str) -> EnvError:
-    major = version.split(".")[0]
+_PYTHON_NAME_RE = re.compile(r"^python(\d(\.\d+)?)?$")
+# Prints version, executable and whether it is a virtual environment; Python 2.7 runs it too.
+_INSPECT = (
+    "import sys; print('%d.%d.%d' % sys.version_info[:3]); print(sys.executable); "
+    "print(int(hasattr(sys, 'real_prefix') or sys.prefix != getattr(sys, 'base_prefix', "
+    "sys.prefix)))"
+)
+
+
+def find_pythons(uv: str | None = None, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The Python interpreters on this machine, for building environments. Read-only.
+
+    Looked for, in this order: ``python``, ``python3`` and ``python3.N`` on PATH (pyenv's
+    shims folder aside); pyenv's versions (``$PYENV_ROOT/versions/*``, default
+    ``~/.pyenv``); the interpreters uv installed (under ``uv python dir``; nothing is
+    downloaded). Each is started once to ask its version, so a broken link is left out;
+    so are virtual environments (their base interpreter is what an environment is built
+    from). Takes about a second.
+
+    Returns ``{"pythons": [{"version": "3.8.18", "path": ..., "source": "path" | "pyenv"
+    | "uv"}], "conda": the conda/mamba/micromamba that can install any version, or
+    None}``, one entry per interpreter, newest version first.
+    """
+    env = os.environ if environ is None else environ
+    pyenv_root = env.get("PYENV_ROOT") or os.path.join(
+        env.get("HOME") or os.path.expanduser("~"), ".pyenv"
+    )
+    roots = [pyenv_root]
+    candidates: list[tuple[str, str]] = []  # (path, source)
+    for folder in (env.get("PATH") or "").split(os.pathsep):
+        if not folder:
+            continue
+        # pyenv's shims start a shell script each (slow) and run only the selected
+        # version; every version they could select is read from pyenv's folder instead
+        # (found from the shims on PATH too, when PYENV_ROOT is not exported).
+        parent = os.path.dirname(os.path.realpath(folder))
+        if os.path.basename(folder.rstrip(os.sep)) == "shims" and os.path.isdir(
+            os.path.join(parent, "versions")
+        ):
+            if parent not in roots:
+                roots.append(parent)
+            continue
+        try:
+            names = sorted(os.listdir(folder))
+        except OSError:
+            continue
+        candidates.extend(
+            (os.path.join(folder, n), "path") for n in names if _PYTHON_NAME_RE.match(n)
+        )
+    for root in roots:
+        candidates.extend(
+            (path, "pyenv") for path in _installed_under(os.path.join(root, "versions"))
+        )
+    uv_path = _which(uv) if uv else shutil.which("uv")
+    if uv_path:
+        managed = first_line([uv_path, "python", "dir"], timeout=20)
+        if managed:
+            candidates.extend((path, "uv") for path in _installed_under(managed))
+    runnable = [(p, s) for p, s in candidates if os.access(p, os.X_OK) and not os.path.isdir(p)]
+    # Started in parallel: each costs a Python start-up (tens of milliseconds, more on a
+    # busy machine), and a machine may have twenty.
+    threads = min(8, len(runnable)) or 1
+    with _pool(threads) as pool:
+        inspected = list(pool.map(lambda item: _inspect(item[0]), runnable))
+    found: dict[str, dict[str, str]] = {}
+    for index, info in enumerate(inspected):
+        if info is None:
+            continue
+        source = runnable[index][1]
+        version, executable = info
+        real = os.path.realpath(executable)
+        if real not in found:
+            found[real] = {"version": version, "path": executable, "source": source}
+    pythons = sorted(found.values(), key=lambda p: _version_key(p["version"]), reverse=True)
+    conda = next(
+        (shutil.which(t) for t in ("micromamba", "mamba", "conda") if shutil.which(t)), None
+    )
+    return {"pythons": pythons, "conda": conda}
+
+
+def _pool(threads: int) -> Any:
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(max_workers=threads)
+
+
+def _installed_under(folder: str) -> list[str]:
+    """``<folder>/<version>/bin/python3`` (else ``python``) of every installation."""
+    paths = []
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else ():
+        for exe in ("python3", "python"):
+            path = os.path.join(folder, name, "bin", exe)
+            if os.path.isfile(path):
+                paths.append(path)
+                break
+    return paths
+
+
+def _inspect(path: str) -> tuple[str, str] | None:
+    try:
+        done = subprocess.run(
+            [path, "-c", _INSPECT],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            timeout=20,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = done.stdout.decode("utf-8", "replace").split()
+    if done.returncode != 0 or len(lines) != 3 or lines[2] != "0":
+        return None
+    return lines[0], lines[1] or path
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
+
+
+def base_python(version: str, uv: str | None = None) -> str | None:
+    """An interpreter of ``version`` (major.minor) found by :func:`find_pythons` (the
+    newest micro release), or None."""
+    for found in find_pythons(uv)["pythons"]:
+        if ".".join(found["version"].split(".")[:2]) == version:
+            return str(found["path"])
+    return None
+
+
+def _python_missing(version: str, uv: str | None = None) -> EnvError:
+    have = sorted(
+        {".".join(p["version"].split(".")[:2]) for p in find_pythons(uv)["pythons"]},
+        key=_version_key,
+    )
+    listed = ", ".join(have) if have else "none"
     return EnvError(
-        f"Python {version} is not installed on the target; install it (e.g. apt-get install "
-        f"python{version} / pyenv install {version}) or change `python=` in the conda file"
-        if major == "3"
-        else f"Python {version} is not installed on the target; change `python=` in the conda file"
+        f"Python {version} is not installed on the target (found there: {listed}); "
+        f"install it (e.g. pyenv install {version}, uv python install {version}), change "
+        "`python=` in the conda file, or accept the nearest version with "
+        "TARGETS_PYTHON_VERSION=nearest among the run's environment variables"
     )
 
 
@@ -697,16 +831,20 @@ def _build_uv(
     env = _uv_env()
     version = spec.get("python_version")
     if version:
-        found = subprocess.run(
-            [uv, "python", "find", "--no-project", version],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        if found.returncode != 0:
-            raise _python_missing(version)
-        python_request = version
+        # An interpreter we found (PATH, pyenv, uv's own) by its path; else whatever
+        # `uv python find` knows that we do not (a registry on Windows, a conda base).
+        python_request = base_python(version, uv) or ""
+        if not python_request:
+            found = subprocess.run(
+                [uv, "python", "find", "--no-project", version],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            if found.returncode != 0:
+                raise _python_missing(version, uv)
+            python_request = version
     else:
         python_request = resolve_interpreter(None, default_python)
     code, tail = _stream(
@@ -752,6 +890,8 @@ def _build_venv(
             if candidate and _python_version_of(candidate) == version:
                 base = candidate
                 break
+        if base is None:
+            base = base_python(version)
         if base is None:
             raise _python_missing(version)
     else:

@@ -331,6 +331,7 @@ def operations(root: str) -> dict[str, Callable[..., Any]]:
         "hello": lambda: hello(root),
         "probe": lambda python=None: probe(root, python),
         "package_settings": lambda: envs.package_facts(),
+        "pythons": lambda: envs.find_pythons(which_tool(root, "uv")),
         "missing": lambda rows, run_id=None: missing(root, rows, run_id),
         "start": lambda run_id, rows, spec, python=None, launch=LAUNCH_DETACHED: start_run(
             root, run_id, rows, spec, python, launch

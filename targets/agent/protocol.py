@@ -298,6 +298,25 @@ class ExternalCommand(TypedDict):
     ``PYTHONPATH`` on as ``TARGETS_USER_PYTHONPATH``)."""
 
 
+class PythonFound(TypedDict):
+    """One interpreter of a ``pythons`` reply."""
+
+    version: str
+    """``3.8.18``."""
+    path: str
+    source: str
+    """``path``, ``pyenv`` or ``uv``."""
+
+
+class PythonsFound(TypedDict):
+    """The ``pythons`` reply: the interpreters an environment can be built from
+    (``targets.agent.envs.find_pythons``), newest first, and the conda (or mamba,
+    micromamba) that installs any version itself, if there is one."""
+
+    pythons: list[PythonFound]
+    conda: str | None
+
+
 class DockerCheck(TypedDict, total=False):
     """The ``docker_check`` reply: is Docker (and a GPU, when asked for) usable?"""
 

@@ -36,6 +36,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "show": ("targets.cli.targets_cmd", "show", "Show one attached compute target."),
     "kinds": ("targets.cli.targets_cmd", "kinds", "List the installed target kinds."),
     "envs": ("targets.cli.envs_cmd", "envs", "List and prune prepared environments."),
+    "components": (
+        "targets.cli.components_cmd",
+        "components",
+        "Register, list and show components for v2 pipeline steps.",
+    ),
     "gc": (
         "targets.cli.gc_cmd",
         "gc",
@@ -48,6 +53,12 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "schema": ("targets.cli.runconfig_cmd", "schema", "Print the JSON Schema of a file format."),
     "job": ("targets.cli.job_cmd", "job", "Submit Azure ML v2 job files (az ml habits)."),
+    "compute": ("targets.cli.compute_cmd", "compute", "Map job files' compute names to targets."),
+    "data": (
+        "targets.cli.data_cmd",
+        "data",
+        "Register data assets for azureml:NAME:VERSION inputs.",
+    ),
     "datastores": (
         "targets.cli.datastores_cmd",
         "datastores",

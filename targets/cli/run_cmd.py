@@ -49,8 +49,11 @@ _JOB_KEYS = {
 
 def _is_job(path: Path) -> bool:
     """An Azure ML v2 job YAML (not one of our runconfigs)?"""
-    if path.suffix.lower() not in (".yml", ".yaml") or not path.is_file():
-        return False
+    try:
+        if path.suffix.lower() not in (".yml", ".yaml") or not path.is_file():
+            return False
+    except OSError:
+        return False  # a name no system call takes: the runconfig reader says so (exit 2)
     from targets.errors import ConfigError
     from targets.runconfig.io import load_yaml_file
 
@@ -95,7 +98,7 @@ def run_job(
     from targets.jobs.submit import submit_job
 
     ws = workspace_of(ctx)
-    loaded = load_job(file, overrides=overrides)
+    loaded = load_job(file, overrides=overrides, workspace=ws)
     run_ = submit_job(
         ws, loaded, compute=target, name=name, warn=warn, overrides=overrides, python=python
     )
@@ -137,6 +140,19 @@ def run_job(
     help="The Python of a user-managed run (default on the local target: the active "
     "virtualenv or conda env, else python on PATH). Sets interpreter_path.",
 )
+@click.option(
+    "--no-docker",
+    is_flag=True,
+    help="Set the runconfig's Docker section aside: build the same conda environment with "
+    "conda or uv on the target instead (sets TARGETS_NO_DOCKER=1 for the run).",
+)
+@click.option(
+    "--python-version",
+    "python_version",
+    metavar="X.Y|nearest",
+    help="Build the environment with this Python instead of the conda file's, or with the "
+    "nearest version the target has (sets TARGETS_PYTHON_VERSION for the run).",
+)
 @output_option
 @click.pass_context
 def run(
@@ -154,6 +170,8 @@ def run(
     detach: bool,
     output: str,
     python: str | None,
+    no_docker: bool,
+    python_version: str | None,
 ) -> None:
     """Run FILE on a compute target and stream its output.
 
@@ -168,6 +186,7 @@ def run(
       targets run -c "python -m pip list"
       targets run train.py -r aml_config/local.runconfig   # a Workbench "$file" runconfig
       targets run train.py --python ~/.virtualenvs/proj/bin/python
+      targets run .azureml/docker.runconfig --no-docker --python-version nearest
     """
     from targets.runconfig.io import checked_path
     from targets.runconfig.model import RunConfiguration
@@ -182,9 +201,17 @@ def run(
             checked_path(value, what)
     if python is not None:
         python = _python_option(python)
+    run_variables = _preflight_variables(no_docker, python_version)
     if file is not None and command is None and _is_job(Path(file)):
         if args or runconfig_file or source_dir:
-            raise UsageError("a v2 job file takes --set, --target, --name and --python only")
+            raise UsageError(
+                "a v2 job file takes --set, --target, --name, --python, --no-docker and "
+                "--python-version only"
+            )
+        overrides = (
+            *overrides,
+            *(f"environment_variables.{k}={v}" for k, v in run_variables.items()),
+        )
         run_job(ctx, file, overrides, target, display_name, detach, output, python)
         return
     if overrides:
@@ -247,6 +274,8 @@ def run(
         config.arguments = list(args) if args or not runconfig_file else config.arguments
     if target:
         config.target = target
+    if run_variables:
+        config.environment_variables = {**config.environment_variables, **run_variables}
     if python is not None:
         from targets.environments import use_interpreter
 
@@ -269,6 +298,25 @@ def run(
     finally:
         progress.close()
     _follow(run_, detach=detach, output=output, target_name=config.target)
+
+
+def _preflight_variables(no_docker: bool, python_version: str | None) -> dict[str, str]:
+    """The run variables ``--no-docker`` and ``--python-version`` stand for (see
+    :mod:`targets.preflight`); a malformed version is refused here."""
+    from targets.preflight import NEAREST, NO_DOCKER, PYTHON_VERSION, valid_python_setting
+
+    found: dict[str, str] = {}
+    if no_docker:
+        found[NO_DOCKER] = "1"
+    if python_version is not None:
+        value = python_version.strip()
+        if not valid_python_setting(value):
+            raise UsageError(
+                f"--python-version {python_version!r} is not a Python version",
+                hint=f"give major.minor (e.g. 3.8) or {NEAREST}",
+            )
+        found[PYTHON_VERSION] = value.lower() if value.lower() == NEAREST else value
+    return found
 
 
 def _python_option(value: str) -> str:

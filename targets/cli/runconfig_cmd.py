@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from targets.cli._common import emit_json, err_console, output_option, warn
+from targets.errors import UsageError
 
 
 @click.group()
@@ -19,8 +20,15 @@ def runconfig() -> None:
 @output_option
 def validate(file: str, output: str) -> None:
     """Load FILE (our YAML or an Azure ML v1 run configuration) and print what it means."""
+    from targets.cli.run_cmd import _is_job
     from targets.runconfig.io import dump_runconfig, load_runconfig
 
+    if _is_job(Path(file)):
+        raise UsageError(
+            f"{file} is an Azure ML v2 job file (a command, sweep or pipeline job), not a "
+            "run configuration",
+            hint=f"check it with: targets job validate -f {file}",
+        )
     loaded = load_runconfig(file, project_dir=Path.cwd())
     if output == "json":
         emit_json(

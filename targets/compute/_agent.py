@@ -39,6 +39,7 @@ from targets.agent.protocol import (
     ExternalCommand,
     Hello,
     ManifestRow,
+    PythonsFound,
     RunSpec,
     StatusRecord,
     UploadMeta,
@@ -211,6 +212,10 @@ class AgentClient(ABC):
     def probe(self, python: str | None = None) -> dict[str, Any]:
         """Facts about the target (OS, Python, cores, Docker, GPUs, disk)."""
         return _mapping(self.call("probe", python=python), "probe")
+
+    def pythons(self) -> PythonsFound:
+        """The Python interpreters on the target (see :class:`PythonsFound`)."""
+        return cast(PythonsFound, _mapping(self.call("pythons"), "pythons"))
 
     def docker_check(self, driver: str, gpu: bool) -> DockerCheck:
         """Is Docker (driven by ``driver``: ``cli`` or ``sdk``) usable there, with a GPU

@@ -54,7 +54,7 @@ def drive(ws: Workspace, run_id: str) -> int:
         return _stop["requested"] or (folder / "cancel").exists()
 
     try:
-        loaded = load_job(info["job"], overrides=tuple(info.get("overrides") or ()))
+        loaded = load_job(info["job"], overrides=tuple(info.get("overrides") or ()), workspace=ws)
         submit = child_submitter(ws, info)
         if info["kind"] == "sweep":
             from targets.jobs.sweep import drive_sweep

@@ -69,8 +69,16 @@ class PreparedCommand:
     """The job's own command on one line, for listings (without the folders made first)."""
 
 
-def compute_name(compute: str | None) -> str:
-    """``azureml:cpu-cluster`` -> ``cpu-cluster``; absent -> the workspace default."""
+def compute_name(compute: str | None, ws: Workspace | None = None) -> str:
+    """The target a job's ``compute`` names: absent -> ``local``; with the workspace
+    ``ws``, through its compute map (``targets compute map cpu-cluster=pool``, see
+    :func:`targets.compute_map.resolve_compute`), which raises ConfigError (exit 2) for
+    a name that is neither mapped nor attached; without it, ``azureml:cpu-cluster`` ->
+    ``cpu-cluster``."""
+    if ws is not None:
+        from targets.compute_map import resolve_compute
+
+        return resolve_compute(ws, compute)
     if not compute:
         return LOCAL
     return compute.removeprefix("azureml:")
@@ -124,22 +132,40 @@ def _download(ws: Workspace, url: str) -> Path:
 
 
 def _input_path(ws: Workspace, loaded: LoadedJob, name: str, value: JobInput) -> Path:
-    path = str(value.path)
-    if path.startswith(("http://", "https://")):
-        return _download(ws, path)
-    if path.startswith("azureml://datastores/"):
-        from targets.assets import resolve_datastore_uri
+    """The local file or folder holding input ``name`` (downloading or fetching it; see
+    :mod:`targets.data.inputs`). A ``direct`` cloud input is only checked to be readable:
+    the job gets its URI, and the job's folder stands for it here."""
+    from targets.data.inputs import local_copy
 
-        return resolve_datastore_uri(ws, path)
-    if path.startswith("azureml:") or "://" in path:
-        raise ConfigError(
-            f"input {name!r}: {path!r} cannot be read here; targets reads local paths, "
-            "http(s) URLs and azureml://datastores/NAME/paths/... URIs",
-            key_path=f"inputs.{name}.path",
-            hint="download the data and point the input at a local path or a datastore "
-            "(targets datastores add NAME --path DIR)",
-        )
-    return loaded.local_path(path)
+    key_path = f"inputs.{name}.path"
+    direct = _direct_uri(ws, name, value)
+    if direct is not None:
+        from targets.data.fetch import remote_kind
+        from targets.data.uris import parse_uri
+
+        remote = parse_uri(direct)
+        if remote is not None:
+            remote_kind(remote)
+        return loaded.base_dir
+    return local_copy(
+        ws,
+        str(value.path),
+        kind=value.type,
+        key_path=key_path,
+        local=loaded.local_path,
+        http=lambda url: _download(ws, url),
+    )
+
+
+def _direct_uri(ws: Workspace, name: str, value: JobInput) -> str | None:
+    """The URI a ``mode: direct`` input passes to the job (a data asset's own path), or
+    None when the input is copied (any other mode, or a local path)."""
+    if value.mode != "direct" or value.path is None:
+        return None
+    from targets.data.inputs import resolve_asset
+
+    path, _ = resolve_asset(ws, str(value.path), value.type, f"inputs.{name}.path")
+    return path if "://" in path else None
 
 
 def _inputs(
@@ -169,6 +195,10 @@ def _inputs(
             else:
                 values[f"inputs.{name}"] = literal_text(literal)
             continue
+        direct = _direct_uri(ws, name, value)
+        if direct is not None:  # the job reads it itself, with its own credentials
+            values[f"inputs.{name}"] = direct
+            continue
         path = _input_path(ws, loaded, name, value)
         if not path.exists():
             raise ConfigError(
@@ -192,23 +222,25 @@ def _inputs(
 def _environment(
     ws: Workspace, loaded: LoadedJob, env: Any, docker_ok: str | None
 ) -> tuple[str | None, Path | CondaSpec | None, list[str]]:
-    """(image, conda file or inline spec, warnings) for an environment value."""
+    """(image, conda file or inline spec, warnings) for an environment value (see
+    :mod:`targets.jobs.job_environment`). A ``build:`` context gives no image here: its
+    Dockerfile is applied by :func:`_use_build_context`; where the target cannot build
+    it, the job is refused (UsageError) naming the context. An image set aside (no
+    usable Docker) leaves the job an isolated, empty environment when it has no conda
+    file: never the Python ``targets`` runs in."""
+    from targets.jobs import job_environment as je
+
     warnings: list[str] = []
     image: str | None = None
     conda: Path | CondaSpec | None = None
+    python: str | None = None
     if isinstance(env, str):
-        found = _ENV_REF.match(env) or _REGISTRY_ENV.match(env)
-        if not found:
-            raise ConfigError(
-                f"environment {env!r} is not a reference targets understands",
-                key_path="environment",
-            )
-        from targets.assets import get_environment
-
-        version = found.group("version") or found.group("label")
-        registered = get_environment(ws, found.group("name"), version)
-        image, conda = registered.image, registered.conda_file
+        resolved = je.resolve_reference(ws, env)
+        image, conda, python = resolved.image, resolved.conda, resolved.python
+        warnings.extend(resolved.warnings)
     elif isinstance(env, InlineEnvironment):
+        if env.build is not None and docker_ok is not None:
+            je.build_dockerfile(loaded, env, docker_ok)  # raises: never run without it
         image = env.image
         if isinstance(env.conda_file, str):
             conda = loaded.local_path(env.conda_file)
@@ -220,11 +252,40 @@ def _environment(
             + (
                 "its conda_file is prepared instead"
                 if conda
-                else "the job runs in the target's default Python"
+                else "the job runs in an isolated, empty environment of its own "
+                "(give a conda_file to install its packages)"
             )
         )
+        if conda is None:
+            conda = je.isolated_environment()
         image = None
+    elif image:
+        image, notes = je.mapped_image(image, python)
+        warnings.extend(notes)
     return image, conda, warnings
+
+
+def _use_build_context(
+    ws: Workspace, loaded: LoadedJob, config: RunConfiguration, env: Any, docker_ok: str | None
+) -> None:
+    """Make ``config`` run in the image built from ``env.build`` (an InlineEnvironment
+    with a build context) by the target's Docker engine; nothing for other environments.
+    Asks the target whether its engine is usable when the caller did not (one round
+    trip). Raises UsageError (exit 2) naming the build context when it cannot be built."""
+    if not isinstance(env, InlineEnvironment) or env.build is None:
+        return
+    from targets.jobs import job_environment as je
+
+    if docker_ok is None and config.target:
+        from targets.jobs.submit import docker_problem
+
+        docker_ok = docker_problem(ws.get_target(config.target))
+    dockerfile = je.build_dockerfile(loaded, env, docker_ok)
+    config.environment.docker.enabled = True
+    config.environment.docker.base_image = None
+    config.environment.docker.base_dockerfile = dockerfile
+    # The image's own tools run the job (julia, Rscript, ...): nothing is built on top.
+    config.environment.python.user_managed_dependencies = True
 
 
 def _output_kind(
@@ -295,13 +356,22 @@ def prepare_command(
     if image:
         config.environment.docker.enabled = True
         config.environment.docker.base_image = image
+    _use_build_context(ws, loaded, config, body.environment, docker_ok)
     resources = getattr(body, "resources", None)
     if resources is not None:
         if resources.instance_count:
             config.node_count = resources.instance_count
         if resources.shm_size:
             config.environment.docker.shm_size = resources.shm_size
-    _distribution(config, getattr(body, "distribution", None))
+    from targets.compute_map import runs_on_one_machine
+
+    warnings.extend(
+        _distribution(
+            config,
+            getattr(body, "distribution", None),
+            one_machine=runs_on_one_machine(ws, target_name),
+        )
+    )
     limits = getattr(body, "limits", None)
     if limits is not None and getattr(limits, "timeout", None):
         config.max_run_duration_seconds = limits.timeout
@@ -322,10 +392,20 @@ def prepare_command(
     )
 
 
-def _distribution(config: RunConfiguration, distribution: Any) -> None:
+def _distribution(
+    config: RunConfiguration, distribution: Any, *, one_machine: bool = False
+) -> list[str]:
     """Map a v2 ``distribution`` (with ``resources.instance_count`` already in
     ``config.node_count``) onto the runconfig's v1 fields, as Azure ML does:
-    ``process_count_per_instance`` processes on each of the instances."""
+    ``process_count_per_instance`` processes on each of the instances. Returns warnings.
+
+    ``one_machine``: the target runs on one machine (it lacks ``Capability.MULTI_NODE``).
+    Then a multi-instance request runs on that machine, with a warning, where the
+    framework allows it: ``pytorch`` and ``mpi`` start instance_count x
+    process_count_per_instance processes there (the same world size); with no
+    distribution the command runs once (Azure ML would run it once per instance). A
+    ``tensorflow`` parameter-server layout needs one machine per task and is refused
+    (UsageError, exit 2) naming a cluster as the fix."""
     from targets.distributed import distribution_of
     from targets.jobs.model import (
         MpiDistribution,
@@ -334,21 +414,40 @@ def _distribution(config: RunConfiguration, distribution: Any) -> None:
         TensorFlowDistribution,
     )
 
+    warnings: list[str] = []
     nodes = config.node_count
+    where = f"the target {config.target!r} runs on one machine"
     if distribution is None:
-        if nodes > 1:
+        if nodes > 1 and one_machine:
+            config.node_count = 1
+            warnings.append(
+                f"resources.instance_count {nodes}: {where}, so the command runs once "
+                f"(Azure ML runs it on each of the {nodes} instances)"
+            )
+        elif nodes > 1:
             raise UsageError(
                 f"instance_count {nodes} without a distribution: nothing would start the "
                 "processes on the other nodes",
                 hint="add distribution: {type: pytorch|mpi|tensorflow}, or set "
                 "resources.instance_count: 1",
             )
-        return
+        return warnings
+    if isinstance(distribution, MpiDistribution | PyTorchDistribution) and one_machine:
+        per_node = distribution.process_count_per_instance or 1
+        if nodes > 1:
+            warnings.append(
+                f"resources.instance_count {nodes} x process_count_per_instance {per_node}: "
+                f"{where}, so its {nodes * per_node} processes run there "
+                f"(the same world size, {nodes * per_node})"
+            )
+            per_node, nodes = per_node * nodes, 1
+            config.node_count = 1
+    else:
+        per_node = getattr(distribution, "process_count_per_instance", None) or 1
     if isinstance(distribution, MpiDistribution):
         config.communicator = "OpenMpi"
-        config.mpi.process_count_per_node = distribution.process_count_per_instance or 1
+        config.mpi.process_count_per_node = per_node
     elif isinstance(distribution, PyTorchDistribution):
-        per_node = distribution.process_count_per_instance or 1
         config.pytorch.process_count = per_node * nodes
         config.pytorch.node_count = nodes
     elif isinstance(distribution, TensorFlowDistribution):
@@ -362,6 +461,14 @@ def _distribution(config: RunConfiguration, distribution: Any) -> None:
                 f"from resources.instance_count {nodes}",
                 hint=f"set resources.instance_count: {workers + ps}",
             )
+        if one_machine and workers + ps > 1:
+            raise UsageError(
+                f"distribution type tensorflow with {workers} workers and {ps} parameter "
+                f"servers needs {workers + ps} machines, one per task, but {where}",
+                hint="submit it to a cluster (targets create NAME --type cluster ..., then "
+                "targets compute map NAME=CLUSTER), or set worker_count: 1 and "
+                "parameter_server_count: 0",
+            )
         config.communicator = "ParameterServer"
         config.tensorflow.worker_count = workers
         config.tensorflow.parameter_server_count = ps
@@ -372,12 +479,13 @@ def _distribution(config: RunConfiguration, distribution: Any) -> None:
             hint="use distribution type pytorch, mpi or tensorflow",
         )
     distribution_of(config)  # contradictions are refused now, before anything is written
+    return warnings
 
 
 def precheck(ws: Workspace, loaded: LoadedJob, compute: str | None) -> None:
     """Refuse a job before anything starts: an unknown target, an unregistered
     environment, an unregistered datastore, a local input that does not exist."""
-    from targets.jobs.model import CommandJob, PipelineJob, SweepJob
+    from targets.jobs.model import CommandJob, PipelineJob, SweepJob, SweepNode
 
     job = loaded.job
     bodies: list[tuple[Any, Mapping[str, Any], str | None]] = []
@@ -387,9 +495,16 @@ def precheck(ws: Workspace, loaded: LoadedJob, compute: str | None) -> None:
         bodies.append((job.trial, job.inputs, job.compute))
     elif isinstance(job, PipelineJob):
         for name, node in job.jobs.items():
+            if isinstance(node, SweepNode):
+                raise ConfigError(
+                    f"step {name!r} is a sweep: sweep steps inside a pipeline are not run yet",
+                    key_path=f"jobs.{name}",
+                    hint="run the sweep as its own job (targets run SWEEP.yml), then the "
+                    "pipeline with its best values",
+                )
             bodies.append((node, node.inputs, job.node_compute(name)))
     for body, inputs, target in bodies:
-        ws.target_record(compute or compute_name(target))
+        ws.target_record(compute or compute_name(target, ws))
         if isinstance(body.environment, str):
             _environment(ws, loaded, body.environment, docker_ok=None)
         for name, value in inputs.items():

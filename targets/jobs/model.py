@@ -84,6 +84,7 @@ __all__ = [
     "Trial",
     "TruncationSelectionPolicy",
     "Uniform",
+    "literal_matches",
 ]
 
 JOB_TYPES = ("command", "sweep", "pipeline")
@@ -251,7 +252,7 @@ class JobInput(_Model):
         else:
             for name in ("value", "default"):
                 given = getattr(self, name)
-                if given is not None and not _literal_matches(self.type, given):
+                if given is not None and not literal_matches(self.type, given):
                     raise ValueError(f"{name} {given!r} is not a valid {self.type}")
         return self
 
@@ -261,7 +262,9 @@ class JobInput(_Model):
         return self.type in ASSET_INPUT_TYPES
 
 
-def _literal_matches(kind: str, value: Any) -> bool:
+def literal_matches(kind: str, value: Any) -> bool:
+    """True when the literal ``value`` is a valid ``kind`` (``string``, ``integer``,
+    ``number``, ``boolean``), as the service reads it."""
     if kind == "boolean":
         return isinstance(value, bool) or str(value).lower() in ("true", "false")
     if kind == "integer":

@@ -55,13 +55,18 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
     Missing mapping keys (and null values) on the way are created as mappings.
     Descending through a value that is not a mapping (a string reference such as
     ``environment: azureml:env@latest``, a number, a list) is refused: the error names
-    the key path and what is there. ``data`` is not modified. Raises ConfigError.
+    the key path and what is there. ``inputs.NAME`` and ``outputs.NAME`` (of the job or
+    of a pipeline step, ``jobs.STEP.inputs.NAME``) must name a declared input or output:
+    a typo is refused with the nearest declared name (as ``az ml`` users expect a typo
+    to fail, not to be ignored). ``data`` is not modified. Raises ConfigError.
     """
     result = copy.deepcopy(data)
     for text in overrides:
         parts, value = parse_override(text)
         current: dict[str, Any] = result
         for depth, part in enumerate(parts[:-1]):
+            if part in _PORTS and _is_body(parts[:depth]):
+                _check_declared(text, parts, depth, current.get(part))
             child = current.get(part)
             if child is None:
                 child = {}
@@ -77,6 +82,44 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
             current = child
         current[parts[-1]] = value
     return result
+
+
+_PORTS = {"inputs": "input", "outputs": "output"}
+
+
+def _is_body(prefix: tuple[str, ...]) -> bool:
+    """Whether ``prefix`` leads to a job or a pipeline step, whose ``inputs`` and
+    ``outputs`` are declarations (the top level, or ``jobs.<node>``)."""
+    return not prefix or (len(prefix) == 2 and prefix[0] == "jobs")
+
+
+def _check_declared(text: str, parts: tuple[str, ...], depth: int, ports: Any) -> None:
+    """Refuse ``--set inputs.NAME...`` (or outputs) for a NAME the job does not declare:
+    a typo would otherwise add a new, unused input and the run would silently use the
+    file's value. The error names the nearest declared name."""
+    kind = _PORTS[parts[depth]]
+    name = parts[depth + 1]
+    declared = [str(k) for k in ports] if isinstance(ports, dict) else []
+    # Pipeline parameter groups have dotted input names ("group.lr").
+    if name in declared or any(d.startswith(name + ".") for d in declared):
+        return
+    where = ".".join(parts[: depth + 2])
+    if not declared:
+        raise ConfigError(
+            f"--set {shorten(text)}: the job declares no {kind}s, so there is no {kind} "
+            f"{name!r} to set",
+            key_path=where,
+            hint=f"declare it under {'.'.join(parts[: depth + 1])}: in the job file first",
+        )
+    import difflib
+
+    close = difflib.get_close_matches(name, declared, n=1, cutoff=0.6)
+    guess = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ConfigError(
+        f"--set {shorten(text)}: no {kind} named {name!r} is declared{guess}",
+        key_path=where,
+        hint=f"declared {kind}s: {', '.join(declared)}",
+    )
 
 
 def _describe(value: Any) -> str:

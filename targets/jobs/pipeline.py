@@ -107,7 +107,7 @@ def drive_pipeline(
             if not all(done.get(d) == protocol.COMPLETED for d in deps):
                 continue
             step = job.jobs[node]
-            target = compute or compute_name(job.node_compute(node))
+            target = compute or compute_name(job.node_compute(node), ws)
             try:
                 runs[node] = submit_child(
                     ws,

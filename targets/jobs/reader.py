@@ -30,7 +30,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from targets.errors import ConfigError
+from targets.errors import ConfigError, TargetsError
 from targets.jobs import bindings
 from targets.jobs.model import (
     JOB_TYPES,
@@ -56,6 +56,7 @@ from targets.runconfig.problems import (
     validation_problems,
 )
 from targets.runconfig.yaml_lines import KeyPath, YamlDocument, parse_yaml
+from targets.workspace import Workspace
 
 __all__ = ["LoadedJob", "load_job"]
 
@@ -179,12 +180,18 @@ class _Context:
         self.warnings.append(f"{where}: {dotted(shown)}: {message}")
 
 
-def load_job(path: str | Path, *, overrides: Sequence[str] = ()) -> LoadedJob:
+def load_job(
+    path: str | Path, *, overrides: Sequence[str] = (), workspace: Workspace | None = None
+) -> LoadedJob:
     """Read a v2 job YAML (command, sweep or pipeline) into a typed model.
 
     ``overrides`` are ``key.path=value`` strings (``--set``), applied before validation.
-    Blocking file I/O; nothing is run, fetched or written. Raises ConfigError (exit code
-    2) naming the file, line and key path of the problem.
+    Steps and trials that use components are expanded into inline ones
+    (:mod:`targets.jobs.components.expand`); ``workspace`` is where ``azureml:NAME:V``
+    components are registered (default: the workspace found from the current folder,
+    looked up only when a job names one). Blocking file I/O; nothing is run, fetched or
+    written. Raises ConfigError (exit code 2) naming the file, line and key path of the
+    problem.
     """
     file = checked_path(path, "job file").absolute()
     if file.is_dir():
@@ -208,6 +215,7 @@ def load_job(path: str | Path, *, overrides: Sequence[str] = ()) -> LoadedJob:
     job_type = _job_type(data, context)
     data = _resolve_file_refs(data, (), file.parent, context, frozenset({file.resolve()}))
     _drop_read_only(data)
+    _expand_components(data, job_type, file, context, workspace)
     model: type[CommandJob | SweepJob | PipelineJob]
     if job_type == "command":
         model = CommandJob
@@ -255,6 +263,43 @@ def _job_type(data: dict[str, Any], context: _Context) -> str:
             hint=f"write type: {raw.strip().lower()}",
         )
     raise context.error(f"unsupported job type {raw!r}: targets runs {supported} jobs", ("type",))
+
+
+# ------------------------------------------------------------------ components -------
+
+
+def _expand_components(
+    data: dict[str, Any],
+    job_type: str,
+    file: Path,
+    context: _Context,
+    workspace: Workspace | None,
+) -> None:
+    """Steps and trials that use components become inline ones (see
+    :mod:`targets.jobs.components.expand`)."""
+    from targets.jobs.components.expand import Resolver, expand_pipeline, expand_sweep
+
+    found: list[Workspace | None] = [workspace] if workspace is not None else []
+
+    def find_workspace() -> Workspace | None:
+        if not found:
+            try:
+                found.append(Workspace.find())
+            except TargetsError:
+                found.append(None)
+        return found[0]
+
+    resolver = Resolver(
+        error=context.error,
+        locate=context.locate,
+        sources=context.sources,
+        workspace=find_workspace,
+        job_file=file,
+    )
+    if job_type == "pipeline":
+        expand_pipeline(data, file.parent, resolver)
+    elif job_type == "sweep":
+        expand_sweep(data, (), file.parent, resolver)
 
 
 # ------------------------------------------------------------------ file: refs -------
@@ -316,6 +361,9 @@ def _maybe_load(
             f"a file: reference must hold a mapping, got {describe_value(doc.data)}",
             path=str(target),
         )
+    # A referenced file is often a standalone asset file (an environment YAML) that
+    # names its own schema; $schema is ignored there as at the top of a job.
+    doc.data.pop("$schema", None)
     context.sources[key_path] = (doc, ())
     _rebase(doc.data, str(key_path[-1]), key_path, target.parent, context.doc.path.parent)
     return doc.data, target.parent, active | {target}
@@ -353,6 +401,12 @@ def _rebase(data: dict[str, Any], key: str, key_path: KeyPath, source: Path, bas
         return
     if "code" in data:
         data["code"] = moved(data["code"])
+    for key in ("component", "trial"):
+        reference = data.get(key)
+        if isinstance(reference, str) and reference.startswith(FILE_PREFIX):
+            data[key] = FILE_PREFIX + str(moved(reference[len(FILE_PREFIX) :].strip()))
+        elif isinstance(reference, str):
+            data[key] = moved(reference)
     environment(data.get("environment"))
     inputs = data.get("inputs")
     if isinstance(inputs, dict):
@@ -412,11 +466,6 @@ def _prepare_sweep(data: dict[str, Any], key_path: KeyPath, context: _Context) -
 
 
 def _prepare_pipeline(data: dict[str, Any], context: _Context) -> None:
-    if "component" in data:
-        raise context.error(
-            "pipeline components are not supported; write the steps inline under jobs:",
-            ("component",),
-        )
     jobs = data.get("jobs")
     if not isinstance(jobs, dict):
         return
@@ -432,17 +481,15 @@ def _prepare_pipeline(data: dict[str, Any], context: _Context) -> None:
             supported = ", ".join(NODE_TYPES)
             if isinstance(node_type, str) and node_type.strip().lower() in NODE_TYPES:
                 message = f"unsupported node type {node_type!r}: node types are lower-case"
+            elif node_type == "pipeline":
+                message = (
+                    "a pipeline step needs component: (a pipeline component file or reference)"
+                )
             elif node_type in SDK_ONLY_NODE_TYPES:
                 message = f"{node_type} steps are not supported: targets runs {supported} steps"
             else:
                 message = f"unsupported node type {node_type!r}: targets runs {supported} steps"
             raise context.error(message, (*where, "type"))
-        if "component" in node:
-            raise context.error(
-                "component references are not supported; write the step inline "
-                "(command, code, environment, ...)",
-                (*where, "component"),
-            )
         given = node.get("name")
         if given is not None and given != name:
             context.warn(f"a node's name is its key under jobs: ({name!r}); 'name' ignored", where)

@@ -32,7 +32,11 @@ def docker_problem(target: ComputeTarget) -> str | None:
 
 def _needs_image(loaded: LoadedJob, body: Any) -> bool:
     env = body.environment
-    return isinstance(env, str) or bool(getattr(env, "image", None))
+    return (
+        isinstance(env, str)
+        or bool(getattr(env, "image", None))
+        or bool(getattr(env, "build", None))
+    )
 
 
 def submit_command(
@@ -81,8 +85,19 @@ def submit_command(
         prepared.config.max_run_duration_seconds = max_run_duration_seconds
     if python is not None:
         from targets.environments import use_interpreter
+        from targets.jobs.job_environment import ISOLATED_NAME
 
+        section = prepared.config.environment.python
+        conda = section.conda_dependencies
+        if conda is not None and getattr(conda, "name", None) == ISOLATED_NAME:
+            # The isolated environment only stands in for an image set aside; the user's
+            # own interpreter (--python) is as safe: it is not targets' environment.
+            section.conda_dependencies = None
+            section.user_managed_dependencies = True
         use_interpreter(prepared.config, python)
+    from targets.data.upload import plan_uploads
+
+    uploads = plan_uploads(ws, outputs, output_types)
     return submit_run(
         ws,
         prepared.config,
@@ -91,7 +106,12 @@ def submit_command(
         display_name=display_name,
         parent_id=parent_id,
         run_id=run_id,
-        origin={**(origin or {}), "job": str(loaded.path), "outputs": prepared.outputs},
+        origin={
+            **(origin or {}),
+            "job": str(loaded.path),
+            "outputs": prepared.outputs,
+            "uploads": uploads,
+        },
         extra_files=prepared.extra,
         entry=prepared.entry,
         warn=warn,
@@ -132,7 +152,7 @@ def submit_job(
             ws,
             loaded,
             job,
-            compute=compute or compute_name(job.compute),
+            compute=compute or compute_name(job.compute, ws),
             inputs=dict(job.inputs),
             outputs=dict(job.outputs),
             experiment=job.experiment_name,

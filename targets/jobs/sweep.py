@@ -176,6 +176,19 @@ def _metric(run: Run, name: str) -> list[float]:
     return []
 
 
+def _await_ended(runs: list[Run], limit: float = 120.0) -> None:
+    """Wait until the trials the sweep stopped have ended (their status recorded), so the
+    sweep ends after its trials, never before: a canceled trial's process may take a
+    moment to stop and be collected."""
+    deadline = time.monotonic() + limit
+    for run in runs:
+        while time.monotonic() < deadline:
+            if run.refresh().status in protocol.TERMINAL:
+                break
+            time.sleep(0.3)
+        run.close()
+
+
 def drive_sweep(
     ws: Workspace,
     loaded: LoadedJob,
@@ -208,11 +221,12 @@ def drive_sweep(
         )
     concurrent = max(1, int(limits.max_concurrent_trials or 1))
     deadline = time.monotonic() + limits.timeout if limits.timeout else None
-    target = compute or compute_name(job.compute)
+    target = compute or compute_name(job.compute, ws)
     running: dict[str, tuple[Any, Run, int]] = {}  # run id -> (trial, run, steps reported)
     chosen: dict[int, dict[str, Any]] = {}  # trial number -> the values the trial ran with
     started = 0
     results: list[tuple[float, str, dict[str, Any]]] = []
+    stopped: list[Run] = []  # trials stopped by the policy or the sweep, still ending
     say(f"sweep: {total} trials, {concurrent} at a time, {direction} {metric!r}")
     while started < total or running:
         if cancelled() or (deadline is not None and time.monotonic() > deadline):
@@ -220,6 +234,8 @@ def drive_sweep(
             say(f"sweep stopping: {why}")
             for _trial, run, _steps in running.values():
                 run.cancel()
+                stopped.append(run)
+            _await_ended(stopped)
             if cancelled():
                 return "canceled"
             break
@@ -259,6 +275,7 @@ def drive_sweep(
                     if len(live) > reported and trial.should_prune():
                         say(f"trial {trial.number}: stopped early by the policy")
                         run.cancel()
+                        stopped.append(run)
                         _tell(study, trial, state=optuna.trial.TrialState.PRUNED)
                         del running[run_id]
                 continue
@@ -277,6 +294,7 @@ def drive_sweep(
                     else f"no {metric!r} logged"
                 )
                 say(f"trial {trial.number}: {reason} ({run.id})")
+    _await_ended(stopped)
     if not results:
         raise TargetsError(
             f"no trial logged the objective's metric {metric!r}",

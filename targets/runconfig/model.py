@@ -395,10 +395,14 @@ class RunConfiguration(_Section):
         if value is None:
             return "None"
         if isinstance(value, str):
+            # The v1 SDK's enum also has "Mpi" (MpiConfiguration's communicator): the
+            # target's mpirun, which is what OpenMpi means here.
+            if value.strip().lower() == "mpi":
+                return "OpenMpi"
             for known in COMMUNICATORS:
                 if known.lower() == value.lower():
                     return known
-        raise ValueError(f"communicator must be one of {', '.join(COMMUNICATORS)}")
+        raise ValueError(f"communicator must be one of {', '.join(COMMUNICATORS)} or Mpi")
 
     @field_validator("arguments", mode="before")
     @classmethod

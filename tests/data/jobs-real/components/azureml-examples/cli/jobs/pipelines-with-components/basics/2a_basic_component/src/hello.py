@@ -1,0 +1,3 @@
+"""Our stand-in for the example's hello.py."""
+
+print("Hello Python World")

@@ -1,0 +1,129 @@
+"""moto's S3 server (``moto_server``, PyPI ``moto[server]``) on 127.0.0.1 for the tests.
+
+pyproject's ``test`` extra installs it (``scripts/storage-test-setup.sh`` too, when the
+virtualenv lacks it). The fixture starts one server per test process (session scope) on
+a free port of 127.0.0.1 and stops it at the end.
+
+Use it by importing the fixture (conftest.py does not load this module)::
+
+    from tests.moto_s3 import MotoS3, moto_s3_fixture  # noqa: F401 - fixture
+
+    def test_something(moto_s3: MotoS3, monkeypatch) -> None:
+        for key, value in moto_s3.env().items():
+            monkeypatch.setenv(key, value)
+        moto_s3.put("bucket/data/x.csv", b"...")
+        # s3://bucket/data/x.csv now reads it, through botocore's own settings
+
+``env()`` is what a user sets for an S3-compatible store: ``AWS_ENDPOINT_URL_S3``, a key
+pair (moto accepts any) and a region. When moto_server is missing or does not start,
+the fixture skips the test with the reason, or fails it when ``CI`` is set.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.dockerd import skip_or_fail
+
+__all__ = ["MotoS3", "moto_s3_fixture"]
+
+SETUP_HINT = "pip install -e '.[test]' (or run `bash scripts/test-services.sh`)"
+
+
+@dataclass(frozen=True, slots=True)
+class MotoS3:
+    """A running moto S3 server. Creating it starts nothing."""
+
+    port: int
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        return {
+            "AWS_ENDPOINT_URL_S3": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+    def filesystem(self) -> Any:
+        """An s3fs file system on the server (for arranging test data)."""
+        import s3fs
+
+        return s3fs.S3FileSystem(
+            key="testing",
+            secret="testing",
+            # No region: s3fs would send it as a location constraint, which us-east-1 is not.
+            client_kwargs={"endpoint_url": self.endpoint},
+            skip_instance_cache=True,
+        )
+
+    def put(self, path: str, data: bytes) -> None:
+        """Write ``bucket/key``, creating the bucket when needed."""
+        fs = self.filesystem()
+        bucket = path.split("/", 1)[0]
+        if not fs.exists(bucket):
+            fs.mkdir(bucket)
+        fs.pipe(path, data)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session", name="moto_s3")
+def moto_s3_fixture() -> Iterator[MotoS3]:
+    """One moto S3 server on 127.0.0.1 for the test process."""
+    executable = shutil.which("moto_server", path=str(Path(sys.executable).parent))
+    executable = executable or shutil.which("moto_server")
+    if executable is None:
+        skip_or_fail(f"moto_server is not installed: {SETUP_HINT}")
+    try:
+        import s3fs  # noqa: F401 - the tests arrange data with it
+    except ImportError:
+        skip_or_fail(f"s3fs is not installed: {SETUP_HINT}")
+    port = _free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="targets-moto-"))
+    log = (workdir / "moto.log").open("wb")
+    proc = subprocess.Popen(
+        [executable, "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    tail = (workdir / "moto.log").read_text(errors="replace")[-2000:]
+                    skip_or_fail(f"moto_server did not start on 127.0.0.1:{port}: {tail}")
+                time.sleep(0.1)
+        yield MotoS3(port)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        shutil.rmtree(workdir, ignore_errors=True)
