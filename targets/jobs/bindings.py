@@ -36,6 +36,7 @@ __all__ = [
     "check_command",
     "check_node_name",
     "check_pipeline",
+    "find_cycle",
     "literal_text",
     "parse_reference",
     "pipeline_graph",
@@ -353,7 +354,7 @@ def pipeline_graph(job: PipelineJob) -> dict[str, set[str]]:
                         )
                     upstream.add(ref.node)
         graph[name] = upstream
-    cycle = _find_cycle(graph)
+    cycle = find_cycle(graph)
     if cycle:
         raise BindingError(
             "pipeline has a cycle: " + " -> ".join(cycle),
@@ -363,7 +364,7 @@ def pipeline_graph(job: PipelineJob) -> dict[str, set[str]]:
     return graph
 
 
-def _find_cycle(graph: Mapping[str, Collection[str]]) -> list[str]:
+def find_cycle(graph: Mapping[str, Collection[str]]) -> list[str]:
     """A cycle as ``[a, b, a]`` (a depends on b depends on a), or an empty list."""
     state: dict[str, int] = {}  # 1: on the current path, 2: done
     path: list[str] = []
@@ -394,7 +395,7 @@ def topological_levels(graph: Mapping[str, Collection[str]]) -> list[list[str]]:
     """Nodes grouped into levels: every node's dependencies are in earlier levels, and
     the nodes of one level are independent (they may run in parallel). Order within a
     level follows ``graph``'s order. Raises BindingError for a cycle."""
-    cycle = _find_cycle(graph)
+    cycle = find_cycle(graph)
     if cycle:
         raise BindingError("pipeline has a cycle: " + " -> ".join(cycle), ("jobs", cycle[0]))
     placed: set[str] = set()

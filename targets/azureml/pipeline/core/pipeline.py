@@ -30,6 +30,7 @@ from targets.azureml.pipeline.core.builder import (
     StepSequence,
 )
 from targets.errors import TargetsError, UsageError
+from targets.jobs.bindings import find_cycle
 
 if TYPE_CHECKING:
     from targets.azureml.pipeline.core.run import PipelineRun
@@ -158,7 +159,7 @@ class Pipeline:
                 if node_of[id(earlier)] not in after[node]:
                     after[node].append(node_of[id(earlier)])
         deps = {n: {*reads[n].values(), *after[n]} for n in nodes}
-        cycle = _cycle(deps)
+        cycle = find_cycle(deps)
         if cycle:
             path = " -> ".join(repr(nodes[n].name) for n in cycle)
             raise UsageError(
@@ -289,33 +290,6 @@ class Pipeline:
             )
             raise
         return PipelineRun(ws, run_id)
-
-
-def _cycle(deps: Mapping[str, set[str]]) -> list[str]:
-    """A cycle as ``[a, b, a]`` (a needs b needs a), or an empty list."""
-    state: dict[str, int] = {}
-    path: list[str] = []
-
-    def visit(node: str) -> list[str]:
-        state[node] = 1
-        path.append(node)
-        for dep in sorted(deps.get(node, ())):
-            if state.get(dep) == 1:
-                return [*path[path.index(dep) :], dep]
-            if state.get(dep) is None:
-                found = visit(dep)
-                if found:
-                    return found
-        path.pop()
-        state[node] = 2
-        return []
-
-    for node in deps:
-        if state.get(node) is None:
-            found = visit(node)
-            if found:
-                return found
-    return []
 
 
 def _check_compute(ws: Workspace, step: PipelineStep, plan: StepPlan) -> None:
