@@ -5,7 +5,8 @@
 #   /opt/targets-test/azurite; tests/azurite.py starts its blob service on 127.0.0.1.
 # - moto's S3 server (moto_server), from PyPI into the suite's virtualenv (pyproject's
 #   `test` extra has it; this installs it when that virtualenv lacks it).
-# Both use the registries as this machine's npm and pip are configured: no registry host
+# - the GCS emulator (gcp-storage-emulator, PyPI) in the same virtualenv (tests/gcs_emulator.py).
+# All use the registries as this machine's npm and pip are configured: no registry host
 # is named here.
 #
 # Idempotent: installs only what is missing and starts nothing (the fixtures start the
@@ -61,7 +62,11 @@ if [ -x "$VENV/bin/python" ]; then
     say "installing moto[server] into $VENV"
     "$VENV/bin/python" -m pip install --quiet 'moto[server]>=5' || cannot "pip install moto[server] failed"
   fi
+  if [ ! -x "$VENV/bin/gcp-storage-emulator" ]; then
+    say "installing gcp-storage-emulator into $VENV"
+    "$VENV/bin/python" -m pip install --quiet 'gcp-storage-emulator>=2024.1' || cannot "pip install gcp-storage-emulator failed"
+  fi
 else
-  say "no virtualenv at $VENV yet: moto[server] comes with pip install -e '.[test]'"
+  say "no virtualenv at $VENV yet: moto[server] and gcp-storage-emulator come with pip install -e '.[test]'"
 fi
-say "azurite $AZURITE_VERSION and moto_server are installed"
+say "azurite $AZURITE_VERSION, moto_server and gcp-storage-emulator are installed"

@@ -162,6 +162,13 @@ def resolve_compute(ws: Workspace, written: str | None) -> str:
         return mapped
     if name in attached:
         return name
+    if not _NAME.match(name):  # `azureml:<your-compute-name>`: a template's placeholder
+        raise ConfigError(
+            f"compute {written!r} is a placeholder, not a compute name "
+            f"(attached: {', '.join(sorted(attached))})",
+            key_path="compute",
+            hint="pass --target TARGET, or --set compute=TARGET",
+        )
     raise ConfigError(
         f"compute {written!r} is not a target of this workspace "
         f"(attached: {', '.join(sorted(attached))})",

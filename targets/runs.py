@@ -78,8 +78,20 @@ def _entry_text(config: RunConfiguration) -> str:
     )
 
 
-def _check_entry(config: RunConfiguration, source_dir: Path) -> None:
-    """The script must be a file inside the source directory."""
+def _in_extra_files(script: str, extra_files: Mapping[str, Snapshot] | None) -> bool:
+    """``script`` is one of the files shipped beside the source directory (``extra_files``,
+    e.g. the launcher jar of a spark job's ``entry.class_name``)."""
+    wanted = Path(script).as_posix()
+    for prefix, part in (extra_files or {}).items():
+        if any(f"{prefix.strip('/')}/{entry.path}" == wanted for entry in part.files):
+            return True
+    return False
+
+
+def _check_entry(
+    config: RunConfiguration, source_dir: Path, extra_files: Mapping[str, Snapshot] | None = None
+) -> None:
+    """The script must be a file inside the source directory (or one of the extra files)."""
     if not config.script and not config.command:
         raise UsageError(
             "nothing to run: give a script or a command",
@@ -94,7 +106,7 @@ def _check_entry(config: RunConfiguration, source_dir: Path) -> None:
                 hint="move it into the source directory, or set source_directory to a folder "
                 "that contains it",
             )
-        if not full.is_file():
+        if not full.is_file() and not _in_extra_files(config.script, extra_files):
             raise UsageError(f"the script {config.script!r} does not exist in {source_dir}")
 
 
@@ -132,7 +144,7 @@ def submit_run(
     source = Path(source_dir).resolve()
     if not source.is_dir():
         raise UsageError(f"the source directory {str(source)!r} does not exist")
-    _check_entry(config, source)
+    _check_entry(config, source, extra_files)
     target = workspace.get_target(config.target)
     # Docker or not, and which Python: refused here, before the run is queued (preflight).
     config = without_docker(target, config, warn)

@@ -237,28 +237,6 @@ def test_real_build_context_jobs_without_docker_stop_with_exit_2(real, cli, proj
     assert Workspace(project).ledger.list(limit=None) == []
 
 
-def test_a_context_whose_dockerfile_copies_files_is_refused_precisely(
-    real, cli, project, docker_engine
-):
-    result = cli("run", "single-step/scikit-learn/iris-notebook/job.yml", "--target", "local")
-    assert result.code == 2, result
-    assert "copies files from the context (COPY requirements.txt .)" in result.err
-    assert Workspace(project).ledger.list(limit=None) == []
-
-
-@pytest.mark.xdist_group("docker")
-def test_a_real_build_context_whose_base_cannot_be_pulled_fails_clearly(
-    real, cli, project, docker_engine: DockerEngine
-):
-    result = cli(
-        "run", "single-step/r/accidents/job.yml", "--target", "local", "--stream", timeout=600
-    )
-    assert result.code == 1, result
-    assert "environment preparation failed" in result.out + result.err
-    assert "rocker/tidyverse" in result.out + result.err
-    assert "Rscript: not found" not in result.out
-
-
 # -- isolation from targets' own environment ---------------------------------------------------
 
 

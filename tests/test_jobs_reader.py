@@ -512,6 +512,7 @@ def test_public_api_is_pinned() -> None:
         "LoadedJob",
         "PipelineJob",
         "Reference",
+        "SparkJob",
         "SweepJob",
         "apply_overrides",
         "load_job",
@@ -628,13 +629,14 @@ def test_type_absent_is_command(tmp_path: Path) -> None:
     assert job.type == "command"
 
 
-@pytest.mark.parametrize("kind", ["automl", "spark", "import", "finetuning", "distillation"])
+@pytest.mark.parametrize("kind", ["automl", "import", "finetuning", "distillation"])
 def test_sdk_only_job_type_is_refused(tmp_path: Path, kind: str) -> None:
     error = load_error(write(tmp_path, f"type: {kind}\ntask: classification\n"))
     assert error.line == 1
     assert error.key_path == "type"
-    assert f"{kind} jobs are not supported: targets runs command, sweep, pipeline jobs" in str(
-        error
+    assert (
+        f"{kind} jobs are not supported: targets runs command, sweep, pipeline, spark jobs"
+        in str(error)
     )
     assert error.exit_code == 2
 
@@ -648,7 +650,10 @@ def test_capitalised_type_is_an_error_like_the_sdk(tmp_path: Path) -> None:
 
 def test_unknown_type_lists_supported_types(tmp_path: Path) -> None:
     error = load_error(write(tmp_path, "type: banana\n"))
-    assert "unsupported job type 'banana': targets runs command, sweep, pipeline jobs" in str(error)
+    assert (
+        "unsupported job type 'banana': targets runs command, sweep, pipeline, spark jobs"
+        in str(error)
+    )
 
 
 def test_unsupported_pipeline_node_type(tmp_path: Path) -> None:
@@ -658,14 +663,17 @@ def test_unsupported_pipeline_node_type(tmp_path: Path) -> None:
         type: pipeline
         jobs:
           prep:
-            type: parallel
-            task: {}
+            type: automl
+            task: classification
         """,
     )
     error = load_error(path)
     assert error.key_path == "jobs.prep.type"
     assert error.line == 4
-    assert "parallel steps are not supported: targets runs command, sweep steps" in str(error)
+    assert (
+        "automl steps are not supported: targets runs command, sweep, spark, parallel steps"
+        in str(error)
+    )
 
 
 def test_a_missing_component_file_is_refused(tmp_path: Path) -> None:

@@ -21,7 +21,8 @@ def components() -> None:
     "file",
     required=True,
     type=click.Path(dir_okay=False),
-    help="A command component YAML (name, version, inputs, outputs, command, code, environment).",
+    help="A command or pipeline component YAML (name, version, inputs, outputs; command, "
+    "code and environment, or jobs).",
 )
 @click.option(
     "--version", "-v", "version", help="The version (default: the file's, else the next)."

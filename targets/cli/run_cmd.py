@@ -79,7 +79,7 @@ def _is_job(path: Path) -> bool:
     # Our runconfigs describe environments with python/docker sections; jobs name an
     # image or a conda file, or refer to a registered environment by a string.
     return isinstance(env, str) or (
-        isinstance(env, dict) and bool({"image", "conda_file"} & set(env))
+        isinstance(env, dict) and bool({"image", "conda_file", "build"} & set(env))
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from targets._lazy import lazy_exports
-from targets.jobs.model import CommandJob, Job, PipelineJob, SweepJob
+from targets.jobs.model import CommandJob, Job, PipelineJob, SparkJob, SweepJob
 
 if TYPE_CHECKING:
     from targets.jobs.bindings import (
@@ -28,6 +28,7 @@ __all__ = [
     "LoadedJob",
     "PipelineJob",
     "Reference",
+    "SparkJob",
     "SweepJob",
     "apply_overrides",
     "load_job",

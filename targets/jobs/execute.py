@@ -223,11 +223,11 @@ def _environment(
     ws: Workspace, loaded: LoadedJob, env: Any, docker_ok: str | None
 ) -> tuple[str | None, Path | CondaSpec | None, list[str]]:
     """(image, conda file or inline spec, warnings) for an environment value (see
-    :mod:`targets.jobs.job_environment`). A ``build:`` context gives no image here: its
-    Dockerfile is applied by :func:`_use_build_context`; where the target cannot build
-    it, the job is refused (UsageError) naming the context. An image set aside (no
-    usable Docker) leaves the job an isolated, empty environment when it has no conda
-    file: never the Python ``targets`` runs in."""
+    :mod:`targets.jobs.job_environment`). A ``build:`` context gives no image here: it is
+    built by :func:`_use_build_context`; where the target cannot build it, the job is
+    refused (UsageError) naming the context. An image set aside (no usable Docker, or
+    ``--no-docker``: ``docker_ok`` says why) leaves the job an isolated, empty environment
+    when it has no conda file: never the Python ``targets`` runs in, nor the user's."""
     from targets.jobs import job_environment as je
 
     warnings: list[str] = []
@@ -239,8 +239,8 @@ def _environment(
         image, conda, python = resolved.image, resolved.conda, resolved.python
         warnings.extend(resolved.warnings)
     elif isinstance(env, InlineEnvironment):
-        if env.build is not None and docker_ok is not None:
-            je.build_dockerfile(loaded, env, docker_ok)  # raises: never run without it
+        if env.build is not None:
+            je.check_build_context(loaded, env, docker_ok)  # raises: never run without it
         image = env.image
         if isinstance(env.conda_file, str):
             conda = loaded.local_path(env.conda_file)
@@ -248,7 +248,8 @@ def _environment(
             conda = CondaSpec.model_validate(env.conda_file)
     if image and docker_ok is not None:
         warnings.append(
-            f"the environment's image {image!r} is set aside: {docker_ok}; "
+            ("[no-docker] " if docker_ok == je.NO_DOCKER_REASON else "")
+            + f"the environment's image {image!r} is set aside: {docker_ok}; "
             + (
                 "its conda_file is prepared instead"
                 if conda
@@ -270,22 +271,22 @@ def _use_build_context(
 ) -> None:
     """Make ``config`` run in the image built from ``env.build`` (an InlineEnvironment
     with a build context) by the target's Docker engine; nothing for other environments.
-    Asks the target whether its engine is usable when the caller did not (one round
-    trip). Raises UsageError (exit 2) naming the build context when it cannot be built."""
+    The context folder is sent to the engine and built now, before anything is queued
+    (:func:`targets.jobs.job_environment.use_build_context`). Asks the target whether its
+    engine is usable when the caller did not (one round trip). Raises UsageError (exit 2)
+    naming the build context, or its base image, when it cannot be built."""
     if not isinstance(env, InlineEnvironment) or env.build is None:
         return
     from targets.jobs import job_environment as je
 
-    if docker_ok is None and config.target:
+    target = ws.get_target(config.target) if config.target else None
+    if docker_ok is None and je.no_docker_requested(config.environment_variables):
+        docker_ok = je.NO_DOCKER_REASON
+    if docker_ok is None and target is not None:
         from targets.jobs.submit import docker_problem
 
-        docker_ok = docker_problem(ws.get_target(config.target))
-    dockerfile = je.build_dockerfile(loaded, env, docker_ok)
-    config.environment.docker.enabled = True
-    config.environment.docker.base_image = None
-    config.environment.docker.base_dockerfile = dockerfile
-    # The image's own tools run the job (julia, Rscript, ...): nothing is built on top.
-    config.environment.python.user_managed_dependencies = True
+        docker_ok = docker_problem(target)
+    je.use_build_context(loaded, env, config, docker_ok, target)
 
 
 def _output_kind(
@@ -319,6 +320,40 @@ def prepare_command(
     ``given_inputs`` override the body's inputs (a pipeline step's bound inputs);
     ``extra_values`` are more ``${{...}}`` values (a sweep's ``search_space.x``).
     """
+    from targets.jobs.model import ParallelNode, SparkJob, SparkNode
+
+    if isinstance(body, SparkJob | SparkNode):  # framework pyspark (targets.jobs.spark)
+        from targets.jobs.spark import prepare_spark
+
+        return prepare_spark(
+            ws,
+            loaded,
+            body,
+            target_name=target_name,
+            node=node,
+            inputs=inputs,
+            outputs=outputs,
+            given_inputs=given_inputs,
+            run_name=run_name,
+            output_types=output_types,
+        )
+    if isinstance(body, ParallelNode):  # the parallel driver's command (targets.jobs.parallel)
+        from targets.jobs.parallel import prepare_parallel
+
+        return prepare_parallel(
+            ws,
+            loaded,
+            body,
+            target_name=target_name,
+            docker_ok=docker_ok,
+            node=node,
+            inputs=inputs,
+            outputs=outputs,
+            given_inputs=given_inputs,
+            extra_values=extra_values,
+            run_name=run_name,
+            output_types=output_types,
+        )
     values, extra, missing = _inputs(ws, loaded, inputs or {}, given_inputs or {})
     # Every named output lives under ./outputs (an Azure ML output `path` names cloud
     # storage; here it comes back with ./outputs, where later steps find it): a folder
@@ -482,31 +517,70 @@ def _distribution(
     return warnings
 
 
+def _check_instances(ws: Workspace, body: Any, target: str) -> None:
+    """Refuse now (UsageError) what :func:`_distribution` would refuse at submission: a
+    layout that needs more machines than the target has (a ``tensorflow`` parameter-server
+    job on a one-machine target)."""
+    resources = getattr(body, "resources", None)
+    distribution = getattr(body, "distribution", None)
+    if distribution is None:
+        return
+    from targets.compute_map import runs_on_one_machine
+
+    probe = RunConfiguration(target=target)
+    if resources is not None and getattr(resources, "instance_count", None):
+        probe.node_count = resources.instance_count
+    _distribution(probe, distribution, one_machine=runs_on_one_machine(ws, target))
+
+
 def precheck(ws: Workspace, loaded: LoadedJob, compute: str | None) -> None:
     """Refuse a job before anything starts: an unknown target, an unregistered
     environment, an unregistered datastore, a local input that does not exist."""
-    from targets.jobs.model import CommandJob, PipelineJob, SweepJob, SweepNode
+    from targets.jobs.model import (
+        CommandJob,
+        ParallelNode,
+        PipelineJob,
+        SparkJob,
+        SweepJob,
+        SweepNode,
+    )
+    from targets.jobs.spark import check_spark_targets
+    from targets.jobs.submit import docker_reason
 
     job = loaded.job
+    check_spark_targets(ws, loaded, compute)  # spark jobs and steps need a Spark target
     bodies: list[tuple[Any, Mapping[str, Any], str | None]] = []
-    if isinstance(job, CommandJob):
+    if isinstance(job, CommandJob | SparkJob):
         bodies.append((job, job.inputs, job.compute))
     elif isinstance(job, SweepJob):
         bodies.append((job.trial, job.inputs, job.compute))
     elif isinstance(job, PipelineJob):
         for name, node in job.jobs.items():
-            if isinstance(node, SweepNode):
-                raise ConfigError(
-                    f"step {name!r} is a sweep: sweep steps inside a pipeline are not run yet",
-                    key_path=f"jobs.{name}",
-                    hint="run the sweep as its own job (targets run SWEEP.yml), then the "
-                    "pipeline with its best values",
-                )
+            if isinstance(node, SweepNode):  # its trials run the trial's command
+                from targets.jobs.sweep_step import check_sweep_step
+
+                check_sweep_step(loaded, name)
+                bodies.append((node.trial, node.inputs, job.node_compute(name)))
+                continue
+            if isinstance(node, ParallelNode):  # its task runs the entry script
+                from targets.jobs.parallel import precheck_parallel
+
+                precheck_parallel(ws, loaded, name)
+                bodies.append((node.task, node.inputs, job.node_compute(name)))
+                continue
             bodies.append((node, node.inputs, job.node_compute(name)))
     for body, inputs, target in bodies:
-        ws.target_record(compute or compute_name(target, ws))
+        name = compute or compute_name(target, ws)
+        ws.target_record(name)
+        _check_instances(ws, body, name)
         if isinstance(body.environment, str):
             _environment(ws, loaded, body.environment, docker_ok=None)
+        elif getattr(body.environment, "build", None) is not None:
+            # Asked now, as submission would: a context the target cannot build is
+            # refused by `job validate` too, not only when the job is created.
+            _environment(
+                ws, loaded, body.environment, docker_ok=docker_reason(ws.get_target(name), body)
+            )
         for name, value in inputs.items():
             if isinstance(value, JobInput) and value.path and "${{" not in value.path:
                 path = _input_path(ws, loaded, name, value)

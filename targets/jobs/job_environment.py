@@ -8,13 +8,19 @@
   conda specification is built like any other; else an error that says how to register it.
 - ``image: mcr.microsoft.com/azureml/...``: Azure's build images map to a local equivalent
   (:func:`targets.azureml.core._images.azureml_image_equivalent`).
-- ``build: {path, dockerfile_path}``: the Dockerfile is built by the target's Docker
-  engine (as ``base_dockerfile``) and the job runs in the image. Where the target has no
-  usable engine, or the Dockerfile needs files of its context, the job is refused (exit 2)
-  naming the build context: it never runs without it.
-- An image set aside because the target has no usable Docker: the job gets an isolated,
-  empty environment of its own (a virtualenv or conda env the agent builds and caches),
-  never the Python ``targets`` runs in, so the job's ``pip install`` changes only that.
+- ``build: {path, dockerfile_path}``: the context folder (less its ``.dockerignore``)
+  is built by the target's Docker engine before the job is queued, into an image keyed
+  by the context's content (:mod:`targets.jobs.build_context`), and the job runs in it.
+  Kinds whose engine cannot be reached before the run get the Dockerfile alone (as
+  ``base_dockerfile``), when it copies nothing from its context. Where the target has no
+  usable engine (or ``--no-docker`` sets Docker aside), where the context is a URL, or
+  where a base image is absent and cannot be pulled, the job is refused (exit 2) naming
+  the build context: it never runs without it.
+- An image set aside because the target has no usable Docker, or by ``--no-docker``
+  (``TARGETS_NO_DOCKER=1``): the job gets an isolated, empty environment of its own (a
+  virtualenv or conda env the agent builds and caches), never the Python ``targets``
+  runs in, nor the user's active virtualenv, so the job's ``pip install`` changes only
+  that.
 """
 
 from __future__ import annotations
@@ -26,17 +32,22 @@ from pathlib import Path
 from targets.errors import ConfigError, UsageError
 from targets.jobs.model import InlineEnvironment
 from targets.jobs.reader import LoadedJob
-from targets.runconfig.model import CondaSpec
+from targets.runconfig.model import CondaSpec, RunConfiguration
 from targets.workspace import Workspace
 
 __all__ = [
     "ENV_REF",
+    "ISOLATED_NAME",
+    "NO_DOCKER_REASON",
     "REGISTRY_ENV",
     "ResolvedReference",
     "build_dockerfile",
+    "check_build_context",
     "isolated_environment",
     "mapped_image",
+    "no_docker_requested",
     "resolve_reference",
+    "use_build_context",
 ]
 
 ENV_REF = re.compile(r"^azureml:(?P<name>[^:@/]+)(?::(?P<version>[^:@/]+)|@(?P<label>[^:@/]+))?$")
@@ -45,6 +56,9 @@ REGISTRY_ENV = re.compile(
     r"(?:/versions/(?P<version>[^/]+)|/labels/(?P<label>[^/]+))?$"
 )
 ISOLATED_NAME = "targets-isolated-job"
+NO_DOCKER_REASON = "--no-docker (TARGETS_NO_DOCKER=1) sets Docker aside"
+"""Why Docker is not used when the job asks for that (the ``docker_ok`` of
+:func:`targets.jobs.execute.prepare_command`)."""
 _CONTEXT_FILE = re.compile(r"^\s*(COPY|ADD)\s+(?!--from)(.*)$", re.IGNORECASE | re.MULTILINE)
 
 
@@ -114,29 +128,86 @@ def mapped_image(image: str, python: str | None) -> tuple[str, list[str]]:
     ]
 
 
-def build_dockerfile(loaded: LoadedJob, env: InlineEnvironment, docker_ok: str | None) -> str:
-    """The Dockerfile text of ``env.build``, which the target's Docker engine builds.
+def no_docker_requested(variables: dict[str, str] | None) -> bool:
+    """Do the job's ``environment_variables`` set Docker aside (``TARGETS_NO_DOCKER``,
+    which ``targets run --no-docker`` sets)? A value other than 1/0 is left to the
+    preflight check, which refuses it."""
+    from targets.preflight import NO_DOCKER
 
-    Raises UsageError (exit 2) naming the build context when ``docker_ok`` says the
-    target cannot build it, when the context is remote, and when the Dockerfile copies
-    files from its context (only the Dockerfile reaches the target's engine); ConfigError
-    when the context or its Dockerfile is missing."""
+    value = str((variables or {}).get(NO_DOCKER, "")).strip().lower()
+    return value in ("1", "true", "yes", "on")
+
+
+def check_build_context(loaded: LoadedJob, env: InlineEnvironment, docker_ok: str | None) -> Path:
+    """The local folder of ``env.build``. Raises UsageError (exit 2) naming the build
+    context when it is not a local folder (a URL: clone it first) or when ``docker_ok``
+    says the target cannot build it; ConfigError when the folder is missing."""
     assert env.build is not None  # the caller checks
     context = env.build.path
-    if "://" in context or context.startswith(("azureml:", "git+")):
+    if "://" in context or context.startswith(("azureml:", "git+", "git@")):
         raise UsageError(
-            f"the environment's build context {context!r} is not a local folder",
-            hint="clone or download the context and give its local path in build.path",
+            f"the environment's build context {context!r} is not a local folder: targets "
+            "builds contexts from folders on this machine",
+            hint=f"clone or download it (e.g. git clone {context} docker-context) and point "
+            "environment.build.path at that folder",
         )
     if docker_ok is not None:
         raise UsageError(
             f"the environment's build context {context!r} needs a Docker engine to build "
-            f"it, and the target has none: {docker_ok}; the job would not run without it",
+            f"it: {docker_ok}; the job would not run without it",
             hint="run the job on a target with Docker (targets attach ... with Docker "
-            "installed, or start Docker here), or build the image yourself and give it "
-            "as environment.image",
+            "installed, or start Docker here) and without --no-docker, or build the image "
+            "yourself and give it as environment.image",
         )
     folder = loaded.local_path(context)
+    if not folder.is_dir():
+        raise ConfigError(
+            f"the build context {context!r} is not a folder (looked for {folder})",
+            key_path="environment.build.path",
+        )
+    return folder
+
+
+def use_build_context(
+    loaded: LoadedJob,
+    env: InlineEnvironment,
+    config: RunConfiguration,
+    docker_ok: str | None,
+    target: object,
+) -> None:
+    """Make ``config`` run in the image of ``env.build``: built now by ``target``'s
+    engine (local and ``vm`` targets; see :mod:`targets.jobs.build_context`), or, for
+    other kinds, the Dockerfile alone as ``base_dockerfile``. Raises UsageError (exit 2)
+    as :func:`check_build_context` and :func:`targets.jobs.build_context.build_on_target`
+    say; nothing is queued then."""
+    from targets.jobs import build_context as bc
+
+    assert env.build is not None  # the caller checks
+    folder = check_build_context(loaded, env, docker_ok)
+    engine = bc.engine_for(target) if target is not None else None
+    docker = config.environment.docker
+    docker.enabled = True
+    if engine is not None:
+        packed = bc.read_context(env.build.path, folder, env.build.dockerfile_path)
+        docker.base_image = bc.build_on_target(packed, engine)
+        docker.base_dockerfile = None
+    else:
+        docker.base_image = None
+        docker.base_dockerfile = build_dockerfile(loaded, env, docker_ok)
+    # The image's own tools run the job (julia, Rscript, ...): nothing is built on top.
+    config.environment.python.user_managed_dependencies = True
+
+
+def build_dockerfile(loaded: LoadedJob, env: InlineEnvironment, docker_ok: str | None) -> str:
+    """The Dockerfile text of ``env.build``, for a target whose engine builds it during
+    the run's preparation (only the Dockerfile reaches it).
+
+    Raises UsageError (exit 2) naming the build context as :func:`check_build_context`
+    does, and when the Dockerfile copies files from its context; ConfigError when the
+    context or its Dockerfile is missing."""
+    assert env.build is not None  # the caller checks
+    folder = check_build_context(loaded, env, docker_ok)
+    context = env.build.path
     dockerfile = folder / env.build.dockerfile_path
     if not dockerfile.is_file():
         raise ConfigError(
@@ -150,10 +221,11 @@ def build_dockerfile(loaded: LoadedJob, env: InlineEnvironment, docker_ok: str |
         raise UsageError(
             f"the environment's build context {context!r}: its Dockerfile copies files "
             f"from the context ({copied.group(1).upper()} {copied.group(2).strip()}), and "
-            "targets sends only the Dockerfile to the target's Docker engine",
-            hint="build the image yourself (docker build -t NAME "
-            f"{folder}) and give it as environment.image, or write the copied files' "
-            "content into RUN steps",
+            "this kind of target builds images during the run's preparation, where only "
+            "the Dockerfile reaches its Docker engine",
+            hint="run the job on the local target or a vm target (their engines build "
+            f"the whole context), or build the image yourself (docker build -t NAME "
+            f"{folder}) and give it as environment.image",
         )
     return text
 

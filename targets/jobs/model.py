@@ -63,6 +63,8 @@ __all__ = [
     "MpiDistribution",
     "Normal",
     "Objective",
+    "ParallelNode",
+    "ParallelTask",
     "PipelineJob",
     "PipelineNode",
     "PipelineSettings",
@@ -75,8 +77,13 @@ __all__ = [
     "RandomSampling",
     "RayDistribution",
     "Resources",
+    "RetrySettings",
     "SamplingAlgorithm",
     "SearchSpace",
+    "SparkEntry",
+    "SparkJob",
+    "SparkNode",
+    "SparkResources",
     "SweepJob",
     "SweepLimits",
     "SweepNode",
@@ -87,11 +94,11 @@ __all__ = [
     "literal_matches",
 ]
 
-JOB_TYPES = ("command", "sweep", "pipeline")
-"""The job types targets runs (the SDK also knows automl, spark, import, finetuning and
+JOB_TYPES = ("command", "sweep", "pipeline", "spark")
+"""The job types targets runs (the SDK also knows automl, import, finetuning and
 distillation; those are refused with a message naming these)."""
 
-NODE_TYPES = ("command", "sweep")
+NODE_TYPES = ("command", "sweep", "spark", "parallel")
 """The pipeline node types targets runs."""
 
 NAME_PATTERN = re.compile(r"[a-zA-Z_]+[a-zA-Z0-9_]*")
@@ -169,6 +176,19 @@ def _str_map(value: Any) -> Any:
 
 
 StrMap: TypeAlias = Annotated[dict[str, str], BeforeValidator(_str_map)]
+
+
+def _tag_map(value: Any) -> Any:
+    """As :func:`_str_map`, and a tag without a value (``empty_tag:``) is the empty
+    string, as the SDK sends it (tags and properties only)."""
+    value = _str_map(value)
+    if isinstance(value, dict):
+        return {key: "" if item is None else item for key, item in value.items()}
+    return value
+
+
+TagMap: TypeAlias = Annotated[dict[str, str], BeforeValidator(_tag_map)]
+"""``tags``/``properties``: strings, a key without a value kept as ``""``."""
 
 # ------------------------------------------------------------------ inputs/outputs ---
 
@@ -348,7 +368,7 @@ class InlineEnvironment(_Model):
     inference_config: dict[str, Any] | None = None
     datastore: str | None = None
     description: str | None = None
-    tags: StrMap = Field(default_factory=dict)
+    tags: TagMap = Field(default_factory=dict)
     name: str | None = None
     """Dropped by the SDK with a warning (the reader warns too)."""
     version: str | None = None
@@ -490,8 +510,8 @@ class _JobMeta(_Model):
     name: str | None = None
     display_name: str | None = None
     description: str | None = None
-    tags: StrMap = Field(default_factory=dict)
-    properties: StrMap = Field(default_factory=dict)
+    tags: TagMap = Field(default_factory=dict)
+    properties: TagMap = Field(default_factory=dict)
     compute: str | None = None
     """``azureml:<name>``, a bare name or ``local``; absent: the workspace default."""
 
@@ -738,6 +758,203 @@ class SweepNode(_SweepFields):
     comment: str | None = None
 
 
+# ------------------------------------------------------------------ spark ------------
+
+
+class SparkEntry(_Model):
+    """A spark job's ``entry``: a Python file (``file``) or a JVM main class
+    (``class_name``, found in ``jars``)."""
+
+    file: str | None = None
+    """The Python file spark-submit runs, relative to ``code``."""
+    class_name: str | None = None
+    """A JVM main class (``com.example.Main``) in one of ``jars``."""
+
+    @model_validator(mode="after")
+    def _one(self) -> SparkEntry:
+        if (self.file is None) == (self.class_name is None):
+            raise ValueError("an entry needs exactly one of 'file' or 'class_name'")
+        for name in ("file", "class_name"):
+            given = getattr(self, name)
+            if given is not None and not given.strip():
+                raise ValueError(f"entry.{name} is empty")
+        return self
+
+
+class SparkResources(_Model):
+    """``resources`` of a spark job: Azure ML's serverless Spark pool settings."""
+
+    instance_type: str | None = None
+    runtime_version: str | None = None
+    """Azure ML's Spark runtime (``"3.4"``)."""
+
+    @field_validator("runtime_version", mode="before")
+    @classmethod
+    def _version_str(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return getattr(value, "yaml_source", None) or str(value)
+        return value
+
+
+class _SparkBody(_Model):
+    """What a spark job, step and component share (the SDK's ``ParameterizedSpark``)."""
+
+    code: str | None = None
+    """Local folder (relative to the YAML's folder) holding the entry file, py_files,
+    jars, files and archives; or a remote reference."""
+    entry: SparkEntry
+    py_files: list[str] = Field(default_factory=list)
+    """``.py``, ``.zip`` or ``.egg`` files put on the driver's and executors' path."""
+    jars: list[str] = Field(default_factory=list)
+    """Jars on the driver's and executors' class path."""
+    files: list[str] = Field(default_factory=list)
+    """Files copied to each executor's working directory."""
+    archives: list[str] = Field(default_factory=list)
+    """Archives extracted into each executor's working directory (``a.zip#alias``)."""
+    conf: StrMap = Field(default_factory=dict)
+    """Spark properties (``spark.driver.memory: 2g``), values kept as strings."""
+    args: str | None = None
+    """The entry's command-line arguments; may hold ``${{inputs.x}}``/``${{outputs.y}}``."""
+    environment: EnvironmentValue | None = None
+    """The conda environment of the driver and the executors."""
+
+    @field_validator("py_files", "jars", "files", "archives", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("args", mode="before")
+    @classmethod
+    def _args_text(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return getattr(value, "yaml_source", None) or str(value)
+        return value
+
+
+class _SparkFields(_SparkBody, _JobMeta):
+    inputs: dict[str, InputValue | None] = Field(default_factory=dict)
+    resources: SparkResources | None = None
+    identity: dict[str, Any] | None = None
+    """Accepted and ignored (Azure identities)."""
+
+
+class SparkJob(_SparkFields):
+    """``type: spark``: ``entry`` run by spark-submit with ``conf`` and ``args``."""
+
+    type: Literal["spark"]
+    outputs: dict[str, JobOutput | None] = Field(default_factory=dict)
+    experiment_name: str | None = None
+
+
+class SparkNode(_SparkFields):
+    """A spark step in a pipeline; ``name`` is its key under ``jobs:``."""
+
+    type: Literal["spark"]
+    outputs: dict[str, NodeOutputValue | None] = Field(default_factory=dict)
+    comment: str | None = None
+
+
+# ------------------------------------------------------------------ parallel ---------
+
+MINI_BATCH_SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|mb|gb)?\s*$", re.IGNORECASE)
+"""A parallel step's ``mini_batch_size``: a number of files, or a size (``10kb``)."""
+LOGGING_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return getattr(value, "yaml_source", None) or str(value)
+    return value
+
+
+class RetrySettings(_Model):
+    """A parallel step's ``retry_settings``."""
+
+    max_retries: int = Field(default=2, ge=0)
+    """Tries of a mini-batch after the first one fails or times out."""
+    timeout: int = Field(default=60, ge=1)
+    """Seconds one ``run(mini_batch)`` call may take."""
+
+
+class ParallelTask(_Model):
+    """A parallel step's ``task``: the entry script's ``init()``/``run(mini_batch)``."""
+
+    type: Annotated[Literal["run_function"], BeforeValidator(_normalizer(("run_function",)))] = (
+        "run_function"
+    )
+    code: str | None = None
+    """Local folder holding the entry script (relative to the YAML's folder)."""
+    entry_script: str
+    """The script, relative to ``code``."""
+    environment: EnvironmentValue
+    program_arguments: Annotated[str | None, BeforeValidator(_text)] = None
+    """Arguments given to the entry script (its ``sys.argv``); may hold bindings."""
+    append_row_to: str | None = None
+    """``${{outputs.x}}``: where the rows ``run`` returns are collected."""
+    model: Any = None
+    """Accepted and ignored (an Azure ML model reference)."""
+
+    @field_validator("entry_script")
+    @classmethod
+    def _script(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("entry_script is empty")
+        return value
+
+
+class ParallelNode(_JobMeta):
+    """A ``type: parallel`` step: ``task.entry_script`` over mini-batches of
+    ``input_data`` (a folder's files or an MLTable's rows)."""
+
+    type: Literal["parallel"]
+    inputs: dict[str, InputValue | None] = Field(default_factory=dict)
+    outputs: dict[str, NodeOutputValue | None] = Field(default_factory=dict)
+    comment: str | None = None
+    input_data: str
+    """``${{inputs.x}}``: the input cut into mini-batches."""
+    mini_batch_size: Annotated[str, BeforeValidator(_text)] = "1"
+    """Files per mini-batch (``"10"``), or for an MLTable about this many bytes
+    (``"100kb"``, ``"1mb"``)."""
+    partition_keys: list[str] | None = None
+    """MLTable columns: one mini-batch per combination of their values."""
+    resources: Resources | None = None
+    max_concurrency_per_instance: int = Field(default=1, ge=1)
+    error_threshold: int = Field(default=-1, ge=-1)
+    """Failed items (files or rows) tolerated; -1: any number."""
+    mini_batch_error_threshold: int = Field(default=-1, ge=-1)
+    """Failed mini-batches tolerated; -1: any number."""
+    logging_level: Annotated[
+        Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        BeforeValidator(lambda v: v.strip().upper() if isinstance(v, str) else v),
+    ] = "INFO"
+    retry_settings: RetrySettings | None = None
+    environment_variables: StrMap = Field(default_factory=dict)
+    task: ParallelTask
+    identity: dict[str, Any] | None = None
+    """Accepted and ignored (Azure identities)."""
+
+    @field_validator("mini_batch_size")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        match = MINI_BATCH_SIZE.match(value)
+        if match is None or int(match.group(1)) < 1:
+            raise ValueError(
+                f"mini_batch_size {value!r} is neither a number of files ('10') nor a size "
+                "for tabular input ('100kb', '1mb')"
+            )
+        return value.strip()
+
+    @property
+    def code(self) -> str | None:
+        """``task.code``: the step's source folder."""
+        return self.task.code
+
+    @property
+    def environment(self) -> Any:
+        """``task.environment``: what the entry script runs in."""
+        return self.task.environment
+
+
 # ------------------------------------------------------------------ pipeline ---------
 
 
@@ -756,11 +973,16 @@ class PipelineSettings(BaseModel):
 
 def _node_tag(value: Any) -> str:
     raw = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-    return "sweep" if raw == "sweep" else "command"
+    return raw if raw in ("sweep", "spark", "parallel") else "command"
 
 
 PipelineNode: TypeAlias = Annotated[
-    Union[Annotated[CommandNode, Tag("command")], Annotated[SweepNode, Tag("sweep")]],  # noqa: UP007
+    Union[  # noqa: UP007
+        Annotated[CommandNode, Tag("command")],
+        Annotated[SweepNode, Tag("sweep")],
+        Annotated[SparkNode, Tag("spark")],
+        Annotated[ParallelNode, Tag("parallel")],
+    ],
     Discriminator(_node_tag),
 ]
 
@@ -782,5 +1004,5 @@ class PipelineJob(_JobMeta):
         return self.jobs[node].compute or self.compute or self.settings.default_compute
 
 
-Job: TypeAlias = CommandJob | SweepJob | PipelineJob
+Job: TypeAlias = CommandJob | SweepJob | PipelineJob | SparkJob
 """Any job the reader returns."""

@@ -4,6 +4,10 @@ from have completed, and receives their output folders as inputs. A failed step 
 dependents (and, unless ``settings.continue_on_step_failure``, every step not started);
 so does a step whose submission is refused. A submitter may return a run that has
 already ended (an Azure ML v1 step reusing an earlier run's outputs).
+
+A sweep step is a child run that is itself a sweep parent (:mod:`targets.jobs.sweep_step`);
+its outputs are its best trial's. A canceled pipeline cancels its running steps (a sweep
+step its trials) and ends after them, never before.
 """
 
 from __future__ import annotations
@@ -16,13 +20,16 @@ from typing import Any
 from targets.agent import protocol
 from targets.errors import TargetsError
 from targets.jobs.bindings import check_pipeline, references
-from targets.jobs.model import PipelineJob
+from targets.jobs.model import PipelineJob, SweepNode
 from targets.jobs.parent import ParentLog, relay_output
 from targets.jobs.reader import LoadedJob
 from targets.runs import Run
 from targets.workspace import Workspace
 
 __all__ = ["drive_pipeline"]
+
+_CANCEL_WAIT = 120.0
+"""Seconds a canceled pipeline waits for its running steps to end."""
 
 
 def _bound_inputs(job: PipelineJob, node: str, outputs_of: dict[str, Path]) -> dict[str, Any]:
@@ -59,6 +66,41 @@ def _output_types(job: PipelineJob, node: str) -> dict[str, Any]:
     return found
 
 
+def _outputs_folder(run: Run, sweep: bool) -> Path:
+    """Where a completed step's outputs are: its own ``outputs/``, or for a sweep step
+    its best trial's."""
+    if sweep:
+        from targets.jobs.sweep import best_trial
+
+        best = best_trial(run)
+        if best is not None:
+            return run.workspace.run_dir(str(best["run_id"])) / "outputs"
+    return run.folder / "outputs"
+
+
+def _cancel_all(runs: dict[str, Run], done: dict[str, str], say: ParentLog) -> None:
+    """Cancel the steps still running and wait (up to :data:`_CANCEL_WAIT` s) until each
+    has ended: a sweep step ends after its trials, so no trial outlives the pipeline."""
+    open_runs = {node: run for node, run in runs.items() if node not in done}
+    for run in open_runs.values():
+        try:
+            run.cancel()
+        except TargetsError as exc:
+            say(f"step could not be canceled: {exc}")
+    deadline = time.monotonic() + _CANCEL_WAIT
+    for node, run in open_runs.items():
+        while time.monotonic() < deadline:
+            try:
+                record = run.refresh()
+            except TargetsError:
+                break
+            if record.status in protocol.TERMINAL:
+                say(f"step {node}: {record.status}")
+                break
+            time.sleep(0.3)
+        run.close()
+
+
 def drive_pipeline(
     ws: Workspace,
     loaded: LoadedJob,
@@ -84,9 +126,7 @@ def drive_pipeline(
     say(f"pipeline: {len(graph)} steps")
     while len(done) < len(graph):
         if cancelled():
-            for node, run in runs.items():
-                if node not in done:
-                    run.cancel()
+            _cancel_all(runs, done, say)
             say("pipeline canceled")
             return "canceled"
         failed = [n for n, s in done.items() if s != protocol.COMPLETED]
@@ -109,21 +149,35 @@ def drive_pipeline(
             step = job.jobs[node]
             target = compute or compute_name(job.node_compute(node), ws)
             try:
-                runs[node] = submit_child(
-                    ws,
-                    loaded,
-                    step,
-                    compute=target,
-                    node=node,
-                    inputs={},
-                    given_inputs=_bound_inputs(job, node, outputs_of),
-                    outputs=dict(step.outputs),
-                    output_types=_output_types(job, node),
-                    experiment=parent.experiment,
-                    display_name=step.display_name or node,
-                    parent_id=parent.id,
-                    origin={"pipeline": parent.id, "step": node},
-                )
+                if isinstance(step, SweepNode):
+                    from targets.jobs.sweep_step import start_sweep_step
+
+                    runs[node] = start_sweep_step(
+                        ws,
+                        loaded,
+                        node,
+                        compute=target,
+                        given_inputs=_bound_inputs(job, node, outputs_of),
+                        output_types=_output_types(job, node),
+                        parent=parent,
+                    )
+                else:
+                    runs[node] = submit_child(
+                        ws,
+                        loaded,
+                        step,
+                        compute=target,
+                        node=node,
+                        inputs={},
+                        given_inputs=_bound_inputs(job, node, outputs_of),
+                        outputs=dict(step.outputs),
+                        output_types=_output_types(job, node),
+                        experiment=parent.experiment,
+                        display_name=step.display_name or node,
+                        parent_id=parent.id,
+                        origin={"pipeline": parent.id, "step": node},
+                        warn=lambda line, n=node: say(f"step {n}: {line}"),
+                    )
             except TargetsError as exc:
                 # The step fails, not the driver: running steps are still followed.
                 done[node] = protocol.FAILED
@@ -143,7 +197,7 @@ def drive_pipeline(
             record = run.refresh()
             if record.status in protocol.TERMINAL and record.collected:
                 done[node] = record.status
-                outputs_of[node] = run.folder / "outputs"
+                outputs_of[node] = _outputs_folder(run, isinstance(job.jobs[node], SweepNode))
                 relay_output(say, node, run)
                 run.close()
                 extra = f" (exit code {record.exit_code})" if record.exit_code else ""

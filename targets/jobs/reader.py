@@ -41,7 +41,10 @@ from targets.jobs.model import (
     CommandNode,
     InlineEnvironment,
     Job,
+    ParallelNode,
     PipelineJob,
+    SparkJob,
+    SparkNode,
     SweepJob,
     SweepNode,
     Trial,
@@ -64,12 +67,16 @@ __all__ = ["LoadedJob", "load_job"]
 READ_ONLY_KEYS = ("id", "status", "creation_context", "log_files", "parameters")
 """Keys the service writes; the SDK drops them silently on load."""
 
-SDK_ONLY_TYPES = ("automl", "spark", "import", "finetuning", "distillation")
+SDK_ONLY_TYPES = ("automl", "import", "finetuning", "distillation")
 """Job types the SDK knows and targets does not run."""
 
-SDK_ONLY_NODE_TYPES = ("parallel", "pipeline", "automl", "spark", "import", "data_transfer")
+SDK_ONLY_NODE_TYPES = ("pipeline", "automl", "import", "data_transfer")
 
 FILE_PREFIX = "file:"
+
+PREVIEW_SCHEMA_HOST = "azuremlsdk2.blob.core.windows.net"
+"""Where the 2021 private-preview schemas lived; files naming it use a syntax the
+released CLI and SDK never read (``code: {local_path: …}``, ``type: sweep_job``)."""
 
 # Keys whose value is a mapping, so a `file:` string there is a reference to load.
 _NESTED_KEYS = frozenset(
@@ -126,7 +133,7 @@ class LoadedJob:
             code = step.trial.code if isinstance(step, SweepNode) else step.code
         elif isinstance(job, SweepJob):
             code = job.trial.code
-        elif isinstance(job, CommandJob):
+        elif isinstance(job, CommandJob | SparkJob):
             code = job.code
         else:
             code = None
@@ -211,15 +218,34 @@ def load_job(
     for text in overrides:
         parts, _ = parse_override(text)
         context.overridden[parts] = text
-    data = apply_overrides(doc.data, overrides)
+    try:
+        return _load(file, doc, context, apply_overrides(doc.data, overrides), workspace)
+    except ConfigError as exc:
+        schema = str(doc.data.get("$schema", ""))
+        if PREVIEW_SCHEMA_HOST in schema and exc.hint is None:
+            exc.hint = (
+                "this file uses the 2021 preview syntax of Azure ML v2 ($schema on "
+                f"{PREVIEW_SCHEMA_HOST}), which the released CLI and SDK do not read "
+                "either: rewrite it in the released syntax (code: ./src, compute: "
+                "azureml:NAME, type: sweep)"
+            )
+        raise
+
+
+def _load(
+    file: Path, doc: YamlDocument, context: _Context, data: Any, workspace: Workspace | None
+) -> LoadedJob:
     job_type = _job_type(data, context)
     data = _resolve_file_refs(data, (), file.parent, context, frozenset({file.resolve()}))
     _drop_read_only(data)
     _expand_components(data, job_type, file, context, workspace)
-    model: type[CommandJob | SweepJob | PipelineJob]
+    model: type[CommandJob | SweepJob | PipelineJob | SparkJob]
     if job_type == "command":
         model = CommandJob
         _prepare_command(data, (), context)
+    elif job_type == "spark":
+        model = SparkJob
+        _prepare_spark(data, (), context)
     elif job_type == "sweep":
         model = SweepJob
         _prepare_sweep(data, (), context)
@@ -496,6 +522,8 @@ def _prepare_pipeline(data: dict[str, Any], context: _Context) -> None:
         node["name"] = name
         if node_type == "sweep":
             _prepare_sweep(node, where, context)
+        elif node_type == "spark":
+            _prepare_spark(node, where, context)
         else:
             _prepare_command(node, where, context)
 
@@ -510,6 +538,8 @@ def _check(job: Job, base_dir: Path, context: _Context) -> None:
             _check_command_body(job, (), base_dir, context, search_space=None)
             _check_env_bindings(job.environment_variables, job.inputs, (), context)
             _warn_ignored(job, (), context)
+        elif isinstance(job, SparkJob):
+            _check_spark(job, (), base_dir, context)
         elif isinstance(job, SweepJob):
             _check_sweep(job, (), base_dir, context)
         else:
@@ -518,6 +548,10 @@ def _check(job: Job, base_dir: Path, context: _Context) -> None:
                 where: KeyPath = ("jobs", name)
                 if isinstance(node, SweepNode):
                     _check_sweep(node, where, base_dir, context)
+                elif isinstance(node, SparkNode):
+                    _check_spark(node, where, base_dir, context)
+                elif isinstance(node, ParallelNode):
+                    _check_parallel(node, where, base_dir, context)
                 else:
                     _check_names(node.inputs, node.outputs, where, context, pipeline=False)
                     _check_command_body(node, where, base_dir, context, search_space=None)
@@ -698,6 +732,112 @@ def _check_local(
         )
     if want_file and not resolved.is_file():
         raise context.error(f"{what} {value!r} is not a file ({resolved})", key_path)
+
+
+# ------------------------------------------------------------------ spark ------------
+
+
+def _prepare_spark(data: dict[str, Any], key_path: KeyPath, context: _Context) -> None:
+    """A spark job or step: ``args`` in the legacy ``{inputs.x}`` form is upgraded."""
+    _upgrade(data, "args", key_path, context)
+
+
+def _check_spark(
+    job: SparkJob | SparkNode, where: KeyPath, base_dir: Path, context: _Context
+) -> None:
+    """Names, ``args`` bindings, and the local files a spark job names: ``code``, the
+    entry file, ``py_files``, ``jars``, ``files`` and ``archives`` (relative to
+    ``code``; URIs are Spark's to fetch). Warns for what targets does not use."""
+    _check_names(job.inputs, job.outputs, where, context, pipeline=False)
+    if job.args is not None:
+        bindings.check_command(
+            job.args, inputs=job.inputs, outputs=job.outputs, keys=(*where, "args")
+        )
+    if job.code is None:
+        raise context.error(
+            "a spark job needs code: the local folder holding its entry file", where or ("type",)
+        )
+    _check_local(job.code, (*where, "code"), base_dir, context, what="code path")
+    code = None if _is_remote(job.code) else job.code
+    folder = base_dir if code is None else (base_dir / Path(code).expanduser()).resolve()
+    listed: list[tuple[KeyPath, str, str]] = []
+    if job.entry.file is not None:
+        listed.append(((*where, "entry", "file"), "entry file", job.entry.file))
+    for key in ("py_files", "jars", "files", "archives"):
+        for index, value in enumerate(getattr(job, key)):
+            listed.append(((*where, key, index), f"{key} entry", value))
+    for key_path, what, value in listed:
+        local = value.split("#", 1)[0] if key_path[-2:-1] == ("archives",) else value
+        if code is None or "://" in local or local.startswith(("local:", "azureml:")):
+            continue
+        found = (folder / Path(local).expanduser()).resolve()
+        if not found.is_file():
+            raise context.error(
+                f"{what} {value!r} not found (resolved to {found}; paths are relative to "
+                f"code: {code})",
+                key_path,
+            )
+    if isinstance(job.environment, InlineEnvironment) and isinstance(
+        job.environment.conda_file, str
+    ):
+        _check_local(
+            job.environment.conda_file,
+            (*where, "environment", "conda_file"),
+            base_dir,
+            context,
+            what="conda file",
+            want_file=True,
+        )
+    if job.identity is not None:
+        context.warn("accepted but not used by targets", (*where, "identity"))
+    for key in ("instance_type", "runtime_version"):
+        if job.resources is not None and getattr(job.resources, key) is not None:
+            context.warn(
+                f"{getattr(job.resources, key)!r} ignored: the target's own Spark runs the job "
+                "(its version, its machines); size the driver and executors with conf",
+                (*where, "resources", key),
+            )
+
+
+# ------------------------------------------------------------------ parallel ---------
+
+
+def _check_parallel(node: ParallelNode, where: KeyPath, base_dir: Path, context: _Context) -> None:
+    """Names, bindings (``input_data``, ``task.program_arguments``, ``append_row_to``;
+    see :func:`targets.jobs.parallel_bindings.check_bindings`) and the local ``task.code``, entry
+    script and conda file of a parallel step."""
+    from targets.jobs.parallel_bindings import check_bindings
+
+    _check_names(node.inputs, node.outputs, where, context, pipeline=False)
+    check_bindings(node, where)
+    _check_env_bindings(node.environment_variables, node.inputs, where, context)
+    task: KeyPath = (*where, "task")
+    code = node.task.code
+    if code is not None:
+        _check_local(code, (*task, "code"), base_dir, context, what="code path")
+    if code is None or not _is_remote(code):
+        folder = base_dir if code is None else (base_dir / Path(code).expanduser()).resolve()
+        _check_local(
+            node.task.entry_script,
+            (*task, "entry_script"),
+            folder,
+            context,
+            what="entry_script",
+            want_file=True,
+        )
+    environment = node.task.environment
+    if isinstance(environment, InlineEnvironment) and isinstance(environment.conda_file, str):
+        _check_local(
+            environment.conda_file,
+            (*task, "environment", "conda_file"),
+            base_dir,
+            context,
+            what="conda file",
+            want_file=True,
+        )
+    for key in ("identity",):
+        if getattr(node, key) is not None:
+            context.warn("accepted but not used by targets", (*where, key))
 
 
 # ------------------------------------------------------------------ errors -----------

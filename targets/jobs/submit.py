@@ -9,12 +9,12 @@ from typing import Any
 from targets.compute.base import Capability, ComputeTarget
 from targets.errors import UsageError
 from targets.jobs.execute import compute_name, prepare_command
-from targets.jobs.model import CommandJob, PipelineJob, SweepJob
+from targets.jobs.model import CommandJob, PipelineJob, SparkJob, SweepJob
 from targets.jobs.reader import LoadedJob
 from targets.runs import Run, submit_run
 from targets.workspace import Workspace
 
-__all__ = ["docker_problem", "submit_command", "submit_job"]
+__all__ = ["docker_problem", "docker_reason", "submit_command", "submit_job"]
 
 
 def docker_problem(target: ComputeTarget) -> str | None:
@@ -28,6 +28,17 @@ def docker_problem(target: ComputeTarget) -> str | None:
         if not found.get("ok"):
             return str(found.get("error"))
     return None
+
+
+def docker_reason(target: ComputeTarget, body: Any) -> str | None:
+    """None when the job's image (or build context) is to be used on ``target``, else
+    why not: ``--no-docker`` (``TARGETS_NO_DOCKER`` among the job's variables) sets
+    Docker aside whether or not the target has it; then the target's own answer."""
+    from targets.jobs.job_environment import NO_DOCKER_REASON, no_docker_requested
+
+    if no_docker_requested(getattr(body, "environment_variables", None)):
+        return NO_DOCKER_REASON
+    return docker_problem(target)
 
 
 def _needs_image(loaded: LoadedJob, body: Any) -> bool:
@@ -63,7 +74,7 @@ def submit_command(
     """Submit one command (job, trial or step) to the target ``compute``; ``python``
     becomes its ``interpreter_path`` (see :func:`targets.environments.use_interpreter`)."""
     target = ws.get_target(compute)
-    docker = docker_problem(target) if _needs_image(loaded, body) else None
+    docker = docker_reason(target, body) if _needs_image(loaded, body) else None
     prepared = prepare_command(
         ws,
         loaded,
@@ -135,7 +146,7 @@ def submit_job(
     conda environment; sweeps and pipelines refuse it (UsageError): their children are
     submitted later, with the Python that is active where they were started."""
     job = loaded.job
-    if python is not None and not isinstance(job, CommandJob):
+    if python is not None and not isinstance(job, CommandJob | SparkJob):
         raise UsageError(
             "--python applies to command jobs",
             hint="activate the virtualenv or conda env before `targets run`: the trials "
@@ -147,7 +158,7 @@ def submit_job(
     from targets.jobs.execute import precheck
 
     precheck(ws, loaded, compute)
-    if isinstance(job, CommandJob):
+    if isinstance(job, CommandJob | SparkJob):
         return submit_command(
             ws,
             loaded,

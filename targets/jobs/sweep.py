@@ -16,10 +16,13 @@
 - Early termination uses Optuna pruners on the metric's history, read while trials run:
   ``median_stopping`` → ``MedianPruner``, ``truncation_selection`` →
   ``PercentilePruner``, ``bandit`` → Azure ML's slack rule as a small Optuna pruner.
+- The best trial is recorded in the parent's folder (:data:`BEST_TRIAL`, read with
+  :func:`best_trial`): a sweep step's outputs in a pipeline are that trial's outputs.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 import time
@@ -28,12 +31,26 @@ from typing import Any
 
 from targets.agent import protocol
 from targets.errors import ConfigError, TargetsError
-from targets.jobs.model import SweepJob
+from targets.jobs.model import SweepJob, SweepNode
 from targets.jobs.reader import LoadedJob
 from targets.runs import Run
 from targets.workspace import Workspace
 
-__all__ = ["drive_sweep", "sampler_for", "suggest"]
+__all__ = ["BEST_TRIAL", "best_trial", "drive_sweep", "sampler_for", "suggest"]
+
+BEST_TRIAL = "best_trial.json"
+"""In a sweep parent's folder once it completed: ``{"run_id", "metric", "value",
+"params"}`` of the best trial."""
+
+
+def best_trial(parent: Run) -> dict[str, Any] | None:
+    """What :func:`drive_sweep` recorded about the best trial of the sweep ``parent``;
+    None when it recorded none (the sweep failed, was canceled, or is running)."""
+    try:
+        found = json.loads((parent.folder / BEST_TRIAL).read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
 
 
 def _require_optuna() -> Any:
@@ -74,7 +91,7 @@ def suggest(trial: Any, name: str, dist: Any) -> Any:
     return value
 
 
-def sampler_for(job: SweepJob) -> Any:
+def sampler_for(job: SweepJob | SweepNode) -> Any:
     optuna = _require_optuna()
     algo = job.sampling_algorithm
     kind = getattr(algo, "type", algo) if algo is not None else "random"
@@ -95,7 +112,7 @@ def sampler_for(job: SweepJob) -> Any:
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-def _pruner(job: SweepJob) -> Any:
+def _pruner(job: SweepJob | SweepNode) -> Any:
     optuna = _require_optuna()
     policy = job.early_termination
     if policy is None:
@@ -302,5 +319,8 @@ def drive_sweep(
         )
     best = (min if direction == "minimize" else max)(results, key=lambda r: r[0])
     summary = f"best trial {best[1]}: {metric}={best[0]:g} with {best[2]}"
+    (parent.folder / BEST_TRIAL).write_text(
+        json.dumps({"run_id": best[1], "metric": metric, "value": best[0], "params": best[2]})
+    )
     say(summary)
     return summary

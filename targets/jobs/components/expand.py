@@ -192,6 +192,11 @@ def _expand_jobs(
         if isinstance(loaded.component, CommandComponent):
             _add(out, name, _command_node(node, loaded, where, r, parent_inputs), where, r)
             continue
+        if loaded.component.type == "spark":  # targets.jobs.spark_component
+            from targets.jobs.spark_component import spark_node
+
+            _add(out, name, spark_node(node, loaded, where, r, parent_inputs), where, r)
+            continue
         inner, inner_redirect, produced = _pipeline_node(node, loaded, name, r, parent_inputs)
         for key, value in inner.items():
             _add(out, key, value, ("jobs", key), r)
@@ -748,13 +753,18 @@ def _absolute_node(node: Any, folder: Path) -> Any:
         copied["component"] = _absolute(component, folder) if component is not None else None
         if component is None:
             copied.pop("component")
-    if isinstance(copied.get("trial"), str):
-        copied["trial"] = _absolute(copied["trial"], folder)
-    if "code" in copied:
-        copied["code"] = _absolute(copied["code"], folder)
-    environment = copied.get("environment")
-    if isinstance(environment, dict) and isinstance(environment.get("conda_file"), str):
-        environment["conda_file"] = _absolute(environment["conda_file"], folder)
+    trial = copied.get("trial")
+    if isinstance(trial, str):
+        copied["trial"] = _absolute(trial, folder)
+    bodies = [copied]
+    if isinstance(trial, dict) and not looks_like_component(trial):
+        bodies.append(trial)  # an inline trial: its code is relative to the component too
+    for body in bodies:
+        if "code" in body:
+            body["code"] = _absolute(body["code"], folder)
+        environment = body.get("environment")
+        if isinstance(environment, dict) and isinstance(environment.get("conda_file"), str):
+            environment["conda_file"] = _absolute(environment["conda_file"], folder)
     inputs = copied.get("inputs")
     if isinstance(inputs, dict):
         for value in inputs.values():

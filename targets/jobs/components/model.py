@@ -26,6 +26,7 @@ from targets.jobs.model import (
     LiteralValue,
     Resources,
     StrMap,
+    TagMap,
     _Model,
     _normalizer,
     literal_matches,
@@ -137,9 +138,9 @@ class _ComponentMeta(_Model):
     version: Annotated[str | None, BeforeValidator(_version)] = None
     display_name: str | None = None
     description: str | None = None
-    tags: StrMap = Field(default_factory=dict)
+    tags: TagMap = Field(default_factory=dict)
     is_deterministic: bool | None = None
-    properties: StrMap = Field(default_factory=dict)
+    properties: TagMap = Field(default_factory=dict)
     inputs: dict[str, ComponentInput] = Field(default_factory=dict)
     outputs: dict[str, ComponentOutput] = Field(default_factory=dict)
 

@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -31,6 +31,9 @@ from targets.runconfig.files import read_text
 from targets.runconfig.problems import describe_value, raise_problems, validation_problems
 from targets.runconfig.yaml_lines import KeyPath, YamlDocument, parse_yaml
 from targets.workspace import Workspace
+
+if TYPE_CHECKING:
+    from targets.jobs.spark_component import SparkComponent
 
 __all__ = [
     "REGISTRY_PATH_VARIABLE",
@@ -61,7 +64,7 @@ class LoadedComponent:
     ``conda_file``, a data input's default) are relative to; ``doc`` locates its keys
     (None for an inline component, whose keys are located in the job file)."""
 
-    component: Component
+    component: Component | SparkComponent
     raw: dict[str, Any]
     folder: Path
     label: str
@@ -113,18 +116,31 @@ def _validated(
 ) -> LoadedComponent:
     raw = {k: v for k, v in data.items() if k not in READ_ONLY_KEYS}
     kind = raw.get("type", "command")
-    model: type[CommandComponent] | type[PipelineComponent]
+    if "type" not in raw and ("nodes" in raw or path.name == "flow.dag.yaml"):
+        raise ConfigError(
+            "prompt flow components (flow.dag.yaml) are not supported: targets runs "
+            "command, pipeline and spark components",
+            path=str(path),
+            hint="run the flow with prompt flow's own tools (pf flow test), or replace "
+            "the step by a command component",
+        )
+    model: type[CommandComponent] | type[PipelineComponent] | type[SparkComponent]
     if kind in (None, "command"):
         model = CommandComponent
     elif kind == "pipeline":
         model = PipelineComponent
+    elif kind == "spark":  # targets.jobs.spark_component
+        from targets.jobs.spark_component import SparkComponent
+
+        model = SparkComponent
     else:
         where = (*prefix, "type")
         file, shown, line = (
             locate(where) if locate else (path, where, doc.line_of(where) if doc else None)
         )
         raise ConfigError(
-            f"{kind!r} components are not supported: targets runs command and pipeline components",
+            f"{kind!r} components are not supported: targets runs command, pipeline and spark "
+            "components",
             path=str(file),
             line=line,
             key_path=".".join(str(k) for k in shown) or None,

@@ -4,11 +4,14 @@ sibling of registered environments (:mod:`targets.assets`).
 Registering takes a copy, as Azure ML does: ``.targets/components/NAME/VERSION/`` holds
 ``component.yml`` with the component's local ``code`` copied to ``code/`` and an inline
 environment's conda file copied beside it, so later edits to the project do not change a
-registered version. ``azureml:NAME:VERSION`` and ``azureml:NAME@latest`` resolve here.
+registered version. A pipeline component's steps are copied the same way, each local
+component they use stored in ``jobs/<step>/`` (recursively). ``azureml:NAME:VERSION`` and
+``azureml:NAME@latest`` resolve here.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 import shutil
 from dataclasses import dataclass
@@ -18,8 +21,15 @@ from typing import Any
 import yaml
 
 from targets.errors import ConfigError, UsageError
-from targets.jobs.components.model import CommandComponent
-from targets.jobs.components.source import LoadedComponent, load_component_file, version_key
+from targets.jobs.components.expand import looks_like_component
+from targets.jobs.components.model import PipelineComponent
+from targets.jobs.components.source import (
+    FILE_PREFIX,
+    LoadedComponent,
+    _validated,
+    load_component_file,
+    version_key,
+)
 from targets.workspace import Workspace
 
 __all__ = [
@@ -56,20 +66,18 @@ def _is_remote(value: str) -> bool:
 def register_component(
     ws: Workspace, file: Path, *, version: str | None = None
 ) -> RegisteredComponent:
-    """Register the command component YAML ``file`` (``name`` required; ``version``: the
-    option, else the file's, else one more than the latest registered)."""
+    """Register the component YAML ``file``, a command or a pipeline component (``name``
+    required; ``version``: the option, else the file's, else one more than the latest
+    registered). A copy is stored: the code, conda files and build contexts it names,
+    and for a pipeline component every local component its steps use (each in
+    ``jobs/<step>/``, recursively), so later edits to the project change nothing
+    registered. Steps that name ``azureml:`` components keep naming them. Raises
+    UsageError or ConfigError (exit 2) before anything is stored."""
     file = file.expanduser().resolve()
     if not file.is_file():
         raise UsageError(f"component file {str(file)!r} not found")
     loaded = load_component_file(file)
     component = loaded.component
-    if not isinstance(component, CommandComponent):
-        raise ConfigError(
-            "only command components can be registered here; a pipeline component's steps "
-            "refer to files: register each command component and use it by name",
-            path=str(file),
-            key_path="type",
-        )
     name = component.name
     if not name or not _NAME.match(name):
         raise ConfigError(
@@ -95,54 +103,174 @@ def register_component(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        raw: dict[str, Any] = dict(loaded.raw)
-        raw["name"], raw["version"] = name, chosen
-        code = raw.get("code")
-        if isinstance(code, str) and not _is_remote(code):
-            source = (loaded.folder / code).resolve()
-            if not source.exists():
-                raise ConfigError(
-                    f"code path {code!r} not found (resolved to {source})",
-                    path=str(file),
-                    key_path="code",
-                )
-            if source.is_dir():
-                shutil.copytree(source, staging / "code", ignore=_IGNORED, symlinks=False)
-            else:
-                (staging / "code").mkdir()
-                shutil.copy2(source, staging / "code" / source.name)
-            raw["code"] = "./code"
-        environment = raw.get("environment")
-        if isinstance(environment, dict):
-            environment = dict(environment)
-            conda = environment.get("conda_file")
-            if isinstance(conda, str):
-                source = (loaded.folder / conda).resolve()
-                if not source.is_file():
-                    raise ConfigError(
-                        f"the conda file {conda!r} does not exist",
-                        path=str(file),
-                        key_path="environment.conda_file",
-                    )
-                shutil.copyfile(source, staging / "conda.yml")
-                environment["conda_file"] = "./conda.yml"
-            build = environment.get("build")
-            path = build.get("path") if isinstance(build, dict) else None
-            if isinstance(build, dict) and isinstance(path, str) and not _is_remote(path):
-                shutil.copytree(
-                    (loaded.folder / path).resolve(), staging / "build", ignore=_IGNORED
-                )
-                environment["build"] = {**build, "path": "./build"}
-            raw["environment"] = environment
-        (staging / COMPONENT_FILE).write_text(
-            "# Registered with targets components create\n"
-            + yaml.safe_dump(_plain(raw), sort_keys=False)
-        )
-        load_component_file(staging / COMPONENT_FILE)  # what is stored reads back
+        _store(loaded, staging, file, {"name": name, "version": chosen})
         staging.rename(folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return _record(folder / COMPONENT_FILE)
+
+
+def _store(
+    loaded: LoadedComponent, into: Path, file: Path, header: dict[str, Any] | None = None
+) -> None:
+    """Write ``loaded`` as ``into/component.yml`` with copies of the local files it names
+    (paths in the copy relative to ``into``), and check that the copy reads back."""
+    raw: dict[str, Any] = {**dict(loaded.raw), **(header or {})}
+    if isinstance(loaded.component, PipelineComponent):
+        raw["jobs"] = {
+            step: _store_step(step, node, loaded, into / "jobs" / step, file)
+            for step, node in loaded.component.jobs.items()
+        }
+    else:
+        _copy_body(raw, loaded.folder, into, file, "")
+    _copy_defaults(raw, loaded, into, file)
+    (into / COMPONENT_FILE).write_text(
+        "# Registered with targets components create\n"
+        + yaml.safe_dump(_plain(raw), sort_keys=False)
+    )
+    load_component_file(into / COMPONENT_FILE)  # what is stored reads back
+
+
+def _local_file_reference(value: Any) -> str | None:
+    """The relative path a ``component:``/``trial:`` string names, or None when it is
+    not a local file (``azureml:``, a registry, a mapping)."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text.startswith(FILE_PREFIX):
+        return text[len(FILE_PREFIX) :].strip()
+    return None if _is_remote(text) else text
+
+
+def _store_component_reference(
+    value: Any, base: Path, into: Path, file: Path, key_path: str, *, trial: bool = False
+) -> Any:
+    """A step's ``component:`` (or with ``trial``, a sweep step's ``trial:``) for the
+    stored copy: a local file or an inline component is stored in ``into`` and named by
+    its path there; an ``azureml:`` reference, and an inline trial body (not a
+    component), are returned as they are."""
+    relative = _local_file_reference(value)
+    if relative is not None:
+        source = (base / Path(relative).expanduser()).resolve()
+        if not source.is_file():
+            raise ConfigError(
+                f"component file {relative!r} not found (resolved to {source})",
+                path=str(file),
+                key_path=key_path,
+            )
+        inner = load_component_file(source)
+    elif isinstance(value, dict) and (not trial or looks_like_component(value)):
+        inner = _validated(value, base, "inline", None, (), file)
+    else:
+        return value
+    into.mkdir(parents=True, exist_ok=True)
+    _store(inner, into, file)
+    return f"./{into.parent.name}/{into.name}/{COMPONENT_FILE}"
+
+
+def _store_step(step: str, node: Any, loaded: LoadedComponent, into: Path, file: Path) -> Any:
+    """One step of a pipeline component, for the stored copy (``into``: its folder)."""
+    if not isinstance(node, dict):
+        return node
+    node = copy.deepcopy(node)
+    where = f"jobs.{step}"
+    prefix = f"jobs/{step}/"
+    if "component" in node:
+        node["component"] = _store_component_reference(
+            node["component"], loaded.folder, into, file, f"{where}.component"
+        )
+    trial = node.get("trial")
+    if trial is not None:
+        stored = _store_component_reference(
+            trial, loaded.folder, into, file, f"{where}.trial", trial=True
+        )
+        if isinstance(stored, dict):  # an inline trial: its own code and environment
+            stored = dict(stored)
+            _copy_body(stored, loaded.folder, into, file, prefix)
+        node["trial"] = stored
+    if "command" in node or isinstance(node.get("environment"), dict):
+        _copy_body(node, loaded.folder, into, file, prefix)  # its own code, environment
+    inputs = node.get("inputs")
+    if isinstance(inputs, dict):
+        for port, value in inputs.items():
+            path = value.get("path") if isinstance(value, dict) else None
+            if isinstance(path, str) and "${{" not in path and not _is_remote(path):
+                copied = _copy_path(loaded.folder, path, into / "inputs" / port, file, where)
+                inputs[port] = {**value, "path": f"./{prefix}inputs/{port}/{copied}"}
+    return node
+
+
+def _copy_path(base: Path, relative: str, into: Path, file: Path, key_path: str) -> str:
+    """Copy the local file or folder ``relative`` (to ``base``) into the folder ``into``;
+    return the name it has there."""
+    source = (base / Path(relative).expanduser()).resolve()
+    if not source.exists():
+        raise ConfigError(
+            f"{relative!r} not found (resolved to {source})", path=str(file), key_path=key_path
+        )
+    into.mkdir(parents=True, exist_ok=True)
+    if source.is_dir():
+        shutil.copytree(source, into / source.name, ignore=_IGNORED, symlinks=False)
+    else:
+        shutil.copy2(source, into / source.name)
+    return source.name
+
+
+def _copy_defaults(raw: dict[str, Any], loaded: LoadedComponent, into: Path, file: Path) -> None:
+    """A data input's local default path is copied too (``defaults/<input>/``)."""
+    inputs = raw.get("inputs")
+    if not isinstance(inputs, dict):
+        return
+    for port, decl in loaded.component.inputs.items():
+        default = decl.default
+        if not decl.is_asset or not isinstance(default, str) or _is_remote(default):
+            continue
+        copied = _copy_path(
+            loaded.folder, default, into / "defaults" / port, file, f"inputs.{port}.default"
+        )
+        inputs[port] = {**dict(inputs[port]), "default": f"./defaults/{port}/{copied}"}
+
+
+def _copy_body(raw: dict[str, Any], base: Path, into: Path, file: Path, prefix: str) -> None:
+    """Copy, in place, a command body's local ``code``, conda file and build context
+    (relative to ``base``) into ``into``; ``prefix`` is ``into`` relative to the stored
+    component file."""
+    code = raw.get("code")
+    if isinstance(code, str) and not _is_remote(code):
+        source = (base / code).resolve()
+        if not source.exists():
+            raise ConfigError(
+                f"code path {code!r} not found (resolved to {source})",
+                path=str(file),
+                key_path="code",
+            )
+        if source.is_dir():
+            shutil.copytree(source, into / "code", ignore=_IGNORED, symlinks=False)
+        else:
+            (into / "code").mkdir(parents=True)
+            shutil.copy2(source, into / "code" / source.name)
+        raw["code"] = f"./{prefix}code"
+    environment = raw.get("environment")
+    if isinstance(environment, dict):
+        environment = dict(environment)
+        conda = environment.get("conda_file")
+        if isinstance(conda, str):
+            source = (base / conda).resolve()
+            if not source.is_file():
+                raise ConfigError(
+                    f"the conda file {conda!r} does not exist",
+                    path=str(file),
+                    key_path="environment.conda_file",
+                )
+            into.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, into / "conda.yml")
+            environment["conda_file"] = f"./{prefix}conda.yml"
+        build = environment.get("build")
+        path = build.get("path") if isinstance(build, dict) else None
+        if isinstance(build, dict) and isinstance(path, str) and not _is_remote(path):
+            shutil.copytree((base / path).resolve(), into / "build", ignore=_IGNORED)
+            environment["build"] = {**build, "path": f"./{prefix}build"}
+        raw["environment"] = environment
 
 
 def _plain(value: Any) -> Any:

@@ -25,8 +25,9 @@ class ParallelRunConfig:
 
     Refused: ``node_count`` above 1 (the workers run on one machine), a ``mini_batch_size``
     in bytes such as ``"1MB"`` (that is for tabular datasets, which need the Azure ML
-    service), and ``partition_keys``. ``run_invocation_timeout``, ``logging_level``,
-    ``allowed_failed_*`` are accepted and not used."""
+    service), and ``partition_keys``. ``run_invocation_timeout`` (seconds) bounds each
+    ``run(mini_batch)`` call: a call that outlives it is a failed try. ``logging_level``
+    and ``allowed_failed_*`` are accepted and not used."""
 
     def __init__(
         self,
@@ -84,6 +85,11 @@ class ParallelRunConfig:
         self.source_directory = str(source_directory) if source_directory is not None else "."
         self.description = description
         self.run_max_try = max(int(run_max_try), 1)
+        if not isinstance(run_invocation_timeout, int) or run_invocation_timeout < 1:
+            raise UsageError(
+                f"run_invocation_timeout must be 1 second or more, got {run_invocation_timeout!r}"
+            )
+        self.run_invocation_timeout = run_invocation_timeout
         self.append_row_file_name = append_row_file_name or "parallel_run_step.txt"
         if "/" in self.append_row_file_name or self.append_row_file_name in (".", ".."):
             raise UsageError(

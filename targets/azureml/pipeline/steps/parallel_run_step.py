@@ -1,9 +1,10 @@
 """``azureml.pipeline.steps.parallel_run_step``: :class:`ParallelRunStep`.
 
-The step runs a small driver (``_parallel_driver.py``, added to the step's snapshot as
-``_targets_parallel_run.py``) on the step's target: it cuts the input folders' files into
-mini-batches and calls the entry script's ``init()`` / ``run(mini_batch)`` in
-``process_count_per_node`` worker processes; see that module.
+The step runs the parallel driver (:mod:`targets.parallel.driver`, shared with v2's
+``type: parallel`` steps and added to the step's snapshot as ``_targets_parallel_run.py``)
+on the step's target: it cuts the input folders' files into mini-batches and calls the
+entry script's ``init()`` / ``run(mini_batch)`` in ``process_count_per_node`` worker
+processes; see that module.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from targets.azureml.pipeline.core.builder import (
 )
 from targets.azureml.pipeline.steps.parallel_run_config import ParallelRunConfig
 from targets.errors import UsageError
+from targets.parallel import DRIVER_NAME, driver_text
 from targets.runconfig.model import RunConfiguration
 
 __all__ = ["ParallelRunStep"]
 
-DRIVER = "_targets_parallel_run.py"
+DRIVER = DRIVER_NAME
 
 
 class ParallelRunStep(PipelineStep):
@@ -92,6 +94,7 @@ class ParallelRunStep(PipelineStep):
             "--process_count_per_node", str(prc.process_count_per_node or 0),
             "--error_threshold", str(prc.error_threshold),
             "--run_max_try", str(prc.run_max_try),
+            "--timeout", str(prc.run_invocation_timeout),
             "--output_action", prc.output_action,
             "--append_row_file_name", prc.append_row_file_name,
         ]  # fmt: skip
@@ -110,10 +113,6 @@ class ParallelRunStep(PipelineStep):
             runconfig=config,
             source_dir=source,
             compute=compute_name_of(prc.compute_target),
-            added_files={DRIVER: _driver_text()},
+            added_files={DRIVER: driver_text()},
             local_inputs=dict(self._local),
         )
-
-
-def _driver_text() -> str:
-    return (Path(__file__).parent / "_parallel_driver.py").read_text()
