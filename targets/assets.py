@@ -7,6 +7,12 @@
   ``image`` and/or ``conda_file``) registered with ``targets envs create --file env.yml``;
   ``azureml:NAME:VERSION`` and ``azureml:NAME@latest`` resolve to it. Kept in
   ``.targets/environments/NAME/VERSION.yml`` with the conda file copied beside it.
+- A registered environment with a Docker **build context** (``build: {path,
+  dockerfile_path}``) keeps a copy of the context folder in
+  ``.targets/environments/NAME/VERSION.build/``, so that editing or deleting the source
+  folder later does not change the registered version (as Azure ML uploads it). Jobs that
+  name it build that copy exactly as an inline ``environment.build``
+  (:mod:`targets.jobs.job_environment`).
 """
 
 from __future__ import annotations
@@ -88,6 +94,10 @@ class RegisteredEnvironment:
     conda_file: Path | None
     description: str | None
     path: Path
+    build: Path | None = None
+    """The stored copy of the build context folder."""
+    dockerfile_path: str = "Dockerfile"
+    """The Dockerfile's path inside :attr:`build`."""
 
 
 def _env_root(ws: Workspace) -> Path:
@@ -123,13 +133,11 @@ def register_environment(ws: Workspace, file: Path) -> RegisteredEnvironment:
             path=str(file),
             key_path="name",
         )
-    if not data.get("image") and not data.get("conda_file"):
-        raise ConfigError("give an image, a conda_file, or both", path=str(file))
-    if data.get("build"):
+    build = _build_section(file, data)
+    if build is None and not data.get("image") and not data.get("conda_file"):
         raise ConfigError(
-            "build contexts are not supported; use image and conda_file",
+            "give an image, a conda_file, or both; or a build context (build: {path: FOLDER})",
             path=str(file),
-            key_path="build",
         )
     existing = [e.version for e in list_environments(ws) if e.name == name]
     version = str(
@@ -155,18 +163,78 @@ def register_environment(ws: Workspace, file: Path) -> RegisteredEnvironment:
         target = folder / f"{version}.conda.yml"
         target.write_text(yaml.safe_dump(conda, sort_keys=False))
         record["conda_file"] = target.name
+    if build is not None:
+        source, dockerfile = build
+        stored = folder / f"{version}.build"
+        if stored.exists():
+            shutil.rmtree(stored)
+        shutil.copytree(source, stored, symlinks=True)
+        record["build"] = {"path": stored.name, "dockerfile_path": dockerfile}
     (folder / f"{version}.yml").write_text(yaml.safe_dump(record, sort_keys=False))
     return get_environment(ws, name, version)
+
+
+def _build_section(file: Path, data: dict[str, Any]) -> tuple[Path, str] | None:
+    """(source folder, Dockerfile path inside it) of the file's ``build:``, checked; None
+    without one. ConfigError (exit 2) naming what is wrong, before anything is stored."""
+    build = data.get("build")
+    if build is None:
+        return None
+    if not isinstance(build, dict) or not isinstance(build.get("path"), str):
+        raise ConfigError(
+            "build is a mapping with the context folder as path (build: {path: FOLDER})",
+            path=str(file),
+            key_path="build",
+        )
+    unknown = sorted(set(build) - {"path", "dockerfile_path"})
+    if unknown:
+        raise ConfigError(
+            f"unknown key {unknown[0]!r}", path=str(file), key_path=f"build.{unknown[0]}"
+        )
+    if data.get("image") or data.get("conda_file"):
+        raise ConfigError(
+            "an environment with a build context gives no image or conda_file: its "
+            "Dockerfile makes the image",
+            path=str(file),
+            key_path="build",
+        )
+    context = build["path"]
+    if "://" in context or context.startswith(("azureml:", "git+", "git@")):
+        raise ConfigError(
+            f"the build context {context!r} is not a local folder: targets registers "
+            "contexts from folders on this machine",
+            path=str(file),
+            key_path="build.path",
+            hint=f"clone or download it (e.g. git clone {context} docker-context) and point "
+            "build.path at that folder",
+        )
+    folder = (file.parent / Path(context).expanduser()).resolve()
+    if not folder.is_dir():
+        raise ConfigError(
+            f"the build context {context!r} is not a folder (looked for {folder})",
+            path=str(file),
+            key_path="build.path",
+        )
+    dockerfile = Path(str(build.get("dockerfile_path") or "Dockerfile").replace("\\", "/"))
+    relative = dockerfile.as_posix().lstrip("/")
+    if not (folder / relative).is_file():
+        raise ConfigError(
+            f"the build context {context!r} has no {relative} (looked for {folder / relative})",
+            path=str(file),
+            key_path="build.dockerfile_path",
+        )
+    return folder, relative
 
 
 def list_environments(ws: Workspace) -> list[RegisteredEnvironment]:
     found = []
     root = _env_root(ws)
     for path in sorted(root.glob("*/*.yml")) if root.is_dir() else ():
-        if path.name.endswith(".conda.yml"):
+        if path.name.endswith(".conda.yml") or not path.is_file():
             continue
         data = yaml.safe_load(path.read_text()) or {}
         conda = data.get("conda_file")
+        build = data.get("build") or {}
         found.append(
             RegisteredEnvironment(
                 name=str(data["name"]),
@@ -175,6 +243,8 @@ def list_environments(ws: Workspace) -> list[RegisteredEnvironment]:
                 conda_file=path.parent / conda if conda else None,
                 description=data.get("description"),
                 path=path,
+                build=path.parent / build["path"] if build.get("path") else None,
+                dockerfile_path=str(build.get("dockerfile_path") or "Dockerfile"),
             )
         )
     return found

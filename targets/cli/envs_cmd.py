@@ -125,7 +125,7 @@ def _confirm(ctx: click.Context, plan: list[dict[str, Any]], target: str, *, sho
     "file",
     required=True,
     type=click.Path(dir_okay=False),
-    help="An Azure ML v2 environment YAML (name, version, image, conda_file).",
+    help="An Azure ML v2 environment YAML (name, version, image, conda_file, or build).",
 )
 @output_option
 @click.pass_context
@@ -138,13 +138,45 @@ def create(ctx: click.Context, file: str, output: str) -> None:
 
     env = register_environment(workspace_of(ctx), Path(file))
     if output == "json":
-        emit_json(
-            {
-                "name": env.name,
-                "version": env.version,
-                "image": env.image,
-                "conda_file": str(env.conda_file) if env.conda_file else None,
-            }
-        )
+        emit_json(_describe(env))
         return
     err_console().print(f"registered environment {env.name}:{env.version}", highlight=False)
+    if env.build is not None:
+        err_console().print(f"build context stored at {env.build}", highlight=False)
+
+
+@envs.command()
+@click.argument("name")
+@click.option("--version", "version", default=None, help="A version (default: the latest).")
+@output_option
+@click.pass_context
+def show(ctx: click.Context, name: str, version: str | None, output: str) -> None:
+    """Show a registered environment (NAME, or NAME:VERSION / NAME@latest)."""
+    from targets.assets import get_environment
+
+    name = name.removeprefix("azureml:")
+    if version is None and ":" in name:
+        name, version = name.split(":", 1)
+    elif version is None and "@" in name:
+        name, version = name.split("@", 1)
+    env = get_environment(workspace_of(ctx), name, version)
+    described = _describe(env)
+    if output == "json":
+        emit_json(described)
+        return
+    for key, value in described.items():
+        if value is not None:
+            click.echo(f"{key}: {value}")
+
+
+def _describe(env: Any) -> dict[str, Any]:
+    """A registered environment (:class:`targets.assets.RegisteredEnvironment`) for output."""
+    return {
+        "name": env.name,
+        "version": env.version,
+        "description": env.description,
+        "image": env.image,
+        "conda_file": str(env.conda_file) if env.conda_file else None,
+        "build_context": str(env.build) if env.build else None,
+        "dockerfile": env.dockerfile_path if env.build else None,
+    }

@@ -234,6 +234,7 @@ def _environment(
     image: str | None = None
     conda: Path | CondaSpec | None = None
     python: str | None = None
+    env = je.registered_build(ws, env)  # a registered build context: as an inline one
     if isinstance(env, str):
         resolved = je.resolve_reference(ws, env)
         image, conda, python = resolved.image, resolved.conda, resolved.python
@@ -274,10 +275,13 @@ def _use_build_context(
     The context folder is sent to the engine and built now, before anything is queued
     (:func:`targets.jobs.job_environment.use_build_context`). Asks the target whether its
     engine is usable when the caller did not (one round trip). Raises UsageError (exit 2)
-    naming the build context, or its base image, when it cannot be built."""
+    naming the build context, or its base image, when it cannot be built. A registered
+    environment with a build context is built from its stored copy the same way."""
+    from targets.jobs import job_environment as je
+
+    env = je.registered_build(ws, env)
     if not isinstance(env, InlineEnvironment) or env.build is None:
         return
-    from targets.jobs import job_environment as je
 
     target = ws.get_target(config.target) if config.target else None
     if docker_ok is None and je.no_docker_requested(config.environment_variables):
@@ -536,6 +540,7 @@ def _check_instances(ws: Workspace, body: Any, target: str) -> None:
 def precheck(ws: Workspace, loaded: LoadedJob, compute: str | None) -> None:
     """Refuse a job before anything starts: an unknown target, an unregistered
     environment, an unregistered datastore, a local input that does not exist."""
+    from targets.jobs.job_environment import registered_build
     from targets.jobs.model import (
         CommandJob,
         ParallelNode,
@@ -573,9 +578,10 @@ def precheck(ws: Workspace, loaded: LoadedJob, compute: str | None) -> None:
         name = compute or compute_name(target, ws)
         ws.target_record(name)
         _check_instances(ws, body, name)
-        if isinstance(body.environment, str):
+        environment = registered_build(ws, body.environment)
+        if isinstance(environment, str):
             _environment(ws, loaded, body.environment, docker_ok=None)
-        elif getattr(body.environment, "build", None) is not None:
+        elif getattr(environment, "build", None) is not None:
             # Asked now, as submission would: a context the target cannot build is
             # refused by `job validate` too, not only when the job is created.
             _environment(

@@ -6,6 +6,9 @@
   registered in the workspace (``targets envs create``) first; else one of Azure ML's
   curated environments from the catalogue in the package (:mod:`targets.curated`), whose
   conda specification is built like any other; else an error that says how to register it.
+  A registered environment with a build context stands for an inline ``build:`` whose
+  path is the copy kept in the workspace (:class:`RegisteredBuild`,
+  :func:`registered_build`): it is built and refused exactly as an inline one.
 - ``image: mcr.microsoft.com/azureml/...``: Azure's build images map to a local equivalent
   (:func:`targets.azureml.core._images.azureml_image_equivalent`).
 - ``build: {path, dockerfile_path}``: the context folder (less its ``.dockerignore``)
@@ -30,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from targets.errors import ConfigError, UsageError
-from targets.jobs.model import InlineEnvironment
+from targets.jobs.model import Build, InlineEnvironment
 from targets.jobs.reader import LoadedJob
 from targets.runconfig.model import CondaSpec, RunConfiguration
 from targets.workspace import Workspace
@@ -40,12 +43,14 @@ __all__ = [
     "ISOLATED_NAME",
     "NO_DOCKER_REASON",
     "REGISTRY_ENV",
+    "RegisteredBuild",
     "ResolvedReference",
     "build_dockerfile",
     "check_build_context",
     "isolated_environment",
     "mapped_image",
     "no_docker_requested",
+    "registered_build",
     "resolve_reference",
     "use_build_context",
 ]
@@ -70,6 +75,45 @@ class ResolvedReference:
     conda: Path | CondaSpec | None
     python: str | None = None
     warnings: list[str] = field(default_factory=list)
+    build: RegisteredBuild | None = None
+    """The registered environment's build context, as an inline one."""
+
+
+class RegisteredBuild(InlineEnvironment):
+    """A registered environment with a build context, as the inline ``build:`` it stands
+    for: its ``build.path`` is the copy kept in the workspace (absolute)."""
+
+    reference: str
+    """The job's ``environment`` value (``azureml:NAME@latest``), for messages."""
+
+
+def registered_build(ws: Workspace, env: object) -> object:
+    """``env``, or, when it is a reference to a registered environment with a build
+    context, the :class:`RegisteredBuild` it stands for (so that one path builds both)."""
+    if not isinstance(env, str):
+        return env
+    found = ENV_REF.match(env) or REGISTRY_ENV.match(env)
+    if not found:
+        return env
+    from targets.assets import find_environment
+
+    registered = find_environment(
+        ws, found.group("name"), found.group("version") or found.group("label")
+    )
+    if registered is None or registered.build is None:
+        return env
+    return RegisteredBuild(
+        build=Build(path=str(registered.build), dockerfile_path=registered.dockerfile_path),
+        reference=env,
+    )
+
+
+def _context_name(env: InlineEnvironment) -> str:
+    """How messages name ``env``'s build context."""
+    assert env.build is not None  # the caller checks
+    if isinstance(env, RegisteredBuild):
+        return f"{env.reference} (stored at {env.build.path})"
+    return env.build.path
 
 
 def resolve_reference(ws: Workspace, reference: str) -> ResolvedReference:
@@ -91,7 +135,12 @@ def resolve_reference(ws: Workspace, reference: str) -> ResolvedReference:
     version = found.group("version") or found.group("label")
     registered = find_environment(ws, name, version)
     if registered is not None:
-        return ResolvedReference(registered.image, registered.conda_file)
+        build = registered_build(ws, reference)
+        return ResolvedReference(
+            registered.image,
+            registered.conda_file,
+            build=build if isinstance(build, RegisteredBuild) else None,
+        )
     groups = found.groupdict()
     registry = groups.get("registry")
     entry = find_in_registry(registry, name) if registry else find_curated(name)
@@ -143,8 +192,8 @@ def check_build_context(loaded: LoadedJob, env: InlineEnvironment, docker_ok: st
     context when it is not a local folder (a URL: clone it first) or when ``docker_ok``
     says the target cannot build it; ConfigError when the folder is missing."""
     assert env.build is not None  # the caller checks
-    context = env.build.path
-    if "://" in context or context.startswith(("azureml:", "git+", "git@")):
+    context = _context_name(env)
+    if "://" in env.build.path or env.build.path.startswith(("azureml:", "git+", "git@")):
         raise UsageError(
             f"the environment's build context {context!r} is not a local folder: targets "
             "builds contexts from folders on this machine",
@@ -159,7 +208,7 @@ def check_build_context(loaded: LoadedJob, env: InlineEnvironment, docker_ok: st
             "installed, or start Docker here) and without --no-docker, or build the image "
             "yourself and give it as environment.image",
         )
-    folder = loaded.local_path(context)
+    folder = loaded.local_path(env.build.path)
     if not folder.is_dir():
         raise ConfigError(
             f"the build context {context!r} is not a folder (looked for {folder})",
@@ -188,7 +237,7 @@ def use_build_context(
     docker = config.environment.docker
     docker.enabled = True
     if engine is not None:
-        packed = bc.read_context(env.build.path, folder, env.build.dockerfile_path)
+        packed = bc.read_context(_context_name(env), folder, env.build.dockerfile_path)
         docker.base_image = bc.build_on_target(packed, engine)
         docker.base_dockerfile = None
     else:
@@ -207,7 +256,7 @@ def build_dockerfile(loaded: LoadedJob, env: InlineEnvironment, docker_ok: str |
     context or its Dockerfile is missing."""
     assert env.build is not None  # the caller checks
     folder = check_build_context(loaded, env, docker_ok)
-    context = env.build.path
+    context = _context_name(env)
     dockerfile = folder / env.build.dockerfile_path
     if not dockerfile.is_file():
         raise ConfigError(
