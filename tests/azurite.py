@@ -27,10 +27,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +35,7 @@ from typing import Any
 import pytest
 
 from tests.dockerd import skip_or_fail
+from tests.local_server import free_port, local_server
 
 __all__ = ["ACCOUNT", "Azurite", "azurite_fixture"]
 
@@ -83,12 +80,6 @@ class Azurite:
         fs.pipe(path, data)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _executable() -> str | None:
     given = os.environ.get("TARGETS_TEST_AZURITE")
     if given:
@@ -108,44 +99,18 @@ def azurite_fixture() -> Iterator[Azurite]:
         import adlfs  # noqa: F401 - the tests arrange data with it
     except ImportError:
         skip_or_fail("adlfs is not installed: pip install -e '.[test]'")
-    port = _free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="targets-azurite-"))
-    log = (workdir / "azurite.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            executable,
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            str(port),
-            "--loose",
-            "--skipApiVersionCheck",
-            "--disableTelemetry",
-            "--location",
-            str(workdir),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    tail = (workdir / "azurite.log").read_text(errors="replace")[-2000:]
-                    skip_or_fail(f"Azurite did not start on 127.0.0.1:{port}: {tail}")
-                time.sleep(0.1)
+    port = free_port()
+    argv = [
+        executable,
+        "--blobHost",
+        "127.0.0.1",
+        "--blobPort",
+        str(port),
+        "--loose",
+        "--skipApiVersionCheck",
+        "--disableTelemetry",
+        "--location",
+        ".",  # its data, in the server's own temporary folder
+    ]
+    with local_server("azurite", argv, port):
         yield Azurite(port)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        shutil.rmtree(workdir, ignore_errors=True)

@@ -25,11 +25,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +34,7 @@ from typing import Any
 import pytest
 
 from tests.dockerd import skip_or_fail
+from tests.local_server import free_port, local_server
 
 __all__ = ["GcsEmulator", "gcs_emulator_fixture"]
 
@@ -76,12 +73,6 @@ class GcsEmulator:
         fs.pipe(path, data)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session", name="gcs_emulator")
 def gcs_emulator_fixture() -> Iterator[GcsEmulator]:
     """One GCS emulator on 127.0.0.1 for the test process."""
@@ -93,35 +84,8 @@ def gcs_emulator_fixture() -> Iterator[GcsEmulator]:
         import gcsfs  # noqa: F401 - the tests arrange data with it
     except ImportError:
         skip_or_fail(f"gcsfs is not installed: {SETUP_HINT}")
-    port = _free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="targets-gcs-"))
-    log = (workdir / "gcs.log").open("wb")
-    proc = subprocess.Popen(
-        [executable, "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        cwd=workdir,
-        env={k: v for k, v in os.environ.items() if k != "STORAGE_EMULATOR_HOST"},
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    tail = (workdir / "gcs.log").read_text(errors="replace")[-2000:]
-                    skip_or_fail(f"gcp-storage-emulator did not start on 127.0.0.1:{port}: {tail}")
-                time.sleep(0.1)
+    port = free_port()
+    argv = [executable, "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"]
+    env = {k: v for k, v in os.environ.items() if k != "STORAGE_EMULATOR_HOST"}
+    with local_server("gcp-storage-emulator", argv, port, env=env):
         yield GcsEmulator(port)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        shutil.rmtree(workdir, ignore_errors=True)

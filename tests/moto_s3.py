@@ -22,11 +22,7 @@ the fixture skips the test with the reason, or fails it when ``CI`` is set.
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +31,7 @@ from typing import Any
 import pytest
 
 from tests.dockerd import skip_or_fail
+from tests.local_server import free_port, local_server
 
 __all__ = ["MotoS3", "moto_s3_fixture"]
 
@@ -80,12 +77,6 @@ class MotoS3:
         fs.pipe(path, data)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session", name="moto_s3")
 def moto_s3_fixture() -> Iterator[MotoS3]:
     """One moto S3 server on 127.0.0.1 for the test process."""
@@ -97,33 +88,6 @@ def moto_s3_fixture() -> Iterator[MotoS3]:
         import s3fs  # noqa: F401 - the tests arrange data with it
     except ImportError:
         skip_or_fail(f"s3fs is not installed: {SETUP_HINT}")
-    port = _free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="targets-moto-"))
-    log = (workdir / "moto.log").open("wb")
-    proc = subprocess.Popen(
-        [executable, "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    tail = (workdir / "moto.log").read_text(errors="replace")[-2000:]
-                    skip_or_fail(f"moto_server did not start on 127.0.0.1:{port}: {tail}")
-                time.sleep(0.1)
+    port = free_port()
+    with local_server("moto_server", [executable, "-H", "127.0.0.1", "-p", str(port)], port):
         yield MotoS3(port)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        shutil.rmtree(workdir, ignore_errors=True)
