@@ -184,6 +184,26 @@ def test_datastore_inputs(jobs: Path, cli, tmp_path):
     assert "--iris-csv: _inputs/iris_csv/iris.csv" in result.out
 
 
+def test_direct_datastore_input_is_read_through_the_datastore(jobs: Path, cli, project, tmp_path):
+    """`mode: direct` on azureml://datastores/...: only Azure ML resolves that URI, so the
+    command gets the file through the registered datastore, never the URI itself."""
+    store = tmp_path / "blob"
+    (store / "data").mkdir(parents=True)
+    (store / "data" / "note.txt").write_text("from the datastore\n")
+    assert cli("datastores", "add", "workspaceblobstore", "--path", str(store)).code == 0
+    (project / "job.yml").write_text(
+        "environment: azureml://registries/azureml/environments/sklearn-1.5/labels/latest\n"
+        "command: cat ${{inputs.d}}\n"
+        "inputs:\n"
+        "  d: {type: uri_file, mode: direct,\n"
+        "      path: azureml://datastores/workspaceblobstore/paths/data/note.txt}\n"
+    )
+    result = cli("run", "job.yml", "--stream")
+    assert result.code == 0, result
+    assert "from the datastore" in result.out
+    assert "azureml://" not in result.out
+
+
 class _Server(http.server.ThreadingHTTPServer):
     hits: list[str]
 

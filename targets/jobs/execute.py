@@ -159,8 +159,12 @@ def _input_path(ws: Workspace, loaded: LoadedJob, name: str, value: JobInput) ->
 
 def _direct_uri(ws: Workspace, name: str, value: JobInput) -> str | None:
     """The URI a ``mode: direct`` input passes to the job (a data asset's own path), or
-    None when the input is copied (any other mode, or a local path)."""
+    None when the input is copied (any other mode, or a local path). A datastore URI
+    (``azureml://datastores/...``) is never passed as given: only Azure ML resolves it, so
+    it is read through its registered datastore as in the other modes."""
     if value.mode != "direct" or value.path is None:
+        return None
+    if str(value.path).startswith("azureml://datastores/"):
         return None
     from targets.data.inputs import resolve_asset
 

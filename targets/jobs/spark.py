@@ -58,7 +58,7 @@ from targets.jobs.execute import (
     _inputs,
     _output_kind,
 )
-from targets.jobs.model import InlineEnvironment, JobInput, SparkJob, SparkNode
+from targets.jobs.model import InlineEnvironment, SparkJob, SparkNode
 from targets.jobs.reader import LoadedJob
 from targets.runconfig.model import CondaSpec, RunConfiguration
 from targets.snapshot import snapshot_file
@@ -158,22 +158,6 @@ def _check_expressible(body: SparkJob | SparkNode, target: ComputeTarget, where:
             hint="install them on the cluster (or put Python modules in code), or run the "
             "job on a target that runs spark-submit (local, hdinsight)",
         )
-
-
-def _through_datastores(inputs: Mapping[str, Any]) -> dict[str, Any]:
-    """Inputs where a ``mode: direct`` ``azureml://datastores/...`` path is read through
-    its registered datastore like any other mode: only Azure ML resolves that URI, so
-    passing it as given would reach Spark as a path nothing can open."""
-    out: dict[str, Any] = {}
-    for name, value in inputs.items():
-        if (
-            isinstance(value, JobInput)
-            and value.mode == "direct"
-            and str(value.path or "").startswith(DATASTORE_PREFIX)
-        ):
-            value = value.model_copy(update={"mode": None})
-        out[name] = value
-    return out
 
 
 def _check_inputs(ws: Workspace, body: SparkJob | SparkNode) -> None:
@@ -296,9 +280,7 @@ def prepare_spark(
     if code.is_file():
         raise UsageError(f"code {code} is a file; give the folder holding it")
 
-    values, extra, missing = _inputs(
-        ws, loaded, _through_datastores(inputs or {}), _through_datastores(given_inputs or {})
-    )
+    values, extra, missing = _inputs(ws, loaded, inputs or {}, given_inputs or {})
     output_dirs = {name: f"outputs/{name}" for name in outputs or {}}
     for name, folder in output_dirs.items():
         kind, path = _output_kind(outputs, name, output_types)
