@@ -41,6 +41,11 @@ from tests.conftest import REPO
 DATA = REPO / "tests" / "data"
 CORPUS = DATA / "jobs-real" / "corpus"
 MANIFEST: dict[str, Any] = yaml.safe_load((CORPUS / "expected.yml").read_text())
+SCRIPTS = DATA / "jobs-real" / "corpus-scripts"
+# The generic stand-in, kept once and laid at each path the jobs run it under (its output
+# names the file it runs as).
+STAND_IN = SCRIPTS / "stand_in.py"
+STAND_IN_PATHS = (SCRIPTS / "stand-ins.txt").read_text().split()
 NO_DOCKER = "unix:///nonexistent/docker.sock"
 CLI = Callable[..., CLIResult]
 
@@ -107,6 +112,12 @@ def _lay_out(project: Path, entry: dict[str, Any]) -> Path:
     for overlay in MANIFEST["roots"][root] or []:
         source, _, into = overlay.partition(" -> ")
         shutil.copytree(DATA / source, dest / into, dirs_exist_ok=True)
+        for path in STAND_IN_PATHS:
+            script = SCRIPTS / path
+            if script.is_relative_to(DATA / source):
+                target = dest / into / script.relative_to(DATA / source)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(STAND_IN, target)
     return dest / str(entry["file"])[len(root) + 1 :]
 
 
