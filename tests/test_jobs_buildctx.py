@@ -29,6 +29,11 @@ from tests.sshd import SSHServer, sshd_fixture, sshd_server_fixture  # noqa: F40
 from tests.test_jobs_environments import make_wheel
 
 REAL = REPO / "tests" / "data" / "jobs-real" / "buildctx" / "cli" / "jobs" / "single-step"
+# julia/iris, r/accidents and scikit-learn/iris-notebook are kept once, with the
+# environment tests' real files.
+REAL_ENVIRONMENTS = (
+    REPO / "tests" / "data" / "jobs-real" / "environments" / "cli" / "jobs" / "single-step"
+)
 SCHEMA = "$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json\n"
 
 # One engine serves the session, and other modules prune images of ours: one worker.
@@ -163,7 +168,8 @@ def test_real_build_contexts_stop_before_queueing_naming_their_base_image(
     if docker_engine.run("image", "inspect", base, check=False).returncode == 0:
         pytest.fail(f"{base} is on the test engine: this test needs it absent")
     root = project / "single-step"
-    shutil.copytree(REAL, root)
+    shutil.copytree(REAL_ENVIRONMENTS, root)
+    shutil.copytree(REAL, root, dirs_exist_ok=True)
     for folder in root.glob("*/*"):
         (folder / "src").mkdir(exist_ok=True)
         (folder / "data").mkdir(exist_ok=True)
