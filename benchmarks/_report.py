@@ -9,6 +9,7 @@ from _cluster import cluster_markdown, cluster_summary, cluster_text
 from _harness import Sample
 from _scenarios import Row, Section
 from _ssh_report import ssh_markdown, ssh_summary, ssh_text
+from _studio import studio_markdown, studio_summary
 
 __all__ = ["markdown", "text"]
 
@@ -104,7 +105,7 @@ def markdown(
 ) -> str:
     by = {s.key: s for s in sections}
     local, project, ledger, start = by["local"], by["project"], by["ledger"], by["startup"]
-    ssh, cluster = by["ssh"], by["cluster"]
+    ssh, cluster, studio = by["ssh"], by["cluster"], by["studio"]
     f1, f2, f3, f4 = local.facts, project.facts, ledger.facts, start.facts
     run: Sample = f1["run"]
     py: Sample = f1["python"]
@@ -147,6 +148,7 @@ def markdown(
         f"{_ms(f4['help'].median)} ms, `python -c pass`: {_ms(bare.median)} ms.",
         ssh_summary(ssh),
         cluster_summary(cluster),
+        studio_summary(studio),
         "",
         "## Machine",
         "",
@@ -237,6 +239,8 @@ def markdown(
     ]
     out += ssh_markdown(ssh, _rows_md(ssh))
     out += cluster_markdown(cluster, _rows_md(cluster))
+    out += _section_md(studio)
+    out += ["", *studio_markdown(studio)]
     out += ["", *_interpretation(local, project, ledger, start, imports)]
     return "\n".join(out) + "\n"
 

@@ -35,6 +35,7 @@ from _scenarios import (
     startup,
 )
 from _ssh import ssh_targets
+from _studio import studio_pages
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -46,8 +47,9 @@ STEPS = {
     "ledger": ledger_listing,
     "ssh": ssh_targets,
     "cluster": cluster_targets,
+    "studio": studio_pages,
 }
-REPORT_ORDER = ["local", "project", "ledger", "startup", "ssh", "cluster"]
+REPORT_ORDER = ["local", "project", "ledger", "startup", "ssh", "cluster", "studio"]
 
 
 def _targets_executable() -> str:

@@ -23,6 +23,9 @@ command -v mpirun >/dev/null || need+=(openmpi-bin)
 command -v iptables >/dev/null || [ -x /usr/sbin/iptables ] || need+=(iptables)
 command -v ss >/dev/null || need+=(iproute2)
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
+# Debian's Chromium, driven by Playwright for Python (executable_path) in the studio's
+# browser tests (tests/studio_browser.py); Playwright's own browser download is never used.
+[ -x /usr/bin/chromium ] || need+=(chromium)
 
 if ((${#need[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -270,31 +270,23 @@ class Ledger:
         status: str | None = None,
         parent_id: str | None = None,
         top_level: bool = False,
+        search: str | None = None,
         limit: int | None = 50,
+        offset: int = 0,
     ) -> list[RunRecord]:
         """Runs, newest first, filtered; ``top_level`` leaves out child runs (the trials
-        of a sweep, the steps of a pipeline) whose parent is in the ledger."""
+        of a sweep, the steps of a pipeline) whose parent is in the ledger. ``search``
+        keeps the runs whose id, display name, entry or experiment contains it (ASCII
+        letters in any case); ``offset`` skips that many runs first (paging)."""
         conn = self._reader()
         if conn is None:
             return []
-        where, args = [], []
-        if top_level:
-            where.append("(parent_id IS NULL OR parent_id NOT IN (SELECT id FROM runs))")
-        for column, value in (
-            ("experiment", experiment),
-            ("target", target),
-            ("status", status),
-            ("parent_id", parent_id),
-        ):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
-        sql = "SELECT * FROM runs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
+        where, args = _filters(experiment, target, status, parent_id, top_level, search)
+        sql = "SELECT * FROM runs" + where + " ORDER BY created_at DESC"
+        if limit is not None or offset:
+            sql += f" LIMIT {int(limit) if limit is not None else -1}"
+        if offset:
+            sql += f" OFFSET {int(offset)}"
         return [_row_to_record(r) for r in conn.execute(sql, args).fetchall()]
 
     def child_counts(self, parent_ids: Sequence[str]) -> dict[str, int]:
@@ -324,11 +316,66 @@ class Ledger:
         with self._tx() as conn:
             conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
-    def count(self) -> int:
+    def count(
+        self,
+        *,
+        experiment: str | None = None,
+        target: str | None = None,
+        status: str | None = None,
+        parent_id: str | None = None,
+        top_level: bool = False,
+        search: str | None = None,
+    ) -> int:
+        """How many runs :meth:`list` with the same filters and no limit would return
+        (without filters: every run in the ledger)."""
         conn = self._reader()
         if conn is None:
             return 0
-        return int(conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+        where, args = _filters(experiment, target, status, parent_id, top_level, search)
+        return int(conn.execute("SELECT COUNT(*) FROM runs" + where, args).fetchone()[0])
+
+    def distinct(self, column: str) -> _List[str]:
+        """The values of ``column`` (``experiment``, ``target`` or ``status``) that runs
+        have, sorted: the choices of a filter."""
+        if column not in ("experiment", "target", "status"):
+            raise ValueError(f"no list of distinct values for the column {column!r}")
+        conn = self._reader()
+        if conn is None:
+            return []
+        rows = conn.execute(f"SELECT DISTINCT {column} FROM runs ORDER BY {column}").fetchall()
+        return [str(r[0]) for r in rows]
+
+
+def _filters(
+    experiment: str | None,
+    target: str | None,
+    status: str | None,
+    parent_id: str | None,
+    top_level: bool,
+    search: str | None,
+) -> tuple[str, list[Any]]:
+    """The WHERE clause (with its leading space, or empty) and arguments of a listing."""
+    where: list[str] = []
+    args: list[Any] = []
+    if top_level:
+        where.append("(parent_id IS NULL OR parent_id NOT IN (SELECT id FROM runs))")
+    for column, value in (
+        ("experiment", experiment),
+        ("target", target),
+        ("status", status),
+        ("parent_id", parent_id),
+    ):
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(value)
+    if search:
+        pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where.append(
+            "(id LIKE ? ESCAPE '\\' OR display_name LIKE ? ESCAPE '\\' "
+            "OR entry LIKE ? ESCAPE '\\' OR experiment LIKE ? ESCAPE '\\')"
+        )
+        args += [pattern] * 4
+    return (" WHERE " + " AND ".join(where) if where else ""), args
 
 
 def _record_values(r: RunRecord) -> list[Any]:

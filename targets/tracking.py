@@ -29,7 +29,15 @@ from typing import Any
 
 import yaml
 
-__all__ = ["TrackedRun", "merge_into_workspace", "read_run_metrics", "tracked_runs", "v1_metrics"]
+__all__ = [
+    "MetricPoint",
+    "TrackedRun",
+    "merge_into_workspace",
+    "read_metric_points",
+    "read_run_metrics",
+    "tracked_runs",
+    "v1_metrics",
+]
 
 RUN_TAG = "targets.run_id"
 LOGGED_BY = "targets.logged_by"
@@ -91,14 +99,7 @@ def read_run_metrics(run_folder: Path) -> dict[str, Any]:
             history: dict[str, list[float]] = {}
             for metric in _files(run / "metrics"):
                 name = _name(run / "metrics", metric)
-                values = []
-                for line in metric.read_text().splitlines():
-                    parts = line.split()
-                    if len(parts) >= 2:
-                        try:
-                            values.append(float(parts[1]))
-                        except ValueError:
-                            continue
+                values = _values(metric)
                 if values:
                     metrics[name] = values[-1]
                     history[name] = values
@@ -175,16 +176,72 @@ def v1_metrics(runs: list[TrackedRun]) -> dict[str, Any]:
     return shape(records, history)
 
 
-def _values(metric: Path) -> list[float]:
-    values = []
+@dataclass(frozen=True, slots=True)
+class MetricPoint:
+    """One logged value of a metric: its ``step``, when it was logged (``timestamp``,
+    seconds since the epoch) and its ``value``."""
+
+    step: int
+    timestamp: float
+    value: float
+
+
+def _points(metric: Path) -> list[MetricPoint]:
+    """The points of one metric file of an MLflow file store, in the order logged.
+
+    MLflow writes a line ``<timestamp in ms> <value> <step>`` per value (stores of old
+    MLflow versions have no step: 0). A line that does not parse is skipped: a run may
+    be writing the file while it is read. Raises OSError when the file cannot be read."""
+    points = []
     for line in metric.read_text(errors="replace").splitlines():
         parts = line.split()
-        if len(parts) >= 2:
-            try:
-                values.append(float(parts[1]))
-            except ValueError:
+        if len(parts) < 2:
+            continue
+        try:
+            timestamp = float(parts[0]) / 1000
+            value = float(parts[1])
+            step = int(parts[2]) if len(parts) > 2 else 0
+        except ValueError:
+            continue
+        points.append(MetricPoint(step, timestamp, value))
+    return points
+
+
+def _values(metric: Path) -> list[float]:
+    return [point.value for point in _points(metric)]
+
+
+def read_metric_points(run_folder: Path) -> dict[str, list[MetricPoint]]:
+    """Metric name -> every point logged, from the run's collected store: the metrics of
+    the run's own MLflow runs (not the nested ones its script made, e.g. v1's
+    ``run.child_run()``, nor those a child run wrote for it), in the order logged.
+    ``{}`` when the run logged nothing (yet).
+
+    Safe on a store that is being collected or written: a file that vanished or a line
+    half written is passed over. Blocking file reads; raises nothing for a damaged
+    store."""
+    found: dict[str, list[MetricPoint]] = {}
+    try:
+        experiments = list(_experiments(run_folder / "mlruns").values())
+        runs = [run for experiment in experiments for run in _runs(experiment)]
+    except OSError:
+        return found
+    for run in runs:
+        try:
+            tags = {_name(run / "tags", p) for p in _files(run / "tags")}
+            if LOGGED_BY in tags or "mlflow.parentRunId" in tags:
                 continue
-    return values
+            metrics = _files(run / "metrics")
+        except OSError:
+            continue
+        for metric in metrics:
+            try:
+                points = _points(metric)
+            except OSError:
+                continue
+            if points:
+                found.setdefault(_name(run / "metrics", metric), []).extend(points)
+    return found
 
 
 def _records(run: Path) -> list[dict[str, Any]]:

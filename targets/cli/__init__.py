@@ -70,6 +70,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "Rewrite Azure ML v1 imports in scripts and notebooks to targets.azureml.",
     ),
     "plugin": ("targets.cli.plugin_cmd", "plugin", "Create the skeleton of a new target kind."),
+    "studio": (
+        "targets.cli.studio_cmd",
+        "studio",
+        "Serve the studio: targets, runs, logs and metrics in a browser.",
+    ),
     "registry": (
         "targets.cli.registry_cmd",
         "registry",

@@ -291,6 +291,30 @@ def cancel(ctx: click.Context, run_id: str, output: str) -> None:
     err_console().print(f"{run.id}: {record.status}", highlight=False)
 
 
+@runs.command("submit-again")
+@click.argument("run_id", metavar="RUN")
+@output_option
+@click.pass_context
+def submit_again(ctx: click.Context, run_id: str, output: str) -> None:
+    """Submit a run again as a new run; prints the new run's id.
+
+    A run of a v2 job file submits the job file again (with the overrides and target
+    recorded for it); any other run submits its recorded run configuration again from
+    the same source folder. A sweep's trial or a pipeline's step cannot be submitted on
+    its own (submit its parent again). Follow the new run with `targets runs logs NEW -f`.
+    """
+    from targets.cli._common import warn
+    from targets.resubmit import submit_again as again
+
+    new = again(workspace_of(ctx), run_id, warn=warn)
+    new.close()
+    if output == "json":
+        emit_json(new.record.to_json())
+        return
+    click.echo(new.id)
+    say(f"follow it with: targets runs logs {new.id} --follow", dim=True)
+
+
 @runs.command()
 @click.argument("run_id", metavar="RUN")
 @click.pass_context

@@ -169,7 +169,12 @@ def submit_job(
             experiment=job.experiment_name,
             display_name=job.display_name,
             run_id=name or job.name,
-            origin={"tags": dict(job.tags), "description": job.description},
+            # The overrides: `targets runs submit-again` reads the job file with them.
+            origin={
+                "tags": dict(job.tags),
+                "description": job.description,
+                "overrides": list(overrides),
+            },
             warn=warn,
             python=python,
         )

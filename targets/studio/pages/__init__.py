@@ -1,0 +1,2 @@
+"""The studio's pages, one module per area; each has a ``routes`` list (see
+:data:`targets.studio.app.PAGES`)."""
