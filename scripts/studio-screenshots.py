@@ -22,9 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -139,21 +137,19 @@ def shoot(out: Path, ids: dict[str, str], env: dict[str, str]) -> list[Path]:
         raise SystemExit(f"targets studio printed no URL: {line!r} {proc.communicate()[1]}")
     base, token = match.group(1), match.group(2)
     compared = "&".join(f"run={ids[k]}" for k in ids if k.startswith("train-"))
-    shots: list[tuple[str, str, Callable[[Any], None] | None]] = [
-        ("runs", "/runs", None),
-        ("run", f"/runs/{ids['train-0.1']}", _wait_for_charts),
-        ("run-failed", f"/runs/{ids['failed']}", None),
-        ("sweep", f"/runs/{ids['sweep']}", _wait_for_charts),
-        ("pipeline", f"/runs/{ids['pipeline']}", None),
-        (
-            "compare",
-            "/compare?" + compared,
-            _wait_for_charts,
-        ),
-        ("experiments", "/experiments", None),
-        ("compute", "/compute", None),
-        ("attach", "/compute/attach?kind=vm", None),
-        ("create-cluster", "/compute/create", None),
+    # (file name, page, what to wait for, the element to photograph: None = the window)
+    shots: list[tuple[str, str, str | None, str | None]] = [
+        ("runs", "/runs", None, None),
+        ("run", f"/runs/{ids['train-0.1']}", None, None),
+        ("run-metrics", f"/runs/{ids['train-0.1']}", ".uplot", "#metrics"),
+        ("run-failed", f"/runs/{ids['failed']}", None, None),
+        ("sweep", f"/runs/{ids['sweep']}", "#children .uplot", "#children"),
+        ("pipeline", f"/runs/{ids['pipeline']}", "#children svg", "#children"),
+        ("compare", "/compare?" + compared, ".uplot", None),
+        ("experiments", "/experiments", None, None),
+        ("compute", "/compute", None, None),
+        ("attach", "/compute/attach?kind=vm", None, None),
+        ("create-cluster", "/compute/create", None, None),
     ]
     written = []
     try:
@@ -164,24 +160,23 @@ def shoot(out: Path, ids: dict[str, str], env: dict[str, str]) -> list[Path]:
             context = browser.new_context(viewport={"width": 1280, "height": 860})
             page = context.new_page()
             page.goto(f"{base}/?token={token}")
-            for name, path, ready in shots:
+            for name, path, ready, element in shots:
                 page.goto(base + path)
                 page.wait_for_load_state("networkidle")
                 if ready is not None:
-                    ready(page)
+                    page.wait_for_selector(ready, timeout=20_000)
                 time.sleep(0.5)  # let htmx settle the lazily loaded parts
                 target = out / f"{name}.png"
-                page.screenshot(path=str(target), full_page=False)
+                if element is None:
+                    page.screenshot(path=str(target))
+                else:
+                    page.locator(element).screenshot(path=str(target))
                 written.append(target)
             browser.close()
     finally:
         proc.terminate()
         proc.wait(timeout=20)
     return written
-
-
-def _wait_for_charts(page: Any) -> None:
-    page.wait_for_selector(".uplot", timeout=20_000)
 
 
 def main() -> None:
