@@ -280,14 +280,14 @@ def _counts(values: list[int]) -> str:
 # --------------------------------------------------------------------------- 3
 
 
-def ledger_listing(ctx: Context) -> Section:
-    """3. ``targets runs list`` with 10,000 runs in the ledger."""
-    from targets.ledger import Ledger, RunRecord
+def ledger_records(count: int = LEDGER_RUNS) -> list[Any]:
+    """``count`` completed runs (every 50th failed), one a minute up to now, as the
+    ledger benchmarks store them."""
+    from targets.ledger import RunRecord
 
-    ws = ctx.sandbox.folder("ledger-10k")
-    start = time.time() - LEDGER_RUNS * 60
+    start = time.time() - count * 60
     records = []
-    for i in range(LEDGER_RUNS):
+    for i in range(count):
         created = start + i * 60
         run_id = f"bench_{time.strftime('%Y%m%d_%H%M%S', time.gmtime(created))}_{i:06d}"
         records.append(
@@ -312,6 +312,15 @@ def ledger_listing(ctx: Context) -> Section:
                 collected=True,
             )
         )
+    return records
+
+
+def ledger_listing(ctx: Context) -> Section:
+    """3. ``targets runs list`` with 10,000 runs in the ledger."""
+    from targets.ledger import Ledger
+
+    ws = ctx.sandbox.folder("ledger-10k")
+    records = ledger_records()
     ledger = Ledger(ws / ".targets" / "runs.db")
     t0 = time.perf_counter()
     ledger.insert_many(records)

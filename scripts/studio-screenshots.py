@@ -25,16 +25,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
+sys.path.insert(0, str(REPO))
+from tests.studio_browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402 - the suite's browser
 
 TRAIN = '''\
 """Train a (pretend) model: log loss and accuracy per epoch with MLflow."""
@@ -155,7 +147,7 @@ def shoot(out: Path, ids: dict[str, str], env: dict[str, str]) -> list[Path]:
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+                executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
             )
             context = browser.new_context(viewport={"width": 1280, "height": 860})
             page = context.new_page()
@@ -184,7 +176,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "studio")
     parser.add_argument("--keep", action="store_true", help="keep the demo workspace")
     args = parser.parse_args()
-    if not Path(CHROMIUM).exists():
+    if not CHROMIUM.exists():
         raise SystemExit(
             f"{CHROMIUM} is missing: apt-get install chromium (or bash scripts/test-services.sh)"
         )
