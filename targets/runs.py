@@ -36,7 +36,7 @@ from targets.workspace import Workspace, new_run_id
 if TYPE_CHECKING:
     from targets.runconfig.model import RunConfiguration
     from targets.snapshot import Snapshot
-    from targets.tracking import TrackedRun
+    from targets.tracking import MetricPoint, TrackedRun
 
 __all__ = ["CollectionError", "Run", "list_runs", "refresh_open_runs", "submit_run"]
 
@@ -401,6 +401,19 @@ class Run:
             nested = child.get_metrics(name, recursive=True)
             every.update(nested)
         return every
+
+    def metric_points(self) -> dict[str, list[MetricPoint]]:
+        """Metric name -> every point (step, time, value) of the metrics that are this
+        run's: its own and those its child runs logged on it (``run.parent.log``), in the
+        order logged. What has been collected; the target is not asked (:meth:`sync`
+        brings what a run still going has logged)."""
+        from targets.tracking import mlflow_run_points
+
+        found: dict[str, list[MetricPoint]] = {}
+        for tracked in self._v1_own():
+            for name, points in mlflow_run_points(tracked.folder).items():
+                found.setdefault(name, []).extend(points)
+        return found
 
     def _collect_quietly(self) -> None:
         """Bring what the run has so far, when it can be had: an unreachable target or a

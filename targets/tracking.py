@@ -33,6 +33,7 @@ __all__ = [
     "MetricPoint",
     "TrackedRun",
     "merge_into_workspace",
+    "mlflow_run_points",
     "read_metric_points",
     "read_run_metrics",
     "tracked_runs",
@@ -229,18 +230,30 @@ def read_metric_points(run_folder: Path) -> dict[str, list[MetricPoint]]:
     for run in runs:
         try:
             tags = {_name(run / "tags", p) for p in _files(run / "tags")}
-            if LOGGED_BY in tags or "mlflow.parentRunId" in tags:
-                continue
-            metrics = _files(run / "metrics")
         except OSError:
             continue
-        for metric in metrics:
-            try:
-                points = _points(metric)
-            except OSError:
-                continue
-            if points:
-                found.setdefault(_name(run / "metrics", metric), []).extend(points)
+        if LOGGED_BY in tags or "mlflow.parentRunId" in tags:
+            continue
+        for name, points in mlflow_run_points(run).items():
+            found.setdefault(name, []).extend(points)
+    return found
+
+
+def mlflow_run_points(run: Path) -> dict[str, list[MetricPoint]]:
+    """Metric name -> its points, of one MLflow run's folder (a :class:`TrackedRun`'s
+    ``folder``); what cannot be read is passed over."""
+    found: dict[str, list[MetricPoint]] = {}
+    try:
+        metrics = _files(run / "metrics")
+    except OSError:
+        return found
+    for metric in metrics:
+        try:
+            points = _points(metric)
+        except OSError:
+            continue
+        if points:
+            found[_name(run / "metrics", metric)] = points
     return found
 
 

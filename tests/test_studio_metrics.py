@@ -320,3 +320,40 @@ def test_metric_points_are_read_as_mlflow_writes_them(tmp_path: Path):
     assert points["old"][0] == MetricPoint(0, 4.0, 7.0) and points["old"][1].step == 3
     assert len(points["old"]) == 2  # "40": half a line
     assert read_run_metrics(tmp_path)["metrics"]["train/loss"] == 0.1
+
+
+CHILD_LOGS_ON_PARENT = """
+import sys
+from azureml.core import Run
+
+run = Run.get_context()
+run.parent.log("trial_score", float(sys.argv[1]))
+"""
+
+
+def test_metrics_children_log_on_their_parent_are_on_the_parents_chart(
+    project: Path, write, page, studio: Studio
+):
+    """v1's ``run.parent.log`` (HyperDrive and pipeline steps report to their parent):
+    the parent's page charts them, as ``parent.get_metrics()`` returns them."""
+    from targets.runconfig import RunConfiguration
+    from targets.runs import submit_run
+
+    write(project / "parent.py", "print('parent')\n")
+    write(project / "child.py", CHILD_LOGS_ON_PARENT)
+    ws = Workspace(project)
+    parent = submit_run(ws, RunConfiguration(script="parent.py"), source_dir=project)
+    parent.wait_for_completion()
+    for score in ("0.25", "0.75"):
+        child = submit_run(
+            ws,
+            RunConfiguration(script="child.py", arguments=[score]),
+            source_dir=project,
+            parent_id=parent.id,
+        )
+        child.wait_for_completion()
+    assert parent.get_metrics() == {"trial_score": [0.25, 0.75]}
+
+    page.goto(f"{studio.base}/runs/{parent.id}")
+    (shown,) = series(page, "trial_score")
+    assert [value for _, _, value in shown["points"]] == [0.25, 0.75]

@@ -169,7 +169,7 @@ def _run_data(ws: Workspace, run: Run, *, sync: bool) -> tuple[dict[str, Any], d
     """:func:`run_data`, and what the run logged shaped as v1's ``get_metrics()``."""
     sync_error = _syncs.sync(run) if sync else None
     record = ws.ledger.get(run.id) or run.record
-    points = read_metric_points(run.folder)
+    points = run.metric_points()  # its own, and what its children logged on it
     params, v1 = _logged(run)
     data = {
         "id": record.id,
