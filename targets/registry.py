@@ -16,7 +16,7 @@ through :func:`load_plugin`, with the same rules:
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
@@ -34,9 +34,11 @@ __all__ = [
     "available_kinds",
     "available_plugins",
     "clear_cache",
+    "find_kind",
     "load_kind",
     "load_plugin",
     "resolve_kind_name",
+    "where",
 ]
 
 T = TypeVar("T")
@@ -175,6 +177,22 @@ def available_kinds() -> list[PluginInfo]:
 def load_kind(kind: str) -> type[ComputeTarget]:
     """Import and return the class of ``kind`` (see :func:`load_plugin`)."""
     return load_plugin(KINDS, kind)
+
+
+def find_kind(kind: str) -> type[ComputeTarget] | None:
+    """The class of ``kind``, or None when its plugin is missing or broken: listings
+    (``targets list``, the studio) then show what is stored, and the other kinds work."""
+    try:
+        return load_kind(kind)
+    except TargetsError:
+        return None
+
+
+def where(kind: str, options: Mapping[str, Any]) -> str:
+    """Where a target of ``kind`` with ``options`` is, in a few words (its kind's
+    ``summary``: an address, ``this machine``); empty when its plugin is broken."""
+    cls = find_kind(kind)
+    return str(cls.summary(options)) if cls is not None else ""
 
 
 def resolve_kind_name(kind: str) -> str:

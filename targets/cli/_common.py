@@ -6,7 +6,7 @@ import datetime as _dt
 import json
 import os
 import sys
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -132,6 +132,24 @@ STATUS_STYLE = {
     protocol.QUEUED: "white",
     protocol.FINALIZING: "cyan",
 }
+
+
+def shown_facts(facts: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What attach found on a target, as ``targets show`` and the studio show it: sizes
+    in KiB..TiB (``disk_free_bytes`` -> ``disk free``), lists joined (``none`` when
+    empty), mappings as ``key: value``, missing values as ``-``."""
+    rows = []
+    for key, value in facts.items():
+        if key.endswith("_bytes") and isinstance(value, int) and not isinstance(value, bool):
+            key, value = key.removesuffix("_bytes"), fmt_size(value)  # "23.5 GiB"
+        elif isinstance(value, list):  # gpus: one per line of nvidia-smi, or none
+            value = ", ".join(str(v) for v in value) or "none"
+        elif isinstance(value, dict):
+            value = ", ".join(f"{k}: {v}" for k, v in value.items())
+        elif value is None:
+            value = "-"
+        rows.append((key.replace("_", " "), str(value)))
+    return rows
 
 
 def _stdout_console() -> Console:

@@ -17,11 +17,11 @@ import click
 from targets.cli._common import (
     emit_json,
     err_console,
-    fmt_size,
     fmt_time,
     output_option,
     print_mapping,
     print_table,
+    shown_facts,
     workspace_of,
 )
 from targets.errors import ConfigError, PluginLoadError, UsageError
@@ -181,30 +181,18 @@ def detach(ctx: click.Context, name: str) -> None:
 @click.pass_context
 def list_targets(ctx: click.Context, output: str) -> None:
     """List the attached compute targets (`local` is always there)."""
+    from targets.registry import where
+
     ws = workspace_of(ctx)
     records = ws.targets()
     if output == "json":
         emit_json([{"name": r.name, **r.to_yaml()} for r in records.values()])
         return
-    rows = [[r.name, r.kind, _where(r), fmt_time(r.attached_at)] for r in records.values()]
+    rows = [
+        [r.name, r.kind, where(r.kind, r.options), fmt_time(r.attached_at)]
+        for r in records.values()
+    ]
     print_table(["NAME", "KIND", "WHERE", "ATTACHED"], rows)
-
-
-def _kind_class(kind: str) -> Any:
-    """The class of ``kind``, or None when its plugin is missing or broken (listing and
-    showing still work: they then print what is stored)."""
-    from targets.errors import TargetsError
-    from targets.registry import load_kind
-
-    try:
-        return load_kind(kind)
-    except TargetsError:
-        return None
-
-
-def _where(record: Any) -> str:
-    cls = _kind_class(record.kind)
-    return cls.summary(record.options) if cls is not None else ""
 
 
 @click.command()
@@ -241,15 +229,12 @@ def show(ctx: click.Context, name: str, output: str) -> None:
         emit_json(data)
         return
     shown: dict[str, Any] = {"name": record.name, "kind": record.kind}
-    cls = _kind_class(record.kind)
+    from targets.registry import find_kind
+
+    cls = find_kind(record.kind)
     options = cls.shown_options(record.options) if cls is not None else dict(record.options)
     shown.update({k.replace("_", " "): v for k, v in options.items()})
-    for key, value in facts.items():
-        if key.endswith("_bytes") and isinstance(value, int) and not isinstance(value, bool):
-            key, value = key.removesuffix("_bytes"), fmt_size(value)  # "23.5 GiB"
-        elif isinstance(value, list):  # gpus: one per line of nvidia-smi, or none
-            value = ", ".join(str(v) for v in value) or "none"
-        shown[key.replace("_", " ")] = value
+    shown.update(shown_facts(facts))
     if record.secrets:
         shown["secrets"] = ", ".join(f"{s} (in keyring)" for s in record.secrets)
     print_mapping(shown)

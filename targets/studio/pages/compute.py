@@ -46,7 +46,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from targets.cli._common import shown_facts
 from targets.errors import TargetsError, UsageError
+from targets.registry import find_kind, where
 from targets.studio import web
 from targets.studio.forms import FormField, form_fields, form_values
 from targets.workspace import LOCAL, TargetRecord, Workspace
@@ -68,17 +70,6 @@ PLAIN_POLL = "every 15s"
 
 
 # -- reading what a kind or a provider offers ------------------------------------------------
-
-
-def _kind_class(kind: str) -> Any:
-    """The class of ``kind``, or None when its plugin is missing or broken (the pages then
-    show what is stored), as ``targets list`` does."""
-    from targets.registry import load_kind
-
-    try:
-        return load_kind(kind)
-    except TargetsError:
-        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,29 +108,6 @@ def _providers() -> list[Choice]:
             continue
         found.append(Choice(name, cls.description))
     return found
-
-
-def _shown_facts(facts: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Facts as ``targets show`` prints them: sizes in KiB..TiB, lists joined."""
-    from targets.cli._common import fmt_size
-
-    rows = []
-    for key, value in facts.items():
-        if key.endswith("_bytes") and isinstance(value, int) and not isinstance(value, bool):
-            key, value = key.removesuffix("_bytes"), fmt_size(value)
-        elif isinstance(value, list):
-            value = ", ".join(str(v) for v in value) or "none"
-        elif isinstance(value, dict):
-            value = ", ".join(f"{k}: {v}" for k, v in value.items())
-        elif value is None:
-            value = "-"
-        rows.append((key.replace("_", " "), str(value)))
-    return rows
-
-
-def _where(record: TargetRecord) -> str:
-    cls = _kind_class(record.kind)
-    return str(cls.summary(record.options)) if cls is not None else ""
 
 
 # -- live status -------------------------------------------------------------------------------
@@ -390,11 +358,11 @@ def compute_list(request: Request) -> HTMLResponse:
     rows = []
     with web.workspace(request) as ws:
         for record in ws.targets().values():
-            cls = _kind_class(record.kind)
+            cls = find_kind(record.kind)
             rows.append(
                 {
                     "record": record,
-                    "where": _where(record),
+                    "where": where(record.kind, record.options),
                     "broken": cls is None,
                     "made": cls is not None and not cls.attachable,
                 }
@@ -406,7 +374,7 @@ def target_page(request: Request) -> HTMLResponse:
     name = request.path_params["name"]
     with web.workspace(request) as ws:
         record = ws.target_record(name)
-        cls = _kind_class(record.kind)
+        cls = find_kind(record.kind)
         facts = dict(record.facts)
         if not facts and name == LOCAL:
             try:  # never attached: what is there now, as `targets show local` prints
@@ -420,12 +388,12 @@ def target_page(request: Request) -> HTMLResponse:
         "compute/target.html",
         nav="compute",
         record=record,
-        where=_where(record),
+        where=where(record.kind, record.options),
         broken=cls is None,
         attachable=cls is not None and cls.attachable,
         made=cls is not None and not cls.attachable,
         settings=[(k.replace("_", " "), v) for k, v in options.items()],
-        facts=_shown_facts(facts),
+        facts=shown_facts(facts),
         scale=_scale_values(record) if cls is not None and not cls.attachable else None,
         poll=CLUSTER_POLL if cls is not None and not cls.attachable else PLAIN_POLL,
     )
@@ -553,7 +521,7 @@ def _attach(request: Request, form: dict[str, str]) -> HTMLResponse:
         return _error(request, exc)
     CHECKS.forget(request.app.state.root, name)
     return _fragment(
-        request, "compute/_attached.html", record=record, facts=_shown_facts(record.facts)
+        request, "compute/_attached.html", record=record, facts=shown_facts(record.facts)
     )
 
 
