@@ -307,6 +307,27 @@ def _output_kind(
     return str(kind), getattr(declared, "path", None)
 
 
+def _output_values(
+    values: dict[str, Any],
+    outputs: Mapping[str, Any] | None,
+    output_types: Mapping[str, Any] | None,
+) -> dict[str, str]:
+    """Bind ``${{outputs.NAME}}`` in ``values``; returns each named output's folder.
+
+    Every named output lives under ./outputs (an Azure ML output `path` names cloud
+    storage; here it comes back with ./outputs, where later steps find it): a folder
+    `outputs/<name>`, or for a uri_file output the file `outputs/<name>/<file name>`."""
+    output_dirs = {name: f"outputs/{name}" for name in outputs or {}}
+    for name, folder in output_dirs.items():
+        kind, path = _output_kind(outputs, name, output_types)
+        if kind == "uri_file":
+            file_name = Path(path).name if path and "${{" not in Path(path).name else name
+            values[f"outputs.{name}"] = f"{folder}/{file_name}"
+        else:
+            values[f"outputs.{name}"] = folder
+    return output_dirs
+
+
 def prepare_command(
     ws: Workspace,
     loaded: LoadedJob,
@@ -363,17 +384,7 @@ def prepare_command(
             output_types=output_types,
         )
     values, extra, missing = _inputs(ws, loaded, inputs or {}, given_inputs or {})
-    # Every named output lives under ./outputs (an Azure ML output `path` names cloud
-    # storage; here it comes back with ./outputs, where later steps find it): a folder
-    # `outputs/<name>`, or for a uri_file output the file `outputs/<name>/<file name>`.
-    output_dirs = {name: f"outputs/{name}" for name in outputs or {}}
-    for name, folder in output_dirs.items():
-        kind, path = _output_kind(outputs, name, output_types)
-        if kind == "uri_file":
-            file_name = Path(path).name if path and "${{" not in Path(path).name else name
-            values[f"outputs.{name}"] = f"{folder}/{file_name}"
-        else:
-            values[f"outputs.{name}"] = folder
+    output_dirs = _output_values(values, outputs, output_types)
     values["name"] = run_name
     values.update(extra_values or {})
     command = render(body.command, values, optional_missing=missing, keys=("command",))

@@ -56,7 +56,7 @@ from targets.jobs.execute import (
     PreparedCommand,
     _environment,
     _inputs,
-    _output_kind,
+    _output_values,
 )
 from targets.jobs.model import InlineEnvironment, SparkJob, SparkNode
 from targets.jobs.reader import LoadedJob
@@ -281,14 +281,7 @@ def prepare_spark(
         raise UsageError(f"code {code} is a file; give the folder holding it")
 
     values, extra, missing = _inputs(ws, loaded, inputs or {}, given_inputs or {})
-    output_dirs = {name: f"outputs/{name}" for name in outputs or {}}
-    for name, folder in output_dirs.items():
-        kind, path = _output_kind(outputs, name, output_types)
-        if kind == "uri_file":
-            file_name = Path(path).name if path and "${{" not in Path(path).name else name
-            values[f"outputs.{name}"] = f"{folder}/{file_name}"
-        else:
-            values[f"outputs.{name}"] = folder
+    output_dirs = _output_values(values, outputs, output_types)
     values["name"] = run_name
     rendered = ""
     if body.args:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from targets.jobs.components.model import _ComponentMeta
+from targets.jobs.components.model import STEP_KEYS, _ComponentMeta
 from targets.jobs.components.source import LoadedComponent
 from targets.jobs.model import _SparkBody
 from targets.runconfig.yaml_lines import KeyPath
@@ -21,17 +21,7 @@ from targets.runconfig.yaml_lines import KeyPath
 __all__ = ["SPARK_NODE_KEYS", "SparkComponent", "spark_node"]
 
 SPARK_NODE_KEYS = (
-    "type",
-    "component",
-    "compute",
-    "inputs",
-    "outputs",
-    "name",
-    "display_name",
-    "description",
-    "tags",
-    "properties",
-    "comment",
+    *STEP_KEYS,
     "resources",
     "identity",
     "conf",

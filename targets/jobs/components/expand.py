@@ -32,7 +32,12 @@ from typing import Any
 
 from targets.errors import ConfigError
 from targets.jobs import bindings
-from targets.jobs.components.model import CommandComponent, ComponentInput, PipelineComponent
+from targets.jobs.components.model import (
+    STEP_KEYS,
+    CommandComponent,
+    ComponentInput,
+    PipelineComponent,
+)
 from targets.jobs.components.source import LoadedComponent, load_component
 from targets.runconfig.files import read_text
 from targets.runconfig.problems import describe_value
@@ -42,17 +47,7 @@ from targets.workspace import Workspace
 __all__ = ["Resolver", "expand_pipeline", "expand_sweep"]
 
 NODE_KEYS = (
-    "type",
-    "component",
-    "compute",
-    "inputs",
-    "outputs",
-    "name",
-    "display_name",
-    "description",
-    "tags",
-    "properties",
-    "comment",
+    *STEP_KEYS,
     "environment",
     "environment_variables",
     "resources",
@@ -64,20 +59,7 @@ NODE_KEYS = (
 )
 """Keys a step that uses a command component may have (the SDK's component node)."""
 
-PIPELINE_NODE_KEYS = (
-    "type",
-    "component",
-    "compute",
-    "inputs",
-    "outputs",
-    "name",
-    "display_name",
-    "description",
-    "tags",
-    "properties",
-    "comment",
-    "settings",
-)
+PIPELINE_NODE_KEYS = (*STEP_KEYS, "settings")
 BODY_KEYS = ("command", "code", "environment", "environment_variables", "distribution", "resources")
 _COMPONENT_ONLY = (
     "inputs",

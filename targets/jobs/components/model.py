@@ -34,12 +34,28 @@ from targets.jobs.model import (
 
 __all__ = [
     "PARAMETER_TYPES",
+    "STEP_KEYS",
     "CommandComponent",
     "Component",
     "ComponentInput",
     "ComponentOutput",
     "PipelineComponent",
 ]
+
+STEP_KEYS = (
+    "type",
+    "component",
+    "compute",
+    "inputs",
+    "outputs",
+    "name",
+    "display_name",
+    "description",
+    "tags",
+    "properties",
+    "comment",
+)
+"""Keys every step that uses a component may have, whatever the component's type."""
 
 PARAMETER_TYPES = ("string", "integer", "number", "boolean")
 """Literal-valued input types (the others are data or model ports, given a ``path``)."""
