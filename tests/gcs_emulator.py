@@ -24,17 +24,13 @@ reason, or fails it when ``CI`` is set.
 from __future__ import annotations
 
 import os
-import shutil
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.dockerd import skip_or_fail
-from tests.local_server import free_port, local_server
+from tests.local_server import ObjectStore, free_port, local_server, server_executable
 
 __all__ = ["GcsEmulator", "gcs_emulator_fixture"]
 
@@ -42,7 +38,7 @@ SETUP_HINT = "run `bash scripts/test-services.sh` (it installs gcp-storage-emula
 
 
 @dataclass(frozen=True, slots=True)
-class GcsEmulator:
+class GcsEmulator(ObjectStore):
     """A running GCS emulator. Creating it starts nothing."""
 
     port: int
@@ -64,26 +60,11 @@ class GcsEmulator:
 
         return GCSFileSystem(endpoint_url=self.endpoint, token="anon", skip_instance_cache=True)
 
-    def put(self, path: str, data: bytes) -> None:
-        """Write ``bucket/key``, creating the bucket when needed."""
-        fs = self.filesystem()
-        bucket = path.split("/", 1)[0]
-        if not fs.exists(bucket):
-            fs.mkdir(bucket)
-        fs.pipe(path, data)
-
 
 @pytest.fixture(scope="session", name="gcs_emulator")
 def gcs_emulator_fixture() -> Iterator[GcsEmulator]:
     """One GCS emulator on 127.0.0.1 for the test process."""
-    executable = shutil.which("gcp-storage-emulator", path=str(Path(sys.executable).parent))
-    executable = executable or shutil.which("gcp-storage-emulator")
-    if executable is None:
-        skip_or_fail(f"gcp-storage-emulator is not installed: {SETUP_HINT}")
-    try:
-        import gcsfs  # noqa: F401 - the tests arrange data with it
-    except ImportError:
-        skip_or_fail(f"gcsfs is not installed: {SETUP_HINT}")
+    executable = server_executable("gcp-storage-emulator", "gcsfs", SETUP_HINT)
     port = free_port()
     argv = [executable, "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"]
     env = {k: v for k, v in os.environ.items() if k != "STORAGE_EMULATOR_HOST"}

@@ -11,15 +11,17 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from tests.dockerd import skip_or_fail
 
-__all__ = ["free_port", "local_server"]
+__all__ = ["ObjectStore", "free_port", "local_server", "server_executable"]
 
 
 def free_port() -> int:
@@ -72,3 +74,34 @@ def local_server(
                 proc.kill()
                 proc.wait()
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def server_executable(name: str, module: str, hint: str) -> str:
+    """The emulator's command ``name`` (beside this Python first, then on PATH), after
+    checking that the file system the tests arrange data with (``module``) imports;
+    skips (fails with ``CI`` set) with ``hint`` otherwise."""
+    executable = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    if executable is None:
+        skip_or_fail(f"{name} is not installed: {hint}")
+    try:
+        __import__(module)
+    except ImportError:
+        skip_or_fail(f"{module} is not installed: {hint}")
+    assert executable is not None
+    return executable
+
+
+class ObjectStore:
+    """What the object-store emulators share: writing test data through their fsspec
+    file system (``filesystem()``, defined by each)."""
+
+    def filesystem(self) -> Any:
+        raise NotImplementedError
+
+    def put(self, path: str, data: bytes) -> None:
+        """Write ``bucket/key``, creating the bucket when needed."""
+        fs = self.filesystem()
+        bucket = path.split("/", 1)[0]
+        if not fs.exists(bucket):
+            fs.mkdir(bucket)
+        fs.pipe(path, data)

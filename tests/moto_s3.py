@@ -21,17 +21,13 @@ the fixture skips the test with the reason, or fails it when ``CI`` is set.
 
 from __future__ import annotations
 
-import shutil
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.dockerd import skip_or_fail
-from tests.local_server import free_port, local_server
+from tests.local_server import ObjectStore, free_port, local_server, server_executable
 
 __all__ = ["MotoS3", "moto_s3_fixture"]
 
@@ -39,7 +35,7 @@ SETUP_HINT = "pip install -e '.[test]' (or run `bash scripts/test-services.sh`)"
 
 
 @dataclass(frozen=True, slots=True)
-class MotoS3:
+class MotoS3(ObjectStore):
     """A running moto S3 server. Creating it starts nothing."""
 
     port: int
@@ -68,26 +64,11 @@ class MotoS3:
             skip_instance_cache=True,
         )
 
-    def put(self, path: str, data: bytes) -> None:
-        """Write ``bucket/key``, creating the bucket when needed."""
-        fs = self.filesystem()
-        bucket = path.split("/", 1)[0]
-        if not fs.exists(bucket):
-            fs.mkdir(bucket)
-        fs.pipe(path, data)
-
 
 @pytest.fixture(scope="session", name="moto_s3")
 def moto_s3_fixture() -> Iterator[MotoS3]:
     """One moto S3 server on 127.0.0.1 for the test process."""
-    executable = shutil.which("moto_server", path=str(Path(sys.executable).parent))
-    executable = executable or shutil.which("moto_server")
-    if executable is None:
-        skip_or_fail(f"moto_server is not installed: {SETUP_HINT}")
-    try:
-        import s3fs  # noqa: F401 - the tests arrange data with it
-    except ImportError:
-        skip_or_fail(f"s3fs is not installed: {SETUP_HINT}")
+    executable = server_executable("moto_server", "s3fs", SETUP_HINT)
     port = free_port()
     with local_server("moto_server", [executable, "-H", "127.0.0.1", "-p", str(port)], port):
         yield MotoS3(port)
