@@ -61,6 +61,7 @@ fuzz-faults: $(VENV)/.installed-test
 		tests/test_faults.py -k "random_points or random_moments or mid_upload"
 
 bench: $(VENV)/.installed-test
+	bash scripts/test-services.sh
 	$(BIN)/python benchmarks/run.py --write docs/performance.md
 
 clean:

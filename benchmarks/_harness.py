@@ -137,7 +137,8 @@ class Sandbox:
         self.home = self.root / "home"
         self.targets_home = self.root / "targets-home"
         self.pycache = self.root / "pycache"
-        for folder in (self.home, self.targets_home, self.pycache):
+        self.tmp = self.root / "tmp"
+        for folder in (self.home, self.targets_home, self.pycache, self.tmp):
             folder.mkdir()
         self.keep = keep
 
@@ -145,7 +146,8 @@ class Sandbox:
         env = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith("TARGETS_") and k != "PYTHONDONTWRITEBYTECODE"
+            if not k.startswith("TARGETS_")
+            and k not in ("PYTHONDONTWRITEBYTECODE", "XDG_RUNTIME_DIR", "TMPDIR")
         }
         env.update(
             HOME=str(self.home),
@@ -158,6 +160,10 @@ class Sandbox:
             # Shared SSH connections (targets.ssh.mux) leave a minute after the last use,
             # not ten: the benchmark leaves no process behind for long.
             TARGETS_SSH_PERSIST="60",
+            # The command server (targets.commandserver) of the benchmark's own commands:
+            # its socket under the sandbox, gone with it (see close()).
+            TMPDIR=str(self.tmp),
+            TARGETS_SERVER_PERSIST="300",
         )
         if not bytecode:
             env["PYTHONDONTWRITEBYTECODE"] = "1"
@@ -171,7 +177,42 @@ class Sandbox:
         path.mkdir()
         return path
 
+    def serve(self, python: str, targets: str, env: dict[str, str]) -> None:
+        """Start the command server for commands with ``env`` and wait until it serves,
+        so that the first timed command does not find it still starting."""
+        where = subprocess.run(
+            [
+                python,
+                "-c",
+                "from targets.commandserver.client import *; "
+                "print(socket_path(socket_dir(create=True), key_text()))",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        subprocess.run([targets, "kinds"], env=env, capture_output=True, check=True)
+        deadline = time.monotonic() + 120
+        while not os.path.exists(where):
+            if time.monotonic() > deadline:
+                raise BenchError(f"the command server did not start (no socket {where})")
+            time.sleep(0.05)
+
+    def stop_servers(self) -> None:
+        """End the command servers the benchmark's commands started."""
+        import signal
+
+        for pid_file in self.tmp.glob("targets-cmd-*/*.pid"):
+            try:
+                pid = int(pid_file.read_text())
+                if b"targets.commandserver" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    os.kill(pid, signal.SIGTERM)
+            except (OSError, ValueError):
+                continue
+
     def close(self) -> None:
+        self.stop_servers()
         if self.keep:
             print(f"(sandbox kept: {self.root})", file=sys.stderr)
         else:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from _cluster import cluster_markdown, cluster_summary, cluster_text
+from _goals import goals_markdown, goals_text
 from _harness import Sample
 from _scenarios import Row, Section
 from _ssh_report import ssh_markdown, ssh_summary, ssh_text
@@ -69,6 +70,7 @@ def text(sections: Sequence[Section], imports: dict[str, Any] | None) -> str:
             out += ssh_text(section)
         if section.key == "cluster":
             out += cluster_text(section)
+    out += goals_text({s.key: s for s in sections})
     if imports is None:
         return "\n".join(out) + "\n"
     out.append(
@@ -129,6 +131,8 @@ def markdown(
         "as such: they were measured by others, not here.",
         "",
         "## Summary",
+        "",
+        *goals_markdown(by),
         "",
         f"- `targets run one_line.py` on the local target, warm: **{_ms(run.median)} ms** "
         f"median (p90 {_ms(run.p90)} ms) vs {_ms(py.median)} ms for `python one_line.py`: "
@@ -249,7 +253,7 @@ def _interpretation(
     local: Section, project: Section, ledger: Section, start: Section, imports: dict[str, Any]
 ) -> list[str]:
     f1, f2, f3, f4 = local.facts, project.facts, ledger.facts, start.facts
-    run, py, nobc = f1["run"], f1["python"], f1["nobc"]
+    run, py, cold = f1["run"], f1["python"], f1["cold"]
     phases = list(f1["phases"].items())
     overhead = run.median - py.median
     version, bare = f4["version"], f4["bare"]
@@ -269,18 +273,20 @@ def _interpretation(
         "CLI's exit (noticing the end by polling `status.json`, pulling the last log "
         "bytes, collecting `outputs/` and `logs/`, the final ledger update).",
         "",
-        f"**Start-up and imports dominate the client side.** `targets --version` costs "
-        f"{_ms(version.median - bare.median)} ms over a bare interpreter; the run path "
-        f"imports {imports['modules']} modules for {imports['total_us'] / 1000:.0f} ms "
-        f"(see the import tables: {', '.join(n for n, _ in imports['top_packages'][:4])} "
-        f"lead). The same run through the API in a process that has already imported "
-        f"everything takes {_ms(api_stream.median)} ms (streaming) or "
-        f"{_ms(api_wait.median)} ms (`wait_for_completion()`, whose polling back-off starts "
-        f"at 50 ms); the CLI's extra {_ms(cli_vs_api)} ms over the streaming API is "
-        "interpreter start-up plus imports. Without a bytecode cache "
-        f"(`PYTHONDONTWRITEBYTECODE=1`) a run costs {_ms(nobc.median)} ms, "
-        f"+{_ms(nobc.median - run.median)} ms, because the project's own modules are "
-        "compiled from source on every start (in the CLI and in the supervisor).",
+        f"**Start-up: the command server.** Without it (`TARGETS_SERVER_PERSIST=0`, as "
+        f"the first command of a session runs) the same command costs {_ms(cold.median)} "
+        f"ms, {_ms(cold.median - run.median)} ms more: a cold start imports "
+        f"{imports['modules']} modules for {imports['total_us'] / 1000:.0f} ms (see the "
+        f"import tables: {', '.join(n for n, _ in imports['top_packages'][:4])} lead). With "
+        "the server, the `targets` console script imports almost nothing: it hands its "
+        "descriptors, arguments, environment and directory to a fork of a process that has "
+        "imported all of that once (`targets.commandserver`). `targets --version` is "
+        f"answered by the console script itself: {_ms(version.median)} ms, "
+        f"{version.median / bare.median:.2f}x a bare interpreter. The same run through the "
+        f"API in a process that has already imported everything takes "
+        f"{_ms(api_stream.median)} ms (streaming) or {_ms(api_wait.median)} ms "
+        f"(`wait_for_completion()`); the CLI's difference to the streaming API, "
+        f"{_ms(cli_vs_api)} ms, is the console script's interpreter and the hand-over.",
         "",
         f"**Snapshots scale with what changed, not with the project.** The unchanged 95 MB "
         f"project costs {_delta(f2['unchanged'].median - f2['ref'].median, noise)} against "

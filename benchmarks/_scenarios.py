@@ -116,33 +116,38 @@ def local_overhead(ctx: Context) -> Section:
     run_case = Case(
         "targets run one_line.py", [ctx.targets, "run", "one_line.py"], ws, env, after=record_phases
     )
-    nobc_case = Case(
-        "targets run one_line.py, PYTHONDONTWRITEBYTECODE=1",
+    cold_case = Case(
+        "targets run one_line.py, TARGETS_SERVER_PERSIST=0",
         [ctx.targets, "run", "one_line.py"],
         ws,
-        ctx.sandbox.env(ws, bytecode=False),
+        dict(env, TARGETS_SERVER_PERSIST="0"),
     )
-    py, run, nobc = run_round_robin([python_case, run_case, nobc_case], ctx.reps)
+    ctx.sandbox.serve(ctx.python, ctx.targets, env)
+    py, run, cold = run_round_robin([python_case, run_case, cold_case], ctx.reps)
 
     api = _api(ctx, ws)
     section = Section(
         "local",
         "1. Local target: a one-line script, warm",
         "The project is one file, `one_line.py` (`print(...)`). One warm-up run of each "
-        "command fills the snapshot hash cache, the object store and the bytecode cache; "
+        "command fills the snapshot hash cache, the object store and the bytecode cache, "
+        "and starts the command server (`targets.commandserver`: later commands run in a "
+        "fork of a process that has imported `targets`); "
         f"then {ctx.reps} timed repetitions, interleaved. `targets run` is the whole CLI "
         "process: start-up, snapshot, submit to the local target (a detached supervisor "
         "process that starts the script), streaming the output until the run completes, "
-        "collecting logs. The API rows are timed inside one Python process that already "
+        "collecting logs. The row with `TARGETS_SERVER_PERSIST=0` is the same command "
+        "without the command server, as the first command of a session runs. "
+        "The API rows are timed inside one Python process that already "
         "imported `targets` and submitted once, so they exclude interpreter start-up and "
         "imports.",
     )
-    section.rows += [Row(py), Row(run, py), Row(nobc, py, "no bytecode cache, as in dev shells")]
+    section.rows += [Row(py), Row(run, py), Row(cold, py, "no command server: cold start")]
     section.rows += [Row(s, py, note) for s, note in api["rows"]]
     section.facts.update(
         python=py,
         run=run,
-        nobc=nobc,
+        cold=cold,
         api_import_s=api["import_s"],
         api_first_run_s=api["first_run_s"],
         api_total=api["totals"],
@@ -380,17 +385,32 @@ def startup(ctx: Context) -> Section:
         Case("python -c pass", [ctx.python, "-c", "pass"], ws, env),
         Case("targets --version", [ctx.targets, "--version"], ws, env),
         Case("targets --help", [ctx.targets, "--help"], ws, env),
+        Case(
+            "targets --help, TARGETS_SERVER_PERSIST=0",
+            [ctx.targets, "--help"],
+            ws,
+            dict(env, TARGETS_SERVER_PERSIST="0"),
+        ),
         Case("python -c 'import targets.cli'", [ctx.python, "-c", "import targets.cli"], ws, env),
     ]
-    bare, version, help_, imp = run_round_robin(cases, ctx.reps)
+    ctx.sandbox.serve(ctx.python, ctx.targets, env)
+    bare, version, help_, cold_help, imp = run_round_robin(cases, ctx.reps)
     section = Section(
         "startup",
         "4. CLI start-up",
         f"{ctx.reps} interleaved repetitions after one warm-up each. `python -c pass` is the "
-        "interpreter alone (same venv, with its `site` and the editable-install finder).",
+        "interpreter alone (same venv, with its `site` and the editable-install finder). "
+        "`targets --version` is answered by the console script itself; `targets --help` by "
+        "a worker of the command server, or, with `TARGETS_SERVER_PERSIST=0`, in-process.",
     )
-    section.rows += [Row(bare), Row(version, bare), Row(help_, bare), Row(imp, bare)]
-    section.facts.update(bare=bare, version=version, help=help_)
+    section.rows += [
+        Row(bare),
+        Row(version, bare),
+        Row(help_, bare),
+        Row(cold_help, bare, "no command server"),
+        Row(imp, bare),
+    ]
+    section.facts.update(bare=bare, version=version, help=help_, cold_help=cold_help)
     return section
 
 
@@ -406,9 +426,10 @@ class ImportLine:
 
 
 def import_profile(ctx: Context) -> dict[str, Any]:
-    """``python -X importtime targets run one_line.py`` once: the modules it imports."""
+    """``python -X importtime targets run one_line.py`` once, without the command server:
+    the modules a cold command imports (what the server imports once)."""
     ws = _one_line_workspace(ctx, "importtime")
-    env = ctx.sandbox.env(ws)
+    env = dict(ctx.sandbox.env(ws), TARGETS_SERVER_PERSIST="0")
     argv = [ctx.targets, "run", "one_line.py"]
     run_checked(argv, cwd=ws, env=env)  # warm: bytecode, hash cache
     proc = subprocess.run(

@@ -2,8 +2,8 @@
 tools (``ssh``, ``rsync -a``, ``tar | ssh tar``) talking to the same sshd in the same run.
 
 The server is the test suite's (``tests/sshd.py``): its own config, host key and port,
-logging in as the unix user ``targets-test`` with a key. The issue's goals (issue 3,
-"Benchmarks") are reported as met or missed, as measured; nothing asserts on time.
+logging in as the unix user ``targets-test`` with a key. The issue's goals (issue 18)
+are reported as met or missed, as measured; nothing asserts on time.
 
 Design choice: the "remote" home (``/home/targets-test``) is shared with every test
 session on this machine, so a "fresh remote store" is made by deleting only this
@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parent.parent
 APT_PACKAGES = "openssh-server openssh-client rsync"
 
 # The issue's goals: targets time / reference time at most this.
-GOALS = {"warm": 3.0, "reupload": 1.0, "first": 1.2}
+GOALS = {"warm": 1.5, "reupload": 1.0, "first": 1.2}
 
 PROJECT_FILES = 2000  # the snapshot's default limit, t.py included
 PROJECT_BYTES = 100 * 1000 * 1000

@@ -49,7 +49,7 @@ def _find(rows: list[dict[str, Any]], needle: str) -> dict[str, Any] | None:
 
 def ssh_text(section: Section) -> list[str]:
     f = section.facts
-    out = ["  goals (issue 3), targets / reference, median over median:"]
+    out = ["  goals (issue 18), targets / reference, median over median:"]
     for key, (run, ref) in _pairs(f).items():
         if ref is None:
             out.append(f"    {GOAL_NAMES[key]}: not measured ({f['reupload']['rsync_missing']})")

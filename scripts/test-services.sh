@@ -26,6 +26,8 @@ command -v ss >/dev/null || need+=(iproute2)
 # Debian's Chromium, driven by Playwright for Python (executable_path) in the studio's
 # browser tests (tests/studio_browser.py); Playwright's own browser download is never used.
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# rsync: the reference of `make bench`'s re-upload measurement (benchmarks/_ssh.py).
+command -v rsync >/dev/null || need+=(rsync)
 
 if ((${#need[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

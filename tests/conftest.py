@@ -39,6 +39,9 @@ def isolated_home(
     # Shared SSH connections (targets.ssh.mux) outlive a test's last command by 10 s, not
     # 10 minutes: the session leaves no process behind.
     monkeypatch.setenv("TARGETS_SSH_PERSIST", "10")
+    # No command server (targets.commandserver) for tests that start the console script:
+    # tests/test_commandserver.py turns it on with a socket folder of its own.
+    monkeypatch.setenv("TARGETS_SERVER_PERSIST", "0")
     # Like a user who activated the test venv: local user-managed runs use the active
     # Python (tests/test_user_python.py builds the other shapes), and the suite's scripts
     # import what the test venv holds (mlflow, torch, targets itself).
