@@ -110,6 +110,28 @@ def _opinion(chain: _Chain, probe: str) -> bool | None:
     return None
 
 
+def _matcher(spec: GitIgnoreSpec) -> Callable[[str], bool]:
+    """``spec.match_file`` for paths as the walk makes them ('/'-separated, relative): one
+    regular expression for all of its patterns when none is a negation (then "excluded"
+    is "any pattern matches"), instead of pathspec's loop over patterns and path
+    normalisation, which ran once per file of the project. Any other spec: its own."""
+    import re
+
+    patterns = [p for p in spec.patterns if p.include is not None]
+    regexes = [r for r in (getattr(p, "regex", None) for p in patterns) if r is not None]
+    if not patterns or any(not p.include for p in patterns) or len(regexes) < len(patterns):
+        return spec.match_file
+    try:
+        # Named groups (pathspec's ``ps_d``) would clash once joined: make them plain.
+        named = re.compile(r"[(][?]P<\w+>")
+        parts = ["(?:" + named.sub("(?:", r.pattern) + ")" for r in regexes]
+        joined = re.compile("|".join(parts))
+    except (re.error, AttributeError, TypeError):
+        return spec.match_file
+    match = joined.match
+    return lambda path: match(path) is not None
+
+
 def _holds_environment(names: dict[str, os.DirEntry[str]]) -> bool:
     if "pyvenv.cfg" in names:
         return True
@@ -145,6 +167,7 @@ class Walker:
         self.max_bytes = max_bytes
         self.out = Walk()
         self.stack: list[_Dir] = []
+        self.match_always = _matcher(always)
 
     def _over(self) -> bool:
         return len(self.out.found) > self.max_files or self.out.size > self.max_bytes
@@ -178,7 +201,7 @@ class Walker:
         # Locals: this loop runs once per entry of the project.
         skip, match_always, found, via = (
             self.skip,
-            self.always.match_file,
+            self.match_always,
             self.out.found,
             folder.via,
         )
@@ -194,7 +217,7 @@ class Walker:
             probe = relpath + "/" if is_dir else relpath
             if match_always(probe):
                 continue
-            opinion = _opinion(chain, probe)
+            opinion = _opinion(chain, probe) if chain else None
             if opinion:
                 continue
             if is_dir:
@@ -282,7 +305,7 @@ class Walker:
             # Ignore rules for folders (``data/``) apply to a link that would be copied as one.
             probe = relpath + "/"
             opinion = _opinion(chain, probe)
-            if self.always.match_file(probe) or opinion:
+            if self.match_always(probe) or opinion:
                 return
             if opinion is None and (
                 entry.name in DEFAULT_EXCLUDED_DIRS or _is_environment(resolved)

@@ -509,9 +509,33 @@ def _git(root: Path, *args: str) -> str | None:
     return proc.stdout if proc.returncode == 0 else None
 
 
+def _maybe_in_repository(root: Path) -> bool:
+    """False only when git could not find a repository for ``root``: no ``GIT_DIR`` or
+    ``GIT_WORK_TREE`` in the environment, and neither ``root`` nor a folder above it holds
+    a ``.git`` (folder or file) or is a repository itself (``HEAD`` and ``objects``). Saves
+    starting ``git`` for a project outside any repository."""
+    if os.environ.get("GIT_DIR") or os.environ.get("GIT_WORK_TREE"):
+        return True
+    folder = os.path.abspath(root)
+    while True:
+        if os.path.lexists(os.path.join(folder, ".git")):
+            return True
+        if os.path.lexists(os.path.join(folder, "HEAD")) and os.path.isdir(
+            os.path.join(folder, "objects")
+        ):
+            return True
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return False
+        folder = parent
+
+
 def git_state(root: Path) -> GitState | None:
     """The git state of the repository that holds ``root``; None when ``root`` is not in
-    a repository, ``git`` is missing or fails. Blocking: runs ``git`` twice."""
+    a repository, ``git`` is missing or fails. Blocking: runs ``git`` twice (not at all
+    outside a repository)."""
+    if not _maybe_in_repository(root):
+        return None
     status = _git(root, "status", "--porcelain=v2", "--branch", "--untracked-files=normal")
     if status is None:
         return None

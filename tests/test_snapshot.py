@@ -661,3 +661,28 @@ def test_no_repository_means_no_git_state(tmp_path: Path, monkeypatch: pytest.Mo
 )
 def test_strip_credentials(url: str, expected: str) -> None:
     assert strip_credentials(url) == expected
+
+
+def test_no_git_is_started_outside_a_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A project outside any repository costs no `git` process; inside one (a `.git`
+    folder or file above it), git is asked as before."""
+    calls = tmp_path / "calls"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "git"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexit 128\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.delenv("GIT_DIR", raising=False)
+    monkeypatch.delenv("GIT_WORK_TREE", raising=False)
+    project = tmp_path / "project"
+    write(project, "a.txt")
+    if any((p / ".git").exists() for p in project.parents):
+        pytest.skip("the temporary folder is inside a git repository")
+    assert take_snapshot(project).git is None
+    assert not calls.exists(), calls.read_text()
+    (project / ".git").write_text("gitdir: /somewhere/else\n")  # a worktree's .git file
+    assert take_snapshot(project / ".").git is None  # the fake git fails
+    assert "status" in calls.read_text()

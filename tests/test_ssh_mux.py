@@ -268,3 +268,100 @@ def test_uploads_and_concurrent_runs_through_the_shared_connection(
     # Both went through the shared connection: the run's session came from its port.
     shared = client_port(cli, vm)
     assert f"via {shared}" in result.out and shared != first, (first, shared, result.out)
+
+
+# -- the spare agent -------------------------------------------------------------------
+
+
+def agents_of(port: str) -> set[int]:
+    """Pids of `agent.pyz serve` processes started over the SSH connection whose client
+    port is ``port`` (their SSH_CONNECTION says so; read as root from /proc)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"agent.pyz" not in b" ".join(argv) or b"serve" not in argv:
+            continue
+        for item in environ:
+            if item.startswith(b"SSH_CONNECTION=") and item.split()[1] == port.encode():
+                found.add(int(entry.name))
+    return found
+
+
+def one_session(project: Path, vm: str, port: str) -> set[int]:
+    """Open an agent session through the shared connection and end it; then wait for
+    the spare agent it leaves (and for that session's own agent to be gone): its pid."""
+    with Workspace(project).get_target(vm) as target:
+        target.agent()  # type: ignore[attr-defined]
+        assert target._ssh is None  # type: ignore[attr-defined]  # through the shared one
+        used = agents_of(port)
+    assert used
+
+    def spare() -> set[int]:
+        now = agents_of(port)
+        return now if now and not now & used else set()
+
+    return wait_until(spare, timeout=60, what="a spare agent")
+
+
+def shared_port(project: Path, vm: str, sshd: SSHServer) -> str:
+    sock = socket_of(key_of(project, vm))
+    wait_until(sock.exists, timeout=30, what="the shared connection's socket")
+    return mux_client_port(int(sock.with_suffix(".pid").read_text()), sshd.port)
+
+
+def test_the_agent_waits_started_in_the_shared_connection(
+    vm: str, project: Path, cli, sshd: SSHServer
+) -> None:
+    """Once a command's agent session ends, the shared connection starts the agent again
+    and keeps it waiting; the next command gets that very process (no exec, no start of
+    Python on the target), and a new one is started after it."""
+    if os.geteuid() != 0:
+        skip_or_fail("reading the agent processes' environment needs root")
+    client_port(cli, vm)  # connects itself; starts the shared connection
+    port = shared_port(project, vm, sshd)
+    spare = one_session(project, vm, port)
+    assert len(spare) == 1, spare
+    with Workspace(project).get_target(vm) as target:
+        agent = target.agent()  # type: ignore[attr-defined]
+        assert agent.call("which_tool", name="no-such-tool-here") is None
+        assert agents_of(port) == spare  # the one it talks to is the spare
+        assert target._ssh is None  # type: ignore[attr-defined]
+    # That session ended (so did that agent), and the next spare waits.
+    wait_until(lambda: agents_of(port) - spare, timeout=60, what="the next spare agent")
+    wait_until(lambda: not agents_of(port) & spare, timeout=60, what="the used agent's end")
+
+
+def test_a_spare_agent_that_died_or_is_not_asked_for_is_not_used(
+    vm: str, project: Path, cli, sshd: SSHServer
+) -> None:
+    """A spare whose process ended (as when the target rebooted or the agent was removed)
+    is dropped and the command started as usual; one kept for another command (another
+    agent version) is ended when that other command is asked for."""
+    if os.geteuid() != 0:
+        skip_or_fail("reading the agent processes' environment needs root")
+    client_port(cli, vm)
+    port = shared_port(project, vm, sshd)
+    (dead,) = one_session(project, vm, port)
+    os.kill(dead, 9)
+    wait_until(lambda: dead not in agents_of(port), timeout=30, what="the agent's end")
+    # The next session works (a dead spare handed out would have lost it its hello).
+    (spare,) = one_session(project, vm, port)
+    assert spare != dead
+    result = cli("run", "-c", "echo fine", "--target", vm)
+    assert result.code == 0 and "fine" in result.out, result
+    # Another agent command (e.g. after an upgrade): the spare is not it, and is ended.
+    # (Asked again while the spare may still be on its way: it is kept once it said hello.)
+    for _ in range(20):
+        channel = mux.connect(key_of(project, vm), "echo other", spare=True)
+        status, out, _err = channel.communicate(timeout=120)
+        assert (status, out) == (0, b"other\n")
+        with contextlib.suppress(AssertionError):
+            wait_until(lambda: spare not in agents_of(port), timeout=3, what="its end")
+            break
+    assert spare not in agents_of(port), "the spare of another command was kept"

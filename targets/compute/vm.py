@@ -232,9 +232,11 @@ class VMTarget(AgentTarget):
 
             stop(key)
 
-    def _shared(self, command: str) -> Any:
+    def _shared(self, command: str, *, spare: bool = False) -> Any:
         """``command`` started through the shared connection of this target, or None
-        (none is served yet: it is started for the next command)."""
+        (none is served yet: it is started for the next command). ``spare``: the shared
+        connection may start it ahead of time for the next command (the agent's
+        ``serve``, which only waits for requests), see :mod:`targets.ssh.mux`."""
         key = self.mux_key
         # Not when an unknown host key may be accepted (that is for this process to
         # decide), nor once this process has its own connection.
@@ -245,16 +247,16 @@ class VMTarget(AgentTarget):
         if mux.persist_seconds() <= 0:
             return None
         try:
-            return mux.connect(key, command)
+            return mux.connect(key, command, spare=spare)
         except mux.MuxUnavailable:
             assert self.context.workspace is not None
             mux.spawn(self.context.workspace, self.name, key)
             return None
 
-    def _exec(self, command: str) -> Any:
+    def _exec(self, command: str, *, spare: bool = False) -> Any:
         """Start ``command`` on the target: through the shared connection of this target
         when one is served, else on a connection of our own."""
-        shared = self._shared(command)
+        shared = self._shared(command, spare=spare)
         return shared if shared is not None else self.connection().exec(command)
 
     def run_command(
@@ -282,7 +284,7 @@ class VMTarget(AgentTarget):
             raise ConnectionFailed(f"a command on {self.vm_options.address} failed: {exc}") from exc
 
     def _open_agent(self, version: str) -> AgentClient | None:
-        channel = self._exec(self._start_command(version))
+        channel = self._exec(self._start_command(version), spare=True)
         channel.settimeout(self.io_timeout)
         try:
             first = _recv_exact(channel, 4)

@@ -25,12 +25,25 @@ command on a new channel of its connection, and talk to it through the socket.
 
 Wire format on the socket: the process answers every client with frames ``[kind: 1 byte]
 [length: 4 bytes, big-endian][payload]``, first ``R`` (ready) at once; the client then
-sends one JSON line ``{"exec": COMMAND}`` and the command's standard input (a half-close
-is its end of file). The process answers ``S`` once the command has started (or ``!`` and
-an error message instead), then ``O`` standard output, ``E`` standard error, and ``X``
+sends one JSON line ``{"exec": COMMAND}`` (``"spare": true`` added for the agent's
+command, see below) and the command's standard input (a half-close is its end of file).
+The process answers ``S`` once the command has started (or ``!`` and an error message
+instead), then ``O`` standard output, ``E`` standard error, and ``X``
 the exit status (4 bytes, signed). Only the wait for ``R`` is short
 (``TARGETS_SSH_MUX_TIMEOUT``, 5 s): how long the SSH exec takes on a busy machine never
 decides between the shared and a direct connection.
+
+**A spare agent.** Starting ``python3 agent.pyz serve`` on a new channel costs a round
+trip for the channel, one for the exec and the interpreter's start on the target (about
+100 ms on a loopback sshd). A client marks such a command ``"spare": true``: it may be
+started before it is asked for, because starting it does nothing but wait for requests.
+Once a client of such a command is done, the process starts that command again on a new
+channel and reads its first reply (the agent's hello, kept to be relayed), so that the
+next client asking for the same command gets that channel at once. A spare whose command
+ended meanwhile (the agent was upgraded or removed, the target rebooted) or that was
+started for another command is closed and the command is started as usual; only one
+spare is kept, and it ends with the process. ``TARGETS_SSH_SPARE=0`` in a client's
+environment: it neither takes nor leaves a spare.
 """
 
 from __future__ import annotations
@@ -233,8 +246,12 @@ class MuxChannel:
             self.close()
 
 
-def connect(key: str, command: str, timeout: float | None = None) -> MuxChannel:
-    """Start ``command`` through the mux process of ``key``.
+def connect(
+    key: str, command: str, timeout: float | None = None, *, spare: bool = False
+) -> MuxChannel:
+    """Start ``command`` through the mux process of ``key``. ``spare``: the command may be
+    started ahead of time for the next client (it only waits for requests, as the agent's
+    ``serve`` does), see the module's docstring.
 
     Two steps, so that a slow machine never decides the path: the process first says it
     is there (``R``, sent on accept, before anything is asked of the SSH connection),
@@ -255,7 +272,10 @@ def connect(key: str, command: str, timeout: float | None = None) -> MuxChannel:
         if not channel._ready:
             raise MuxUnavailable("the mux process did not answer")
         sock.settimeout(_START_TIMEOUT)
-        sock.sendall(json.dumps({"exec": command}).encode() + b"\n")
+        request: dict[str, Any] = {"exec": command}
+        if spare and os.environ.get("TARGETS_SSH_SPARE", "").strip() != "0":
+            request["spare"] = True
+        sock.sendall(json.dumps(request).encode() + b"\n")
         # Wait until the command has started, or for the error that sends us to a direct
         # connection (before the caller depends on this channel).
         channel._frame()
@@ -300,6 +320,56 @@ def stop(key: str) -> bool:
 # -- the mux process -----------------------------------------------------------------
 
 
+_SPARE_HELLO_TIMEOUT = 60.0
+"""How long a spare command may take to send its first reply before it is given up."""
+_SPARE_WAIT = 10.0
+"""How long a client waits for a spare of its command that is on its way (then it starts
+the command itself)."""
+
+
+def _read_reply(channel: Any) -> bytes:
+    """The first frame a started agent sends (its hello: ``u32 length | header``),
+    read whole from ``channel``; b"" when the command ended (or broke) first."""
+    data = b""
+    want = 4
+    while len(data) < want:
+        part = channel.recv(want - len(data))
+        if not part:
+            return b""
+        data += part
+        if want == 4 and len(data) == 4:
+            want += struct.unpack(">I", data)[0]
+            if want > 1 << 20:
+                return b""
+    return data
+
+
+class _Spare:
+    """A command started ahead of its client, with the first reply it sent."""
+
+    def __init__(self, command: str, channel: Any, head: bytes) -> None:
+        self.command = command
+        self.channel = channel
+        self.head = head
+
+    def alive(self) -> bool:
+        """Whether the command still runs and waits (nothing ended its channel)."""
+        c = self.channel
+        transport = c.get_transport()
+        return not (
+            c.closed
+            or c.eof_received
+            or c.exit_status_ready()
+            or c.recv_ready()  # it said more than its hello: not in step
+            or transport is None
+            or not transport.is_active()
+        )
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.channel.close()
+
+
 class _Server:
     def __init__(self, connection: Any) -> None:
         self.connection = connection
@@ -307,6 +377,86 @@ class _Server:
         self.active = 0
         self.last_seen = time.monotonic()
         self.broken = False
+        self.spare: _Spare | None = None
+        self.starting_spare: str | None = None  # the command of the spare on its way
+        self.spare_ready = threading.Condition(self.lock)
+        self.closed = False
+
+    def take_spare(self, command: str) -> _Spare | None:
+        """The spare of ``command`` when one is ready and alive (it is the caller's
+        now; one on its way is waited for, as it is ahead of a command started now);
+        any other spare is closed."""
+        with self.lock:
+            self.spare_ready.wait_for(lambda: self.starting_spare != command, timeout=_SPARE_WAIT)
+            spare, self.spare = self.spare, None
+        if spare is None:
+            return None
+        if spare.command == command and spare.alive():
+            return spare
+        spare.close()
+        return None
+
+    def start_spare(self, command: str) -> None:
+        """Start ``command`` in the background as the next spare (unless one is ready or
+        being started)."""
+        with self.lock:
+            if self.closed or self.broken or self.starting_spare is not None:
+                return
+            if self.spare is not None and self.spare.command == command:
+                return
+            self.starting_spare = command
+        threading.Thread(target=self._make_spare, args=(command,), daemon=True).start()
+
+    def _make_spare(self, command: str) -> None:
+        spare = None
+        try:
+            channel = self.connection.exec(command)
+            channel.settimeout(_SPARE_HELLO_TIMEOUT)
+            try:
+                head = _read_reply(channel)
+            except Exception:
+                head = b""
+            if head:
+                channel.settimeout(None)
+                spare = _Spare(command, channel, head)
+            else:  # it ended (e.g. no agent of that version there): no spare
+                channel.close()
+        except Exception:
+            pass  # the next client starts its command as usual, and learns why
+        finally:
+            with self.lock:
+                self.starting_spare = None
+                if spare is not None and not self.closed:
+                    old, self.spare = self.spare, spare
+                    spare = None
+                else:
+                    old = None
+                self.spare_ready.notify_all()
+            for extra in (old, spare):
+                if extra is not None:
+                    extra.close()
+
+    def _exec(self, command: str) -> Any:
+        """``connection.exec``; when the server refuses a new session while a spare holds
+        one (sshd's ``MaxSessions``, 10 by default), the spare is closed and the command
+        tried once more."""
+        try:
+            return self.connection.exec(command)
+        except Exception:
+            with self.lock:
+                spare, self.spare = self.spare, None
+            if spare is None:
+                raise
+            spare.close()
+            return self.connection.exec(command)
+
+    def close_spare(self) -> None:
+        with self.lock:
+            self.closed = True
+            spare, self.spare = self.spare, None
+            self.spare_ready.notify_all()
+        if spare is not None:
+            spare.close()
 
     def serve_client(self, client: socket.socket) -> None:
         with self.lock:
@@ -332,20 +482,39 @@ class _Server:
             request += part
             if len(request) > 1 << 20:
                 return
-        command = str(json.loads(request)["exec"])
+        asked = json.loads(request)
+        command = str(asked["exec"])
+        spare_ok = asked.get("spare") is True
         send_lock = threading.Lock()
 
         def send(kind: bytes, payload: bytes) -> None:
             with send_lock:
                 client.sendall(_HEADER.pack(kind, len(payload)) + payload)
 
-        try:
-            channel = self.connection.exec(command)
-        except Exception as exc:  # told to the client, which connects itself
-            self.broken = True
-            send(b"!", str(exc).encode())
-            return
+        spare = self.take_spare(command) if spare_ok else None
+        if spare is not None:
+            channel = spare.channel
+        else:
+            try:
+                channel = self._exec(command)
+            except Exception as exc:  # told to the client, which connects itself
+                self.broken = True
+                send(b"!", str(exc).encode())
+                return
         send(b"S", b"")
+        try:
+            if spare is not None:
+                try:
+                    send(b"O", spare.head)  # the reply it sent while it waited
+                except OSError:
+                    channel.close()  # the client is gone already
+                    raise
+            self._relay(client, channel, send)
+        finally:
+            if spare_ok:
+                self.start_spare(command)  # for the next client of this command
+
+    def _relay(self, client: socket.socket, channel: Any, send: Any) -> None:
 
         def stdin() -> None:
             try:
@@ -476,8 +645,10 @@ def _serve_target(folder: Path, workspace: Path, name: str, key: str, persist: f
             (folder / f"{key}.pid").unlink()
         listener.close()
         deadline = time.monotonic() + 3600
+        server.close_spare()
         while server.idle_for() == 0.0 and time.monotonic() < deadline:
             time.sleep(0.2)
+        server.close_spare()  # one started by a client that ended meanwhile
         with contextlib.suppress(Exception):
             connection.close()
     return 0
