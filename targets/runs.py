@@ -45,6 +45,9 @@ PARENT_VARIABLE = "TARGETS_PARENT_RUN_ID"
 """The parent's run id, in a child run's environment (``run.parent`` of the run library)."""
 _MARK = ".collect-error"
 """In a run's folder while its last collection failed: the reason (see CollectionError)."""
+_WAIT_SECONDS = 1.0
+"""The longest one :meth:`ComputeTarget.wait_news` call of a follower blocks: Ctrl-C
+stops streaming within about this long."""
 
 
 class CollectionError(TargetsError):
@@ -747,6 +750,9 @@ class Run:
         if handle is None:
             return self.refresh()
         target = self._get_target()
+        waited = self._follow_news(target, handle, sink, follow=follow, on_status=on_status)
+        if waited is not None:
+            return waited
         delay = 0.02
         last_status = self._record.status
         while True:
@@ -778,6 +784,70 @@ class Run:
                 time.sleep(delay)
                 delay = min(delay * 1.5, 0.5)
 
+    def _follow_news(
+        self,
+        target: ComputeTarget,
+        handle: RunHandle,
+        sink: IO[bytes] | None,
+        *,
+        follow: bool,
+        on_status: Callable[[str], None] | None,
+    ) -> RunRecord | None:
+        """:meth:`stream`'s loop for kinds that wait for news
+        (:meth:`~targets.compute.base.ComputeTarget.wait_news`): each call returns as soon
+        as the run has new log bytes, a new status or has ended, so nothing waits for a
+        poll interval. Returns None, having done nothing, when the kind cannot wait."""
+        last_status = self._record.status
+        while True:
+            record = self._record
+            if record.status in _TERMINAL_NAMES and record.collected:
+                return record
+            news = target.wait_news(
+                handle, self._local_offsets(), record.status, _WAIT_SECONDS if follow else 0.0
+            )
+            if news is None:
+                return None
+            state, chunks = news
+            if not state.status.terminal:
+                record = self._record_state(state)
+                if on_status and record.status != last_status:
+                    on_status(record.status)
+                    last_status = record.status
+            new = self._write_news(chunks) if chunks else []
+            if sink is not None and new:
+                for chunk in new:
+                    if chunk.name in SYSTEM_LOGS:
+                        sink.write(chunk.data)
+                sink.flush()
+            if state.status.terminal:
+                # The end comes only once the target's logs are complete: record it and
+                # collect (what this answer left out, then the outputs) without asking
+                # for the status again.
+                record = self._record_state(state)
+                if record.collected:
+                    return record
+                return self._collect_ended(target, handle)
+            if not follow and not chunks:
+                return record  # else ask again at once: the answer may have been capped
+
+    def _write_news(self, chunks: list[LogChunk]) -> list[LogChunk]:
+        """Write chunks that :meth:`ComputeTarget.wait_news` returned (their offsets were
+        taken before the wait, outside the collection lock: another process may have
+        collected some of these bytes meanwhile). Returns what was new here."""
+        written: list[LogChunk] = []
+        with self._collecting():
+            have = self._local_offsets()
+            for chunk in chunks:
+                size = have.get(chunk.name, 0)
+                if 0 <= chunk.offset <= size:
+                    if chunk.offset + len(chunk.data) <= size:
+                        continue  # collected already
+                    chunk = LogChunk(chunk.name, size, chunk.data[size - chunk.offset :])
+                # (any other offset is refused by the check of _write_chunk)
+                self._write_chunk(chunk)
+                written.append(chunk)
+        return written
+
     def wait_for_completion(
         self,
         show_output: bool = False,
@@ -789,8 +859,17 @@ class Run:
         if show_output:
             record = self.stream(sys.stdout.buffer)
         else:
+            record = self._record
+            handle = self.handle
+            waited = None
+            if handle is not None and (
+                record.status not in _TERMINAL_NAMES or not record.collected
+            ):
+                waited = self._follow_news(
+                    self._get_target(), handle, None, follow=True, on_status=None
+                )
+            record = waited if waited is not None else self.refresh()
             delay = 0.05
-            record = self.refresh()
             while record.status not in _TERMINAL_NAMES or not record.collected:
                 time.sleep(delay)
                 delay = min(delay * 1.5, 1.0)

@@ -24,6 +24,7 @@ from .protocol import (
     DockerCheck,
     ExternalCommand,
     Hello,
+    MissingObjects,
     RunSpec,
     StatusRecord,
     manifest_rows,
@@ -125,22 +126,37 @@ def missing(root: str, rows: list[list[Any]], run_id: str | None = None) -> list
 def start_run(
     root: str,
     run_id: str,
-    rows: list[list[Any]],
+    rows: list[list[Any]] | None,
     spec: RunSpec,
     python: str | None = None,
     launch: str = LAUNCH_DETACHED,
-) -> StatusRecord | ExternalCommand:
+    check: bool = False,
+) -> StatusRecord | ExternalCommand | MissingObjects:
     """Materialise the run folder from the store, write its spec and launch it detached
     (returns its first status); with ``launch="external"`` start nothing and return the
-    supervisor's command instead (see :mod:`external`)."""
+    supervisor's command instead (see :mod:`external`).
+
+    With ``check``, first claim the objects of ``rows`` for the run (as ``missing``
+    does) and, when the store lacks some, start nothing: return ``{"missing": [keys]}``
+    and keep the rows, so that the ``start`` that follows the upload may leave ``rows``
+    out (None). One round trip from the manifest to a started run when nothing is
+    missing, and the manifest crosses the wire once."""
     if launch not in (LAUNCH_DETACHED, LAUNCH_EXTERNAL):
         raise ValueError(
             "launch must be %r or %r, not %r" % (LAUNCH_DETACHED, LAUNCH_EXTERNAL, launch)
         )
-    files = manifest_rows(rows)  # malformed rows are refused before anything is made
     run_dir = rundir.run_path(root, run_id)
+    if rows is None:
+        rows = storage.pending_rows(root, run_id)
+        if rows is None:
+            raise ValueError("no manifest is kept for run %s on this target: send it" % run_id)
+    files = manifest_rows(rows)  # malformed rows are refused before anything is made
     if os.path.exists(run_dir):
         raise ValueError("run %s already exists on this target" % run_id)
+    if check:
+        missing = storage.claim_for_start(root, rows, run_id)
+        if missing:
+            return {"missing": missing}
     os.makedirs(os.path.join(run_dir, "wd"), mode=0o700)
     os.chmod(run_dir, 0o700)  # makedirs' mode is the leaf's; the umask may loosen both
     try:
@@ -333,8 +349,8 @@ def operations(root: str) -> dict[str, Callable[..., Any]]:
         "package_settings": lambda: envs.package_facts(),
         "pythons": lambda: envs.find_pythons(which_tool(root, "uv")),
         "missing": lambda rows, run_id=None: missing(root, rows, run_id),
-        "start": lambda run_id, rows, spec, python=None, launch=LAUNCH_DETACHED: start_run(
-            root, run_id, rows, spec, python, launch
+        "start": lambda run_id, spec, rows=None, python=None, launch=LAUNCH_DETACHED, check=False: (
+            start_run(root, run_id, rows, spec, python, launch, check)
         ),
         "status_as_written": lambda run_id: external.read_status(root, run_id),
         "status": lambda run_id: rundir.read_status(root, run_id),

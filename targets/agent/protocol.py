@@ -277,6 +277,16 @@ class LogChunkMeta(TypedDict):
     size: int
 
 
+class WaitReply(TypedDict):
+    """The reply of ``wait``: the run's status and its new log bytes (entries as in a
+    ``logs`` reply, the bytes in the payload). ``complete``: the bytes reach the end of
+    every log (no size cap cut them short)."""
+
+    status: StatusRecord
+    logs: list[LogChunkMeta]
+    complete: bool
+
+
 class UploadMeta(TypedDict, total=False):
     """The header of one object in a ``put`` stream; ``{"end": true}`` closes it."""
 
@@ -296,6 +306,14 @@ class ExternalCommand(TypedDict):
     env: dict[str, str]
     """To add to the environment it runs in (the caller passes the user's own
     ``PYTHONPATH`` on as ``TARGETS_USER_PYTHONPATH``)."""
+
+
+class MissingObjects(TypedDict):
+    """The reply of a ``start`` with ``check``: the store lacks these objects, so nothing
+    was started. The agent keeps the run's rows: after sending the objects, the client
+    asks to ``start`` again without them."""
+
+    missing: list[str]
 
 
 class PythonFound(TypedDict):

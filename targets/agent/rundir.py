@@ -35,6 +35,7 @@ __all__ = [
     "release_space",
     "reserve_space",
     "run_path",
+    "wait_news",
     "write_status",
 ]
 
@@ -270,3 +271,74 @@ def cancel_run(root: str, run_id: str) -> StatusRecord:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
     return status
+
+
+WAIT_LIMIT = 5.0
+"""The longest one :func:`wait_news` blocks, whatever the client asks."""
+_WAIT_TICK = 0.005
+_WAIT_RECHECK = 0.5
+
+
+def _log_sizes(run_dir: str) -> tuple[Any, ...]:
+    """What changes when a log grows or a log file appears: cheap (stat calls only)."""
+    sizes: list[Any] = []
+    for name in SYSTEM_LOGS:
+        try:
+            sizes.append(os.stat(os.path.join(run_dir, name)).st_size)
+        except OSError:
+            sizes.append(-1)
+    logs_dir = os.path.join(run_dir, "wd", "logs")
+    for dirpath, dirnames, filenames in os.walk(logs_dir):
+        dirnames.sort()
+        for name in sorted(filenames):
+            try:
+                sizes.append((dirpath, name, os.stat(os.path.join(dirpath, name)).st_size))
+            except OSError:
+                continue
+    return tuple(sizes)
+
+
+def _status_stamp(run_dir: str) -> tuple[int, int] | None:
+    """Changes whenever the supervisor replaces ``status.json``."""
+    try:
+        st = os.stat(os.path.join(run_dir, "status.json"))
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns)
+
+
+def wait_news(
+    root: str,
+    run_id: str,
+    offsets: dict[str, int],
+    known: str | None,
+    timeout: float,
+    max_bytes: int = MAX_CHUNK,
+) -> tuple[StatusRecord, list[LogRead]]:
+    """Block at most ``timeout`` seconds (and at most :data:`WAIT_LIMIT`) until the run
+    has news: log bytes beyond ``offsets``, a status other than ``known``, or its end.
+    Returns its status (as :func:`read_status`) and the new log bytes (as
+    :func:`read_logs`); on timeout the status and no bytes.
+
+    The status is read before the logs, so an ended run's logs are complete. Between
+    full reads only ``stat`` calls run, every few milliseconds: status.json is replaced
+    by the supervisor at each change, and logs only grow. A full read happens anyway
+    every half second, which notices a supervisor that died without a word."""
+    run_dir = run_path(root, run_id)
+    deadline = time.monotonic() + max(0.0, min(float(timeout), WAIT_LIMIT))
+    while True:
+        stamp, sizes = _status_stamp(run_dir), _log_sizes(run_dir)
+        status = read_status(root, run_id)
+        chunks = read_logs(root, run_id, offsets, max_bytes)
+        now = time.monotonic()
+        if chunks or status.get("status") in TERMINAL or status.get("status") != known:
+            return status, chunks
+        if now >= deadline:
+            return status, chunks
+        recheck = min(deadline, now + _WAIT_RECHECK)
+        while True:
+            time.sleep(min(_WAIT_TICK, max(0.0, recheck - time.monotonic())))
+            if time.monotonic() >= recheck:
+                break
+            if _status_stamp(run_dir) != stamp or _log_sizes(run_dir) != sizes:
+                break

@@ -16,6 +16,21 @@ transfer never becomes a valid object.
 
 Responses carry ``"ok": true`` or ``"ok": false`` with ``"error"`` (a message for the user)
 and ``"kind"`` (``user`` for bad input, ``internal`` for a bug).
+
+Starting a run takes one round trip when the target has every file: ``start`` with
+``"check": true`` and the manifest ``rows`` claims the run's objects and starts it, or
+answers ``{"missing": [keys]}`` and starts nothing, keeping the rows; the client sends
+those objects (``put``) and asks ``start`` again with ``"rows": null``. (``missing``, then
+``start`` with the rows and without ``check``, is the older two-trip form, still
+answered.)
+
+Following a run: ``wait`` (``run_id``, ``offsets``, ``known``, ``timeout``) answers as
+soon as the run has news -- log bytes beyond ``offsets``, a status other than ``known``,
+its end -- or after ``timeout`` seconds (at most a few): ``{"status", "logs",
+"complete"}`` with the log bytes in the payload, as ``logs`` sends them. The status is
+read before the logs, so the logs of an ended run are complete; ``complete`` says no
+size cap cut them short. ``collected`` is answered as soon as the marker is written; the
+storage cap is applied after the reply.
 """
 
 from __future__ import annotations
@@ -30,8 +45,8 @@ import traceback
 import zlib
 from typing import IO, Any
 
-from . import AGENT_VERSION, ops, rundir, store
-from .protocol import LogChunkMeta, UploadMeta, check_object_key, parse_object_key
+from . import AGENT_VERSION, ops, rundir, storage, store
+from .protocol import LogChunkMeta, UploadMeta, WaitReply, check_object_key, parse_object_key
 
 __all__ = ["ChunkReader", "read_frame", "serve", "write_chunks", "write_frame"]
 
@@ -254,6 +269,32 @@ def _dispatch(root: str, header: dict[str, Any], inp: IO[bytes], out: IO[bytes])
         write_frame(
             out, {"ok": True, "result": _log_meta(chunks)}, b"".join(c["data"] for c in chunks)
         )
+        return
+    if op == "wait":
+        limit = int(args.get("max_bytes") or rundir.MAX_CHUNK)
+        status, chunks = rundir.wait_news(
+            root,
+            args["run_id"],
+            args.get("offsets") or {},
+            args.get("known"),
+            float(args.get("timeout") or 0),
+            limit,
+        )
+        data = b"".join(c["data"] for c in chunks)
+        reply: WaitReply = {
+            "status": status,
+            "logs": _log_meta(chunks),
+            "complete": len(data) < limit,
+        }
+        write_frame(out, {"ok": True, "result": reply}, data)
+        return
+    if op == "collected":
+        # The cap walks every run folder and object: done after the reply, so that the
+        # client does not wait for it (the next request on this connection may).
+        marked = storage.mark_collected(root, args["run_id"], apply_cap=False)
+        write_frame(out, {"ok": True, "result": marked})
+        with contextlib.suppress(Exception):
+            storage.enforce_cap(root, args["run_id"] if marked["marked"] else None)
         return
     if op == "poll":
         status = rundir.read_status(root, args["run_id"])

@@ -26,6 +26,11 @@ What is kept, what goes:
 - The cap (``<root>/storage.json``, default :data:`DEFAULT_CAP`) is applied after each
   collection: when the store and run folders together exceed it, unneeded objects go
   first, then the oldest collected run folders, until the total is under the cap.
+  Design choice: that takes a walk of every object and run folder, so each full walk
+  records the usage it found (``<root>/storage-usage.json``), and a collection adds the
+  size of the collected run's folder to it; while that estimate (an over-estimate for
+  what collected runs hold) is under the cap and the last walk is less than an hour old,
+  no walk is made.
 
 Sizes are apparent sizes (``st_size``), each inode counted once however many links it has.
 """
@@ -50,9 +55,12 @@ __all__ = [
     "CLAIM_TTL",
     "DEFAULT_CAP",
     "MARKER",
+    "claim_for_start",
     "collect",
+    "enforce_cap",
     "mark_collected",
     "missing_and_claim",
+    "pending_rows",
     "read_cap",
     "release",
     "set_cap",
@@ -65,6 +73,7 @@ TEMP_TTL = 86400
 _LOCK = "storage.lock"
 _CONFIG = "storage.json"
 _CLAIMS = "claims"
+_PENDING = "pending"
 _OBJECT = re.compile(r"^[0-9a-f]{64}(\.x)?$")
 
 _Inode = Tuple[int, int]  # noqa: UP006 - evaluated at runtime, on Python 3.8 too
@@ -116,14 +125,55 @@ def missing_and_claim(root: str, rows: Iterable[Sequence[Any]], claim: str | Non
         return store.missing_objects(root, rows)
 
 
+def _pending_path(root: str, run_id: str) -> str:
+    if not run_id or "/" in run_id or run_id.startswith("."):
+        raise ValueError("bad run id %r" % run_id)
+    return os.path.join(root, _PENDING, run_id + ".json")
+
+
+def claim_for_start(root: str, rows: Sequence[Sequence[Any]], run_id: str) -> list[str]:
+    """What a ``start`` that checks first does: claim every object of ``rows`` for
+    ``run_id`` (as :func:`missing_and_claim`) and return the keys the store lacks. When
+    some are missing, the rows are also kept (``<root>/pending/<run_id>.json``) so that
+    the ``start`` that follows the upload need not carry them again (see
+    :func:`pending_rows`); :func:`release` drops them with the claim."""
+    missing = missing_and_claim(root, rows, run_id)
+    if missing:
+        path = _pending_path(root, run_id)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        tmp = "%s.tmp-%d" % (path, os.getpid())
+        with open(tmp, "w") as fh:
+            json.dump([list(r) for r in rows], fh, separators=(",", ":"))
+        os.replace(tmp, path)
+    return missing
+
+
+def pending_rows(root: str, run_id: str) -> list[list[Any]] | None:
+    """The rows a checking ``start`` kept for ``run_id`` (None: none kept)."""
+    try:
+        with open(_pending_path(root, run_id)) as fh:
+            rows = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return rows if isinstance(rows, list) else None
+
+
 def release(root: str, claim: str) -> None:
-    """Drop a claim (idempotent)."""
+    """Drop a claim, and the rows kept with it (idempotent)."""
     with contextlib.suppress(OSError):
         os.unlink(_claim_path(root, claim))
+    with contextlib.suppress(OSError, ValueError):
+        os.unlink(_pending_path(root, claim))
 
 
 def _claimed(root: str, now: float, dry_run: bool) -> set[str]:
-    """Object keys named by live claims; expired claims are removed (unless dry-run)."""
+    """Object keys named by live claims; expired claims (and the rows kept with them)
+    are removed (unless dry-run)."""
+    pending = os.path.join(root, _PENDING)
+    for name in os.listdir(pending) if os.path.isdir(pending) and not dry_run else ():
+        with contextlib.suppress(OSError):
+            if now - os.path.getmtime(os.path.join(pending, name)) > CLAIM_TTL:
+                os.unlink(os.path.join(pending, name))
     folder = os.path.join(root, _CLAIMS)
     keys: set[str] = set()
     for name in os.listdir(folder) if os.path.isdir(folder) else ():
@@ -187,21 +237,88 @@ def _mark(root: str, run_id: str) -> bool:
     return True
 
 
-def mark_collected(root: str, run_id: str) -> dict[str, Any]:
+def mark_collected(root: str, run_id: str, apply_cap: bool = True) -> dict[str, Any]:
     """Record that the client has brought the ended run's logs and outputs back, then
-    apply the cap. A run that has not ended is not marked. Returns ``{"marked": bool,
-    "pruned": [run ids removed by the cap], "freed_bytes": int}``."""
+    apply the cap (unless ``apply_cap`` is false: the caller applies it later, with
+    :func:`enforce_cap`). A run that has not ended is not marked. Returns ``{"marked":
+    bool, "pruned": [run ids removed by the cap], "freed_bytes": int}``."""
     marked = _mark(root, run_id)
-    cap = read_cap(root)
-    if cap is None:
+    if not apply_cap:
         return {"marked": marked, "pruned": [], "freed_bytes": 0}
-    # The cap never waits: a garbage collection under way does the same work.
-    report = collect(root, max_size=cap, wait=False)
+    report = enforce_cap(root, run_id if marked else None)
     return {
         "marked": marked,
-        "pruned": [r["run_id"] for r in report["runs"]],
-        "freed_bytes": report["freed_bytes"],
+        "pruned": [r["run_id"] for r in report["runs"]] if report else [],
+        "freed_bytes": report["freed_bytes"] if report else 0,
     }
+
+
+def enforce_cap(root: str, run_id: str | None = None) -> dict[str, Any] | None:
+    """Remove the oldest collected runs (and unneeded objects) while the store is over
+    its cap; the report of :func:`collect`, or None when nothing was walked (no cap, or
+    the store is surely under it). After the collection of ``run_id`` the full walk is
+    skipped when the last walk's usage plus what the runs collected since hold (see
+    :func:`_surely_under`) is under the cap. The agent's server does this after answering
+    ``collected``."""
+    cap = read_cap(root)
+    if cap is None:
+        return None
+    if run_id is not None and _surely_under(root, cap, run_id):
+        return None
+    # The cap never waits: a garbage collection under way does the same work.
+    return collect(root, max_size=cap, wait=False)
+
+
+_USAGE = "storage-usage.json"
+FULL_WALK_SECONDS = 3600.0
+"""The longest the cap goes on estimates (see :func:`_surely_under`) without a full walk."""
+
+
+@contextlib.contextmanager
+def _usage_locked(root: str) -> Iterator[None]:
+    with open(os.path.join(root, _USAGE + ".lock"), "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _record_usage(root: str, usage: int) -> None:
+    """What a full walk found (the base of later estimates)."""
+    with _usage_locked(root):
+        rundir.write_json_atomic(
+            os.path.join(root, _USAGE), {"usage": int(usage), "added": 0, "at": time.time()}
+        )
+
+
+def _surely_under(root: str, cap: int, run_id: str) -> bool:
+    """Whether the store is surely under ``cap`` without walking it: the usage the last
+    full walk found, plus every byte of each run collected since (its folder's files,
+    each inode once: an over-estimate, since objects it shares with the store were
+    counted already), is under the cap, and that walk is less than
+    :data:`FULL_WALK_SECONDS` old. Bytes no collected run holds (uploads for runs that
+    never started, runs not yet collected) wait for the next full walk."""
+    path = os.path.join(root, _USAGE)
+    with _usage_locked(root):
+        try:
+            with open(path) as fh:
+                known = json.load(fh)
+            usage, added, at = int(known["usage"]), int(known["added"]), float(known["at"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        if not 0 <= time.time() - at < FULL_WALK_SECONDS:
+            return False
+        seen: set[_Inode] = set()
+        for _path, st in _walk_files(rundir.run_path(root, run_id)):
+            key = (st.st_dev, st.st_ino)
+            if key not in seen:
+                seen.add(key)
+                added += st.st_size
+        if usage + added > cap:
+            return False
+        rundir.write_json_atomic(path, {"usage": usage, "added": added, "at": at})
+        return True
 
 
 # -- garbage collection ----------------------------------------------------------------------
@@ -330,6 +447,8 @@ def collect(
             for path in temps:
                 with contextlib.suppress(OSError):
                     os.unlink(path)
+            with contextlib.suppress(OSError):
+                _record_usage(root, inodes.usage)
         usage_before = inodes.usage + inodes.freed
         return _report(
             gone_runs, gone_objects, usage_before, inodes.usage, len(temps), dry_run, read_cap(root)

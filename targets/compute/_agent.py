@@ -141,6 +141,15 @@ class AgentClient(ABC):
     def fetch(self, run_id: str, dest: Path) -> None:
         """Bring the run's new or changed ``outputs/`` and ``logs/`` files into ``dest``."""
 
+    def wait(
+        self, run_id: str, offsets: Mapping[str, int], known: str | None, timeout: float
+    ) -> tuple[StatusRecord, list[LogChunk], bool] | None:
+        """Block at most ``timeout`` s until the run has news (log bytes beyond
+        ``offsets``, a status other than ``known``, its end): ``(status, new chunks,
+        complete)``, ``complete`` when the chunks reach the end of every log. None: this
+        client cannot wait (the default; the caller polls)."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional
         pass
 
@@ -154,6 +163,49 @@ class AgentClient(ABC):
             raise AgentError(f"the agent sent a bad reply: a 'missing' reply of {got!r:.200}")
         return got
 
+    _upload: _Upload | None = None
+
+    @contextlib.contextmanager
+    def sending(
+        self, sources: Mapping[str, tuple[str, Path, int]], progress: Progress
+    ) -> Iterator[_Upload]:
+        """Within this block, :meth:`start` and :meth:`start_external` first let the agent
+        check its store: when objects are missing they are sent (from ``sources``: key ->
+        ``(key, local file, size)``) and the run is started after them, without sending
+        the manifest again. When nothing is missing: one round trip."""
+        upload = _Upload(sources, progress)
+        previous, self._upload = self._upload, upload
+        try:
+            yield upload
+        finally:
+            self._upload = previous
+
+    def _start(
+        self,
+        run_id: str,
+        rows: Sequence[ManifestRow],
+        spec: RunSpec,
+        python: str | None,
+        launch: str | None,
+    ) -> dict[str, Any]:
+        args: dict[str, Any] = {"run_id": run_id, "spec": spec, "python": python}
+        if launch is not None:
+            args["launch"] = launch
+        wire = [list(r) for r in rows]
+        upload = self._upload
+        if upload is None:
+            return _mapping(self.call("start", rows=wire, **args), "start")
+        got = _mapping(self.call("start", rows=wire, check=True, **args), "start")
+        if "missing" in got:
+            upload.send(self, _keys(got["missing"]))
+            got = _mapping(self.call("start", rows=None, check=True, **args), "start")
+            if "missing" in got:
+                raise AgentError(
+                    f"the target still lacks {len(_keys(got['missing']))} of the run's files "
+                    "after they were sent; run again"
+                )
+        return got
+
     def start(
         self,
         run_id: str,
@@ -162,11 +214,9 @@ class AgentClient(ABC):
         python: str | None = None,
     ) -> StatusRecord:
         """Materialise the run folder, write ``spec.json`` and launch the supervisor
-        detached; returns the run's first status."""
-        got = self.call(
-            "start", run_id=run_id, rows=[list(r) for r in rows], spec=spec, python=python
-        )
-        return cast(StatusRecord, _mapping(got, "start"))
+        detached; returns the run's first status. Inside :meth:`sending`, the objects the
+        target lacks are sent first."""
+        return cast(StatusRecord, self._start(run_id, rows, spec, python, None))
 
     def start_external(
         self,
@@ -178,17 +228,7 @@ class AgentClient(ABC):
         """As :meth:`start`, but start nothing: return the supervisor's command for a
         scheduler to run (the hook of kinds such as Slurm, see
         :meth:`AgentTarget.start_run`). ``python`` is the interpreter that runs it there."""
-        got = _mapping(
-            self.call(
-                "start",
-                run_id=run_id,
-                rows=[list(r) for r in rows],
-                spec=spec,
-                python=python,
-                launch=LAUNCH_EXTERNAL,
-            ),
-            "start",
-        )
+        got = self._start(run_id, rows, spec, python, LAUNCH_EXTERNAL)
         argv, env, run_dir = got.get("argv"), got.get("env"), got.get("run_dir")
         if (
             not isinstance(run_dir, str)
@@ -229,6 +269,33 @@ class AgentClient(ABC):
         lives)."""
         got = self.call("status_as_written", run_id=run_id)
         return cast(StatusRecord, _mapping(got, "status_as_written"))
+
+
+class _Upload:
+    """The objects a submit may have to send (see :meth:`AgentClient.sending`)."""
+
+    def __init__(self, sources: Mapping[str, tuple[str, Path, int]], progress: Progress) -> None:
+        self.sources = sources
+        self.progress = progress
+        self.sent = 0
+
+    def send(self, agent: AgentClient, keys: list[str]) -> None:
+        unknown = [k for k in keys if k not in self.sources]
+        if unknown:
+            raise AgentError(
+                f"the agent sent a bad reply: it asks for {unknown[0]!r:.100}, "
+                "which is not a file of this run"
+            )
+        items = [self.sources[k] for k in dict.fromkeys(keys)]
+        if items:
+            agent.put(items, self.progress)
+        self.sent += len(items)
+
+
+def _keys(got: Any) -> list[str]:
+    if not isinstance(got, list) or not all(isinstance(k, str) for k in got):
+        raise AgentError(f"the agent sent a bad reply: a list of missing files of {got!r:.200}")
+    return got
 
 
 def _mapping(got: Any, op: str) -> dict[str, Any]:
@@ -280,6 +347,15 @@ class LocalAgentClient(AgentClient):
     def logs(self, run_id: str, offsets: Mapping[str, int]) -> list[LogChunk]:
         chunks = rundir.read_logs(self.root, run_id, dict(offsets))
         return [LogChunk(c["name"], c["offset"], c["data"]) for c in chunks]
+
+    def wait(
+        self, run_id: str, offsets: Mapping[str, int], known: str | None, timeout: float
+    ) -> tuple[StatusRecord, list[LogChunk], bool]:
+        supervisor.reap()
+        status, chunks = rundir.wait_news(self.root, run_id, dict(offsets), known, timeout)
+        size = sum(len(c["data"]) for c in chunks)
+        got = [LogChunk(c["name"], c["offset"], c["data"]) for c in chunks]
+        return status, got, size < rundir.MAX_CHUNK
 
     def fetch(self, run_id: str, dest: Path) -> None:
         wd = Path(rundir.run_path(self.root, run_id)) / "wd"
@@ -361,14 +437,18 @@ class StreamAgentClient(AgentClient):
         return self._response()
 
     def put(self, items: Sequence[tuple[str, Path, int]], progress: Progress) -> None:
+        """Send the objects as one stream. What shrinks is compressed only when the link
+        is slow (see :class:`_LinkRate`): on a fast one, deflating on this side and
+        inflating on the target costs more time than the bytes it saves."""
         total = sum(size for _, _, size in items)
+        link = _LinkRate()
 
         def chunks() -> Iterator[bytes]:
             done = 0
             for count, (key, path, size) in enumerate(items, 1):
                 with open(path, "rb") as fh:
                     head = fh.read(min(size, _UPLOAD_CHUNK))
-                    compress = _compresses(head)
+                    compress = link.slow() and _compresses(head)
                     upload: UploadMeta = {"key": key, "size": size, "z": compress}
                     meta = json.dumps(upload).encode()
                     yield _U32.pack(len(meta)) + meta
@@ -393,7 +473,7 @@ class StreamAgentClient(AgentClient):
         self._request("put", {})
         try:
             # Reading and compressing overlap with sending: zlib releases the GIL.
-            write_chunks(self._out, _prefetched(chunks()))
+            write_chunks(self._out, link.timed(_prefetched(chunks())))
         except OSError as exc:
             raise AgentError(f"lost the connection to the agent: {exc}") from exc
         self._response()
@@ -405,8 +485,35 @@ class StreamAgentClient(AgentClient):
         where they are written, see :mod:`targets.runs`)."""
         got = self.call("logs", run_id=run_id, offsets=dict(offsets))
         meta, payload = got if isinstance(got, tuple) else (got, b"")
+        return self._chunks(meta, payload, "logs")
+
+    def wait(
+        self, run_id: str, offsets: Mapping[str, int], known: str | None, timeout: float
+    ) -> tuple[StatusRecord, list[LogChunk], bool]:
+        """The agent's ``wait``: its reply is checked as a ``logs`` reply is."""
+        try:
+            got = self.call(
+                "wait", run_id=run_id, offsets=dict(offsets), known=known, timeout=timeout
+            )
+        except BaseException as exc:
+            if not isinstance(exc, AgentError):
+                # Interrupted (Ctrl-C) while the reply was on its way: what follows on
+                # the stream is out of step.
+                self._broken = self._broken or "a wait for the agent's reply was interrupted"
+            raise
+        result, payload = got if isinstance(got, tuple) else (got, b"")
+        if not isinstance(result, dict) or not isinstance(result.get("status"), dict):
+            raise self._bad_reply(f"a 'wait' reply of {result!r:.200}")
+        chunks = self._chunks(result.get("logs"), payload, "wait")
+        return (
+            cast(StatusRecord, result["status"]),
+            chunks,
+            result.get("complete") is True,
+        )
+
+    def _chunks(self, meta: Any, payload: bytes, op: str) -> list[LogChunk]:
         if not isinstance(meta, list) or len(meta) > 100_000:
-            raise self._bad_reply(f"a 'logs' reply that is not a list of chunks: {meta!r:.200}")
+            raise self._bad_reply(f"a {op!r} reply that is not a list of chunks: {meta!r:.200}")
         chunks, at = [], 0
         for item in meta:
             if not isinstance(item, dict):
@@ -514,6 +621,40 @@ class StreamAgentClient(AgentClient):
         if self._on_close is not None:
             callback, self._on_close = self._on_close, None
             callback()
+
+
+_SLOW_LINK = 8 << 20
+"""Bytes per second under which an upload compresses (about 67 Mbit/s, a WAN or VPN
+link): above it, the CPU rather than the link sets the pace (a LAN, or an sshd on this
+machine, where the measured rate also drops when the machine is busy), and deflating
+here and inflating on the target (zlib level 1: some 100 MB/s of input per core, text
+shrinking to about 40%) would cost more time than the bytes it saves."""
+_JUDGED_AFTER = 1 << 20
+"""The link is judged on the bytes it took so far, after this many (sent as they are; so
+are those read ahead meanwhile, up to 4 MiB)."""
+
+
+class _LinkRate:
+    """How fast the stream's writer takes the upload: the bytes handed to it over the
+    time it spent taking them (blocked in the SSH channel's send while its window is full,
+    or in the shared connection's socket), not counting the time spent waiting for the
+    files to be read. Read by the thread producing the stream (ints and floats: no lock)."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.seconds = 0.0
+
+    def slow(self) -> bool:
+        return self.sent >= _JUDGED_AFTER and self.sent < _SLOW_LINK * self.seconds
+
+    def timed(self, items: Iterator[bytes]) -> Iterator[bytes]:
+        import time
+
+        for item in items:
+            start = time.perf_counter()
+            yield item  # the writer sends it before it asks for the next one
+            self.seconds += time.perf_counter() - start
+            self.sent += len(item)
 
 
 def _compresses(sample: bytes) -> bool:
@@ -837,26 +978,24 @@ class AgentTarget(ComputeTarget):
                 )
         snapshot = request.snapshot
         rows = manifest_rows(snapshot.to_manifest()["files"])
-        # The agent claims these objects for the run until it starts (see agent/storage.py).
-        missing = set(agent.missing(rows, run_id=request.run_id))
-        items: dict[str, tuple[str, Path, int]] = {}
+        sources: dict[str, tuple[str, Path, int]] = {}
         for row in rows:
-            key = row.key
-            if row.link is None and key in missing and key not in items:
-                items[key] = (key, snapshot.source(row.path), row.size)
-        if items:
-            agent.put(list(items.values()), progress)
+            if row.link is None and row.key not in sources:
+                sources[row.key] = (row.key, snapshot.source(row.path), row.size)
         uv = None
         if request.environment.managed:
             uv = self._uv_on_target(agent, progress)
         spec = run_spec(request, default_python=self.default_python, uv=uv)
         spec["docker_driver"] = self.docker_driver
-        started = self.start_run(agent, request, rows, spec)
+        # The start checks the store first (and claims the run's objects until it has
+        # linked them, see agent/storage.py); what is missing is sent, then it starts.
+        with agent.sending(sources, progress) as upload:
+            started = self.start_run(agent, request, rows, spec)
         return RunHandle(
             kind=self.kind,
             target=self.name,
             run_id=request.run_id,
-            data={**started, "root": agent.root, "uploaded": len(items)},
+            data={**started, "root": agent.root, "uploaded": upload.sent},
         )
 
     def start_run(
@@ -900,7 +1039,40 @@ class AgentTarget(ComputeTarget):
         return state_from_status(self.agent().status(handle.run_id))
 
     def read_logs(self, handle: RunHandle, offsets: Mapping[str, int]) -> list[LogChunk]:
+        ended = self._ended_logs.get(handle.run_id)
+        if ended is not None and dict(offsets) == ended:
+            # The agent said the run ended and its logs end exactly there: no round trip.
+            return []
         return self.agent().logs(handle.run_id, offsets)
+
+    @property
+    def _ended_logs(self) -> dict[str, dict[str, int]]:
+        """Run id -> the offsets at which an ended run's logs are complete, as its last
+        ``wait`` answered (what the collection's last ``read_logs`` would ask)."""
+        found: dict[str, dict[str, int]] | None = self.__dict__.get("_ended_logs_")
+        if found is None:
+            found = self.__dict__["_ended_logs_"] = {}
+        return found
+
+    def wait_news(
+        self, handle: RunHandle, offsets: Mapping[str, int], known: str | None, timeout: float
+    ) -> tuple[RunState, list[LogChunk]] | None:
+        """The agent's ``wait``. None for a kind that judges a run's status its own way
+        (e.g. asking a scheduler): its followers poll :meth:`status`."""
+        own = type(self)
+        if own.status is not AgentTarget.status or own.read_logs is not AgentTarget.read_logs:
+            return None
+        got = self.agent().wait(handle.run_id, offsets, known, timeout)
+        if got is None:
+            return None
+        raw, chunks, complete = got
+        state = state_from_status(raw)
+        if state.status.terminal and complete:
+            ends = dict(offsets)
+            for chunk in chunks:
+                ends[chunk.name] = chunk.offset + len(chunk.data)
+            self._ended_logs[handle.run_id] = ends
+        return state, chunks
 
     def fetch_outputs(self, handle: RunHandle, dest: Path) -> None:
         self.agent().fetch(handle.run_id, dest)

@@ -9,7 +9,8 @@ A kind is a subclass of :class:`ComputeTarget` registered under the entry-point 
 
 and implements five primitives: :meth:`probe`, :meth:`submit`, :meth:`status`,
 :meth:`read_logs` and :meth:`fetch_outputs` (plus :meth:`cancel` when it declares
-``Capability.CANCEL``).
+``Capability.CANCEL``). Optionally :meth:`wait_news`: block until a run has news (new
+log bytes, a new status, its end), so that followers notice them without polling.
 
 Orchestration -- waiting, streaming with back-off, Ctrl-C, timeouts, ledger updates,
 collecting outputs at the end -- lives in :mod:`targets.runs`, outside the kinds, so a
@@ -277,6 +278,22 @@ class ComputeTarget(ABC):
     def read_logs(self, handle: RunHandle, offsets: Mapping[str, int]) -> list[LogChunk]:
         """New log bytes since ``offsets`` (file name -> byte offset; a file missing from
         ``offsets`` starts at 0). Returns an empty list when nothing is new."""
+
+    def wait_news(
+        self, handle: RunHandle, offsets: Mapping[str, int], known: str | None, timeout: float
+    ) -> tuple[RunState, list[LogChunk]] | None:
+        """Block at most ``timeout`` s until the run has news -- log bytes beyond
+        ``offsets`` (as in :meth:`read_logs`), a status other than ``known`` (a
+        :class:`RunStatus` value), or its end -- and return its state and the new chunks.
+        On timeout, return the state and no chunks.
+
+        ``None``: this kind cannot wait; the caller polls :meth:`status` and
+        :meth:`read_logs` (the default). A kind that waits reports an end, as
+        :meth:`status` does, only once its logs are complete, and keeps each wait short
+        (callers pass about a second) so that Ctrl-C stops a follower promptly. The
+        chunks of one answer may stop short of the end of a log (a size cap): the caller
+        asks again with the new offsets."""
+        return None
 
     @abstractmethod
     def fetch_outputs(self, handle: RunHandle, dest: Path) -> None:

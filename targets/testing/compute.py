@@ -211,6 +211,32 @@ class ComputeTargetContract:
         assert mine and mine[0].offset == start
         assert b"".join(c.data for c in mine) == full[name][start:]
 
+    def test_wait_news_ends_with_complete_logs(self, target: ComputeTarget, source: Path) -> None:
+        """A kind that waits (``wait_news`` not None) reports the end, as ``status`` does,
+        only with its logs complete: following its answers alone yields the whole output."""
+        (source / "main.py").write_text("print('waited for')\n")
+        handle = target.submit(make_request(source))
+        offsets: dict[str, int] = {}
+        data: dict[str, bytes] = {}
+        known: str | None = None
+        deadline = time.monotonic() + self.run_timeout
+        while True:
+            got = target.wait_news(handle, offsets, known, 1.0)
+            if got is None:  # this kind is polled instead: the other tests cover it
+                wait_for_end(target, handle, self.run_timeout)
+                return
+            state, chunks = got
+            for chunk in chunks:
+                assert chunk.offset == offsets.get(chunk.name, 0)
+                offsets[chunk.name] = chunk.offset + len(chunk.data)
+                data[chunk.name] = data.get(chunk.name, b"") + chunk.data
+            known = state.status.value
+            if state.status.terminal:
+                break
+            assert time.monotonic() < deadline, f"run {handle.run_id} still {known}"
+        assert state.status is RunStatus.COMPLETED, state
+        assert b"waited for" in b"".join(data.values())
+
     def test_outputs_and_logs_come_back_also_after_a_failure(
         self, target: ComputeTarget, source: Path, tmp_path: Path
     ) -> None:
