@@ -9,6 +9,14 @@ the machine. The references log in to the very nodes the runs used, with the clu
 own key (read from the keyring, a file backend in the sandbox's HOME) and the host keys
 the cluster verified (its ``known_hosts``).
 
+When the engine or the node image is missing, the step sets them up the way ``make test``
+does (``scripts/docker-test-setup.sh``: it starts the engine and builds the image, which
+takes a few minutes once and is cached by the engine), and is skipped only when that
+cannot be done here (the script says why).
+
+Issue 18's goal: a warm one-node ``targets run`` within 2x a bare ``ssh`` to the node
+(``GOAL``), reported as met or missed as measured; nothing asserts on time.
+
 Whatever happens, the cluster is deleted at the end (``targets delete --force``) and every
 container still labelled with it (and with this workspace) is removed.
 """
@@ -26,6 +34,7 @@ import signal
 import socket
 import statistics
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,10 +51,13 @@ from _harness import (
 )
 from _scenarios import ONE_LINE, Context, Row, Section, _latest_record
 
-__all__ = ["CLUSTER", "IMAGE", "PEERS", "cluster_targets"]
+__all__ = ["CLUSTER", "GOAL", "IMAGE", "PEERS", "cluster_targets"]
 
 CLUSTER = "bench-pool"
 IMAGE = "targets-test-node:bookworm"
+REPO = Path(__file__).resolve().parent.parent
+SETUP = REPO / "scripts" / "docker-test-setup.sh"  # what `make test` runs for the image
+GOAL = 2.0  # issue 18: warm one-node `targets run` / bare `ssh` to the node, at most this
 TWO_NODE_REPS = 3
 NODE_DIR = "/tmp/targets-bench"  # the references' copy of the scripts, inside the nodes
 
@@ -95,18 +107,58 @@ def _docker(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str
     )
 
 
-def _missing() -> str | None:
-    """Why this machine cannot run the step (None: it can)."""
-    if shutil.which("docker") is None:
-        return "no docker CLI (as root: `bash scripts/test-services.sh`)"
+def _engine_and_image() -> str | None:
+    """Why the Docker engine or the node image is not there (None: both are)."""
     try:
         info = _docker("info", "--format", "{{.ServerVersion}}", timeout=30)
     except subprocess.TimeoutExpired:
         return "the Docker engine does not answer `docker info` within 30 s"
     if info.returncode != 0:
-        return "no Docker engine answers `docker info` (as root: `bash scripts/test-services.sh`)"
+        return "no Docker engine answers `docker info`"
     if _docker("image", "inspect", IMAGE, timeout=30).returncode != 0:
-        return f"the node image {IMAGE} is missing (build it: `bash scripts/docker-test-setup.sh`)"
+        return f"the node image {IMAGE} is missing"
+    return None
+
+
+def _set_up_docker(why: str) -> str | None:
+    """Start the engine and build the node image as the test suite does (``SETUP``, the
+    script ``make test`` runs; it skips what is there already). Returns why that failed
+    (None: both are there now)."""
+    print(f"[bench]   {why}: running {SETUP.relative_to(REPO)}", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            ["bash", str(SETUP)],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=3600,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return f"{why}, and {SETUP.name} did not finish within an hour"
+    said = " ".join((proc.stderr.strip() or proc.stdout.strip()).splitlines()[-2:])
+    print(
+        f"[bench]   {SETUP.name} exited {proc.returncode} after {time.perf_counter() - t0:.0f} s",
+        file=sys.stderr,
+        flush=True,
+    )
+    still = _engine_and_image()
+    if still is None:
+        return None
+    return f"{still} after `bash {SETUP.relative_to(REPO)}`" + (f" ({said})" if said else "")
+
+
+def _missing() -> str | None:
+    """Why this machine cannot run the step (None: it can). A missing engine or node
+    image is set up first, as for the tests."""
+    if shutil.which("docker") is None:
+        return "no docker CLI (as root: `bash scripts/test-services.sh`)"
+    why = _engine_and_image()
+    if why is not None:
+        why = _set_up_docker(why)
+        if why is not None:
+            return why
     if shutil.which("ssh") is None:
         return "no ssh client (apt-get install openssh-client)"
     if importlib.util.find_spec("keyrings.alt") is None:
@@ -206,7 +258,12 @@ def cluster_targets(ctx: Context) -> Section:
     ssh1: Sample = warm["ssh"]
     section.rows += [
         Row(ssh1, None, "on the warm node"),
-        Row(warm["run"], ssh1, "one node, warm: no scale-up"),
+        Row(
+            warm["run"],
+            ssh1,
+            f"one node, warm: no scale-up (goal <= {GOAL:g}x: "
+            f"{_verdict(warm['run'].median / ssh1.median)})",
+        ),
         Row(cold["run"], ssh1, "one run: scale-up from 0 nodes included"),
         *two["rows"],
     ]
@@ -532,6 +589,10 @@ def _two_nodes(cl: _Cluster) -> dict[str, Any]:
 # --------------------------------------------------------------------------- report
 
 
+def _verdict(ratio: float) -> str:
+    return "met" if ratio <= GOAL else "missed"
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:,.0f}" if abs(seconds) >= 0.0995 else f"{seconds * 1000:.1f}"
 
@@ -544,7 +605,9 @@ def _table(header: list[str], rows: list[list[str]], right: tuple[int, ...] = ()
 
 def cluster_text(section: Section) -> list[str]:
     f = section.facts
-    out = [f"  create: {_ms(f['create_s'])} ms; teardown: {f['teardown']}"]
+    ratio = f["warm"]["run"].median / f["warm"]["ssh"].median
+    out = [f"  warm one node vs bare ssh: {ratio:.2f}x (goal <= {GOAL:g}x): {_verdict(ratio)}"]
+    out.append(f"  create: {_ms(f['create_s'])} ms; teardown: {f['teardown']}")
     out.append(
         "  load average (1 min) at the start and the end: {:.1f}, {:.1f} ({} CPUs)".format(
             *f["load"]
@@ -574,10 +637,12 @@ def cluster_summary(section: Section) -> str:
         return f"- Managed cluster: {f['skipped']}."
     warm, cold, two = f["warm"], f["cold"], f["two"]
     run, ssh = warm["run"], warm["ssh"]
+    ratio = run.median / ssh.median
     return (
         f"- Managed cluster (docker-provider nodes on this machine): a warm one-node "
         f"`targets run` **{_ms(run.median)} ms** vs {_ms(ssh.median)} ms for a bare `ssh` "
-        f"to the same node (**{run.median / ssh.median:.1f}x**); the first run, scaling "
+        f"to the same node (**{ratio:.1f}x**, goal <= {GOAL:g}x: **{_verdict(ratio)}**); "
+        "the first run, scaling "
         f"up from 0 nodes, {cold['run'].median:.1f} s; a 2-node torchrun job "
         f"{two['ddp'].median:.1f} s vs {two['pair'].median:.1f} s started by hand over "
         f"ssh ({two['ddp'].median / two['pair'].median:.2f}x). For context, others "
@@ -659,20 +724,24 @@ def _interpretation(f: dict[str, Any]) -> list[str]:
         lines.append(
             f"**Warm, one node.** `targets run` costs {_ms(run.median)} ms, "
             f"{run.median / ssh.median:.1f}x a bare `ssh` round trip to the same node "
-            f"({_ms(ssh.median)} ms): {_ms(ph[0])} ms in the client before the run is "
-            f"recorded (interpreter, imports, snapshot), {_ms(ph[1])} ms in the cluster's "
-            "queue until the reconcile process (a separate, already running process) "
+            f"({_ms(ssh.median)} ms; issue 18's goal, <= {GOAL:g}x, is "
+            f"**{_verdict(run.median / ssh.median)}**): {_ms(ph[0])} ms in the client "
+            "before the run is recorded (interpreter, imports, snapshot), "
+            f"{_ms(ph[1])} ms in the cluster's queue until the reconcile process "
+            "(a separate, already running process) "
             f"picks it up and starts it, {_ms(ph[2])} ms on the node (over the reconcile "
             "process's SSH connection: the agent starts the script, which ends, and the "
             "logs and outputs come back), and "
             f"{_ms(ph[3])} ms from the recorded completion to the CLI's exit (the CLI "
-            "follows the run through local files and polls its status)."
+            "follows the run through this machine's copy of it: the cluster's database, "
+            "looked at every 10 ms, and the run's folder)."
         )
     else:
         lines.append(
             f"**Warm, one node.** `targets run` costs {_ms(run.median)} ms, "
             f"{run.median / ssh.median:.1f}x a bare `ssh` round trip to the same node "
-            f"({_ms(ssh.median)} ms)."
+            f"({_ms(ssh.median)} ms; issue 18's goal, <= {GOAL:g}x, is "
+            f"**{_verdict(run.median / ssh.median)}**)."
         )
     lines.append("")
     pair, ddp, alone = two["pair"], two["ddp"], two["standalone"]

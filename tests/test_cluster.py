@@ -229,3 +229,61 @@ def test_a_killed_reconcile_process_is_restarted_and_catches_up(
         cli, run_id, "Completed", timeout=60, what="the run to complete under a new reconciler"
     )
     assert "woke up" in cli("runs", "logs", run_id).out
+
+
+def test_a_follower_waits_for_news_of_a_cluster_run_instead_of_polling(
+    lab: str, project: Path, write, cli
+) -> None:
+    """wait_news blocks until the run has news and returns it: the new log bytes, a new
+    status, the end with complete logs; with none, it returns after its timeout."""
+    from targets.compute.base import RunStatus
+    from targets.runs import Run
+    from targets.workspace import Workspace
+
+    write(
+        project / "steps.py",
+        "import time\nprint('first', flush=True)\ntime.sleep(1.5)\nprint('second', flush=True)\n",
+    )
+    write(
+        project / "steps.yml",
+        f"script: steps.py\ntarget: {lab}\n"
+        "environment:\n  python:\n    user_managed_dependencies: true\n",
+    )
+    started = cli("run", "steps.yml", "--detach", "-o", "json")
+    assert started.code == 0, started
+    ws = Workspace(project)
+    run = Run(ws, started.json()["id"])
+    handle = run.handle
+    assert handle is not None
+    target = ws.get_target(lab)
+    offsets: dict[str, int] = {}
+    text = b""
+    known: str | None = None
+    seen: list[str] = []
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            news = target.wait_news(handle, offsets, known, timeout=1.0)
+            assert news is not None, "the cluster kind waits (it does not leave it to polling)"
+            state, chunks = news
+            for chunk in chunks:
+                assert chunk.offset == offsets.get(chunk.name, 0)
+                offsets[chunk.name] = chunk.offset + len(chunk.data)
+                if chunk.name == "driver.log":
+                    text += chunk.data
+            if state.status.value != known:
+                seen.append(state.status.value)
+                known = state.status.value
+            if state.status.terminal:
+                break
+        assert known == RunStatus.COMPLETED.value, (seen, text)
+        # The end comes with the complete logs, in order.
+        assert b"first" in text and b"second" in text
+        assert text.index(b"first") < text.index(b"second")
+        assert RunStatus.RUNNING.value in seen, seen
+        # Nothing new: it waits its timeout and says so with no chunks.
+        state, chunks = target.wait_news(handle, offsets, known, timeout=0.2) or (None, [])
+        assert state is not None and state.status is RunStatus.COMPLETED and chunks == []
+    finally:
+        target.close()
+    assert cli("runs", "show", run.id, "-o", "json").json()["status"] == "Completed"

@@ -175,6 +175,34 @@ def test_a_node_that_disappears_fails_its_run_and_is_replaced(
     assert result.code == 0 and "fine again" in result.out, result
 
 
+def test_a_node_gone_while_idle_does_not_fail_the_next_run(
+    node_image: NodeImage, project: Path, write, cli
+) -> None:
+    """A queued run starts at once on the nodes listed last, without listing them again
+    first; when one of them has gone meanwhile, the run goes back to the queue and is
+    placed again once the nodes are listed: it does not fail."""
+    name = "c" + uuid.uuid4().hex[:8]
+    created = cli(
+        "create", name, "--type", "cluster", "--provider", "docker", "--image",
+        node_image.name, "--max-nodes", "1", "--idle-seconds-before-scaledown", "600",
+    )  # fmt: skip
+    assert created.code == 0, created
+    try:
+        write(project / "quick.py", "import socket\nprint('ran on', socket.gethostname())\n")
+        write(project / "quick.yml", f"script: quick.py\ntarget: {name}\n" + USER_PYTHON)
+        first = cli("run", "quick.yml")
+        assert first.code == 0 and "ran on" in first.out, first
+        (node,) = [n["id"] for n in status(cli, name)["nodes"]]
+        node_image.engine.run("rm", "-f", node)  # behind the cluster's back
+        second = cli("run", "quick.yml", timeout=180)
+        assert second.code == 0 and "ran on" in second.out, second
+        runs = cli("runs", "list", "-o", "json").json()
+        assert [r["status"] for r in runs] == ["Completed", "Completed"], runs
+    finally:
+        cli("delete", name, "--force")
+        remove_cluster_containers(node_image.engine, name)
+
+
 def test_run_based_compute_makes_a_cluster_for_the_run_and_deletes_it_after(
     node_image: NodeImage, project: Path, write, cli
 ) -> None:
@@ -233,7 +261,11 @@ def test_a_parameter_server_run_ends_when_its_workers_do(
         "task = json.loads(os.environ['TF_CONFIG'])['task']\n"
         "print('task', task['type'], task['index'], flush=True)\n"
         "if task['type'] == 'ps':\n"
-        "    time.sleep(600)  # a parameter server serves until it is stopped\n",
+        "    time.sleep(600)  # a parameter server serves until it is stopped\n"
+        # The parameter server is stopped once the worker ends, which the cluster notices
+        # within milliseconds: the worker works a while, so that the server has started.
+        "else:\n"
+        "    time.sleep(3)\n",
     )
     write(
         project / "tf.yml",

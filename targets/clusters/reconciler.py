@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,14 +49,21 @@ from targets.agent.protocol import (
     DistributedPart,
     manifest_rows,
 )
-from targets.agent.rundir import COLLECTED, SYSTEM_LOGS
+from targets.agent.rundir import COLLECTED, MAX_CHUNK, SYSTEM_LOGS
 from targets.clusters.keys import SECRET_NAME
 from targets.clusters.model import ClusterSpec
 from targets.clusters.provider import Node, NodeProvider, NodeState, known_hosts_text
 from targets.clusters.provisioning import make_provider
 from targets.clusters.scheduler import NodeView, QueuedRun, decide
 from targets.clusters.state import ClusterRun, ClusterState, cluster_dir
-from targets.compute.base import RunHandle, RunState, RunStatus, SubmitRequest, TargetContext
+from targets.compute.base import (
+    LogChunk,
+    RunHandle,
+    RunState,
+    RunStatus,
+    SubmitRequest,
+    TargetContext,
+)
 from targets.errors import TargetsError
 
 if TYPE_CHECKING:
@@ -66,6 +73,23 @@ __all__ = ["Reconciler", "ensure_running", "main", "run_folder"]
 
 _ACTIVE = (PREPARING, RUNNING, FINALIZING)
 _RESULT_ROLES = ("launcher", "worker")
+
+# How often the nodes of a running run are asked for news: soon after it started or last
+# had news, then less and less often (x1.5 per quiet pass) down to every _FOLLOW_SLOWEST s.
+# A short run is thus seen to end within a few tens of ms; a long quiet one costs one
+# status and one log read per node every _FOLLOW_SLOWEST s.
+_FOLLOW_FASTEST = 0.02
+_FOLLOW_SLOWEST = 0.3
+# When one run on one node is all there is to follow (nothing queued, no command waking
+# us), the first part of each interval (at most _BLOCK_LONGEST s) is spent waiting on the
+# node's agent for news (its `wait`, which answers the moment the run's status or logs
+# change) rather than asleep: its end is noticed within milliseconds. A command that
+# wakes us meanwhile is seen at the end of that wait.
+_BLOCK_LONGEST = 0.1
+# How often the provider is asked for its nodes while runs are open (lost or preempted
+# nodes are noticed this way), and while the cluster idles with nodes.
+_LIST_BUSY = 1.0
+_LIST_IDLE = 5.0
 
 
 def unreachable_seconds() -> float:
@@ -140,6 +164,12 @@ class Reconciler:
         self._last_list = 0.0
         self._known_hosts_text = ""
         self._unreachable: dict[str, float] = {}
+        self._follow_delay: dict[str, float] = {}
+        self._seen: dict[str, str] = {}  # run -> the status its one node reported last
+        self._blocked = 0.0  # seconds this pass spent waiting on a node
+        self._wake_fd: int | None = None  # the read end of run_forever's wake pipe
+        self._record: TargetRecord | None = None
+        self._record_stamp: tuple[int, ...] | None = None
         self.log_lines: list[str] = []
 
     # -- plumbing ----------------------------------------------------------------------
@@ -152,12 +182,24 @@ class Reconciler:
         self.state.event(text)
 
     def record(self) -> TargetRecord | None:
-        """The cluster's entry in the workspace (None once it was deleted)."""
+        """The cluster's entry in the workspace (None once it was deleted). targets.yml
+        is read again only when it changed (it is replaced as a whole on every change:
+        a new inode), not on every pass."""
         try:
-            record = self.workspace.target_record(self.name)
+            st = (self.workspace.dir / "targets.yml").stat()
+            stamp: tuple[int, ...] | None = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except OSError:
+            stamp = None
+        if stamp is not None and stamp == self._record_stamp:
+            return self._record
+        try:
+            record: TargetRecord | None = self.workspace.target_record(self.name)
         except TargetsError:
-            return None
-        return record if record.kind == "cluster" else None
+            record = None
+        if record is not None and record.kind != "cluster":
+            record = None
+        self._record, self._record_stamp = record, stamp
+        return record
 
     def spec(self) -> ClusterSpec | None:
         record = self.record()
@@ -235,16 +277,29 @@ class Reconciler:
         provider = self.provider(spec)
         now = time.time()
         rows = {r.node.id: r for r in self.state.nodes()}
-        open_runs = self.state.runs(open_only=True)
+        open_runs = self.state.runs(open_only=True, request=False)
         creating = any(r.node.state is NodeState.CREATING for r in rows.values())
-        if creating or open_runs or now - self._last_list > 5 or not rows:
+        queued = any(r.status == QUEUED for r in open_runs)
+        # Listed every _LIST_BUSY s while runs go on (not on every pass, which follows
+        # runs often), and not just before a queued run is placed: it starts at once on
+        # the nodes listed last, and goes back to the queue (once) should one of them be
+        # gone by now (see start()). A listing can take long (a cloud API call).
+        since = now - self._last_list
+        due = _LIST_BUSY if open_runs else _LIST_IDLE
+        if queued:
+            due *= 2
+        fresh = creating or not rows or since > due
+        if fresh:
             self.sync_nodes(provider.list_nodes(), rows)
             self._last_list = now
             rows = {r.node.id: r for r in self.state.nodes()}
 
-        for run in self.state.runs(open_only=True):
+        self._blocked = 0.0
+        following = [r for r in open_runs if r.status in _ACTIVE]
+        alone = len(following) == 1 and len(following) == len(open_runs)
+        for run in self.state.runs(open_only=True, request=False):
             if run.status in _ACTIVE:
-                self.follow(run, rows)
+                self.follow(run, rows, may_block=alone and not self._woken())
             elif run.cancel:
                 self.state.update_run(
                     run.run_id, status=CANCELED, ended_at=time.time(), message="canceled"
@@ -254,7 +309,7 @@ class Reconciler:
         rows = {r.node.id: r for r in self.state.nodes()}
         queue = [
             QueuedRun(r.run_id, r.nodes_needed)
-            for r in self.state.runs(open_only=True)
+            for r in self.state.runs(open_only=True, request=False)
             if r.status == QUEUED
         ]
         views = [NodeView(r.node.id, r.node.state, r.busy_run, r.idle_since) for r in rows.values()]
@@ -288,16 +343,24 @@ class Reconciler:
                 self.state.upsert_node(node)
             self._last_list = 0.0
         for run_id, node_ids in decision.start:
-            self.start(run_id, [rows[i].node for i in node_ids])
+            self.start(run_id, [rows[i].node for i in node_ids], retry=not fresh)
 
-        open_runs = self.state.runs(open_only=True)
+        open_runs = self.state.runs(open_only=True, request=False)
         if not open_runs and self.run_based_done(record.facts):
             self.delete_run_based(provider)
             return None
+        for run_id in set(self._follow_delay) - {r.run_id for r in open_runs}:
+            del self._follow_delay[run_id]
+            self._seen.pop(run_id, None)
         rows = {r.node.id: r for r in self.state.nodes()}
         busy = any(r.node.state is NodeState.CREATING for r in rows.values())
         if open_runs or busy or decision.add:
-            return 0.3
+            active = [
+                self._follow_delay.get(r.run_id, _FOLLOW_FASTEST)
+                for r in open_runs
+                if r.status in _ACTIVE
+            ]
+            return max(0.0, min([_FOLLOW_SLOWEST, *active]) - self._blocked)
         alive = [r for r in rows.values() if r.node.state is NodeState.RUNNING]
         if decision.next_check is not None or len(alive) > spec.min_nodes:
             wait = (decision.next_check or time.time() + 1) - time.time()
@@ -309,7 +372,7 @@ class Reconciler:
         run_id = facts.get("run_based_for")
         if not run_id or facts.get("retain"):
             return False
-        run = self.state.run(str(run_id))
+        run = self.state.run(str(run_id), request=False)
         return run is not None and run.terminal
 
     def delete_run_based(self, provider: NodeProvider) -> None:
@@ -407,7 +470,10 @@ class Reconciler:
             distributed=distributed,
         )
 
-    def start(self, run_id: str, nodes: list[Node]) -> None:
+    def start(self, run_id: str, nodes: list[Node], *, retry: bool = False) -> None:
+        """Start a queued run on ``nodes``. With ``retry`` (the nodes come from an
+        earlier listing), a run that cannot be started goes back to the queue once and
+        the nodes are listed again before it is placed anew."""
         run = self.state.run(run_id)
         if run is None:
             return
@@ -452,30 +518,63 @@ class Reconciler:
             self.node_target(node).submit(request)
 
         errors: list[str] = []
-        with ThreadPoolExecutor(max_workers=min(8, len(nodes))) as pool:
-            futures = [pool.submit(submit, i) for i in range(len(nodes))]
-            for node, future in zip(nodes, futures, strict=True):
-                try:
-                    future.result()
-                except Exception as exc:
-                    errors.append(f"node {node.id}: {exc}")
+        if len(nodes) == 1:  # no thread for one node
+            try:
+                submit(0)
+            except Exception as exc:
+                errors.append(f"node {nodes[0].id}: {exc}")
+        else:
+            with ThreadPoolExecutor(max_workers=min(8, len(nodes))) as pool:
+                futures = [pool.submit(submit, i) for i in range(len(nodes))]
+                for node, future in zip(nodes, futures, strict=True):
+                    try:
+                        future.result()
+                    except Exception as exc:
+                        errors.append(f"node {node.id}: {exc}")
         if errors:
             self.cancel_parts(run, nodes)  # the parts that did start
+            if retry:
+                self.state.set_busy([n.id for n in nodes], None)
+                self.state.update_run(run_id, status=QUEUED, assigned=[], roles=[])
+                self._last_list = 0.0  # list the nodes before placing it again
+                self.event(
+                    f"run {run_id} could not start ({'; '.join(errors)}): "
+                    "placing it again once the nodes are listed"
+                )
+                return
             self.finish(run_id, FAILED, "could not start the run: " + "; ".join(errors))
 
-    def follow(self, run: ClusterRun, rows: dict[str, Any]) -> None:
-        """Ask every node of a running run for news; end the run when its nodes say so."""
+    def _woken(self) -> bool:
+        """Whether a command has woken us since the pass began (a new run, a cancel)."""
+        fd = self._wake_fd
+        return fd is not None and bool(select.select([fd], [], [], 0)[0])
+
+    def follow(self, run: ClusterRun, rows: dict[str, Any], *, may_block: bool = False) -> None:
+        """Ask every node of a running run for news; end the run when its nodes say so.
+        With ``may_block`` (see _BLOCK_LONGEST), a one-node run is waited on a while."""
         nodes = [rows[i].node for i in run.assigned if i in rows]
         if len(nodes) != len(run.assigned):
             return  # a lost node: sync_nodes handles it
+        block = 0.0
+        if may_block and len(nodes) == 1 and run.run_id in self._seen:
+            block = min(self._follow_delay.get(run.run_id, _FOLLOW_FASTEST), _BLOCK_LONGEST)
         folder = run_folder(self.cdir, run.run_id)
         states: list[RunState] = []
+        news = False
         for index, node in enumerate(nodes):
             target = self.node_target(node)
             handle = RunHandle("vm", target.name, run.run_id)
             try:
-                states.append(target.status(handle))
-                self.pull_logs(folder, index, target, handle, len(nodes))
+                t0 = time.monotonic()
+                known = self._seen.get(run.run_id)
+                state, new_bytes = self.look(
+                    folder, index, target, handle, len(nodes), known=known, timeout=block
+                )
+                self._blocked += time.monotonic() - t0 if block else 0.0
+                if len(nodes) == 1:
+                    self._seen[run.run_id] = state.status.value
+                states.append(state)
+                news = news or new_bytes
                 self._unreachable.pop(node.id, None)
             except TargetsError as exc:
                 self.drop_target(node.id)
@@ -496,6 +595,7 @@ class Reconciler:
             self.cancel_parts(run, nodes)
             self.collect(run, nodes)
             self.finish(run.run_id, CANCELED, "canceled")
+            self.discard_parts(run, nodes)
             return
         roles = run.roles or ["worker"] * len(nodes)
         result = [i for i, r in enumerate(roles) if r in _RESULT_ROLES] or list(range(len(nodes)))
@@ -518,16 +618,25 @@ class Reconciler:
                 self.state.update_run(
                     run.run_id, started_at=min(started) if started else run.submitted_at
                 )
-            self.cancel_parts(run, nodes)
-            self.collect(run, nodes)
+            # A part seen ended above had its logs read to their end after that.
+            ended = {i for i, s in enumerate(states) if s.status.terminal}
+            self.cancel_parts(run, [n for i, n in enumerate(nodes) if i not in ended])
+            self.collect(run, nodes, complete=ended)
             self.finish(run.run_id, status, message, exit_code=exit_code)
+            self.discard_parts(run, nodes)
             return
         running = any(states[i].status is RunStatus.RUNNING for i in result)
         changes: dict[str, Any] = {"phases": dict(states[0].phases)}
         if running and run.status != RUNNING:
             changes["status"] = RUNNING
             changes["started_at"] = min(started) if started else time.time()
-        self.state.update_run(run.run_id, **changes)
+        if changes["phases"] != run.phases or "status" in changes:
+            news = True
+            self.state.update_run(run.run_id, **changes)
+        delay = self._follow_delay.get(run.run_id, _FOLLOW_FASTEST)
+        self._follow_delay[run.run_id] = (
+            _FOLLOW_FASTEST if news else min(delay * 1.5, _FOLLOW_SLOWEST)
+        )
 
     def cancel_parts(self, run: ClusterRun, nodes: list[Node]) -> None:
         """Stop what still runs on the nodes (standby and parameter-server parts end this
@@ -548,20 +657,27 @@ class Reconciler:
                     break
                 time.sleep(0.2)
 
-    def collect(self, run: ClusterRun, nodes: list[Node]) -> None:
+    def collect(
+        self, run: ClusterRun, nodes: list[Node], *, complete: Collection[int] = ()
+    ) -> None:
         """Bring the last logs of every node, and the outputs of node 0, before the nodes
-        are freed (an idle node may be removed right after)."""
+        are freed (an idle node may be removed right after). ``complete``: the nodes whose
+        logs were read to their end after their part ended (not read again)."""
         folder = run_folder(self.cdir, run.run_id)
         for index, node in enumerate(nodes):
             target = self.node_target(node)
             handle = RunHandle("vm", target.name, run.run_id)
             try:
-                self.pull_logs(folder, index, target, handle, len(nodes), final=True)
+                read = index not in complete
+                self.pull_logs(folder, index, target, handle, len(nodes), final=True, read=read)
                 with tempfile.TemporaryDirectory(dir=self.cdir) as tmp:
                     target.fetch_outputs(handle, Path(tmp))
                     _merge_fetched(Path(tmp), folder, index)
             except TargetsError as exc:
                 self._append(folder / "driver.log", f"[cluster] node {index}: {exc}\n")
+
+    def discard_parts(self, run: ClusterRun, nodes: list[Node]) -> None:
+        """Delete the run's folder on its nodes (once collected and recorded)."""
         for node in nodes:
             target = self.node_target(node)
             with contextlib.suppress(TargetsError):
@@ -625,30 +741,49 @@ class Reconciler:
         node_count: int,
         *,
         final: bool = False,
-    ) -> None:
+        read: bool = True,
+    ) -> bool:
+        """Bring node ``index``'s new log bytes (unless not ``read``) and merge its system
+        logs into the run's. Returns whether there were new bytes."""
         base = node_logs(folder, index)
-
-        while True:
-            offsets: dict[str, int] = {}
-            if base.is_dir():
-                for path in base.rglob("*"):
-                    if path.is_file() and not path.is_symlink():
-                        rel = path.relative_to(base).as_posix()
-                        key = rel if rel in SYSTEM_LOGS else "logs/" + rel
-                        offsets[key] = path.stat().st_size
-            chunks = target.read_logs(handle, offsets)
+        got = False
+        while read:
+            chunks = target.read_logs(handle, _log_offsets(base))
             if not chunks:
                 break
-            for chunk in chunks:
-                # A node's logs/ and system logs share one folder: the names are checked
-                # like a single run's (nothing outside logs/ or the system logs).
-                problem = check_log_chunk(chunk.name, chunk.offset, chunk.data, SYSTEM_LOGS)
-                if problem:
-                    raise TargetsError(f"node {index} sent a bad reply: {problem}")
-                name = chunk.name
-                rel = name[len("logs/") :] if name.startswith("logs/") else name
-                write_log_chunk(base, rel.split("/"), name, chunk.offset, chunk.data)
+            got = True
+            if _write_node_chunks(base, index, chunks):
+                break
         self.merge(folder, index, node_count, final=final)
+        return got
+
+    def look(
+        self,
+        folder: Path,
+        index: int,
+        target: Any,
+        handle: RunHandle,
+        node_count: int,
+        *,
+        known: str | None = None,
+        timeout: float = 0.0,
+    ) -> tuple[RunState, bool]:
+        """One look at node ``index``'s part of a run: its state, and whether it had new
+        log bytes (brought into the run's folder). One round trip when the node's kind
+        answers :meth:`~targets.compute.base.ComputeTarget.wait_news` (status and logs
+        together; with ``timeout``, it answers once there is news other than status
+        ``known``, or after ``timeout`` s), else a status and a log read."""
+        base = node_logs(folder, index)
+        news = target.wait_news(handle, _log_offsets(base), known, timeout)
+        if news is None:
+            state = target.status(handle)  # status first: an end comes with complete logs
+            return state, self.pull_logs(folder, index, target, handle, node_count)
+        state, chunks = news
+        if chunks and not _write_node_chunks(base, index, chunks):
+            self.pull_logs(folder, index, target, handle, node_count)  # the rest
+        else:
+            self.merge(folder, index, node_count, final=False)
+        return state, bool(chunks)
 
     def merge(self, folder: Path, index: int, node_count: int, *, final: bool) -> None:
         """Append the complete new lines of node ``index``'s prepare.log and driver.log to
@@ -707,6 +842,7 @@ class Reconciler:
             wake_r, wake_w = os.pipe()
             os.set_blocking(wake_r, False)
             os.set_blocking(wake_w, False)
+            self._wake_fd = wake_r
             signal.signal(signal.SIGUSR1, lambda *_: None)
             signal.set_wakeup_fd(wake_w)
             (self.cdir / "reconciler.pid").write_text(str(os.getpid()))
@@ -738,6 +874,34 @@ class Reconciler:
                 if self._provider is not None:
                     self._provider.close()
                 self.state.close()
+
+
+def _log_offsets(base: Path) -> dict[str, int]:
+    """What was collected of a node's logs (its folder ``base``): name -> size."""
+    offsets: dict[str, int] = {}
+    if base.is_dir():
+        for path in base.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                rel = path.relative_to(base).as_posix()
+                key = rel if rel in SYSTEM_LOGS else "logs/" + rel
+                offsets[key] = path.stat().st_size
+    return offsets
+
+
+def _write_node_chunks(base: Path, index: int, chunks: list[LogChunk]) -> bool:
+    """Write node ``index``'s chunks into its folder ``base``, checked first. Returns
+    whether they were all there was: below the agent's cap per answer (same code as
+    ours: the agent is shipped by content hash), so no second read is needed."""
+    for chunk in chunks:
+        # A node's logs/ and system logs share one folder: the names are checked like a
+        # single run's (nothing outside logs/ or the system logs).
+        problem = check_log_chunk(chunk.name, chunk.offset, chunk.data, SYSTEM_LOGS)
+        if problem:
+            raise TargetsError(f"node {index} sent a bad reply: {problem}")
+        name = chunk.name
+        rel = name[len("logs/") :] if name.startswith("logs/") else name
+        write_log_chunk(base, rel.split("/"), name, chunk.offset, chunk.data)
+    return sum(len(chunk.data) for chunk in chunks) < MAX_CHUNK
 
 
 def _merge_fetched(fetched: Path, folder: Path, index: int) -> None:

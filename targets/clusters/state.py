@@ -151,7 +151,7 @@ class ClusterState:
             status=row[1],
             nodes_needed=row[2],
             submitted_at=row[3],
-            request=json.loads(row[4]),
+            request=json.loads(row[4]) if row[4] else {},
             assigned=json.loads(row[5]),
             roles=json.loads(row[6]),
             exit_code=row[7],
@@ -167,6 +167,12 @@ class ClusterState:
         "run_id, status, nodes_needed, submitted_at, request, assigned, roles, exit_code, "
         "message, phases, started_at, ended_at, cancel, attempts"
     )
+    # The same without the stored request (the run's config and snapshot manifest, which
+    # can be megabytes): for readers that poll a run's progress.
+    _PROGRESS_COLUMNS = _RUN_COLUMNS.replace("request", "''")
+
+    def _columns(self, request: bool) -> str:
+        return self._RUN_COLUMNS if request else self._PROGRESS_COLUMNS
 
     def enqueue(self, run_id: str, nodes_needed: int, request: dict[str, Any]) -> None:
         self._db.execute(
@@ -175,16 +181,18 @@ class ClusterState:
             (run_id, protocol.QUEUED, nodes_needed, time.time(), json.dumps(request)),
         )
 
-    def run(self, run_id: str) -> ClusterRun | None:
+    def run(self, run_id: str, *, request: bool = True) -> ClusterRun | None:
+        """One run; without ``request``, its ``request`` is left empty (not read)."""
         row = self._db.execute(
-            f"SELECT {self._RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)
+            f"SELECT {self._columns(request)} FROM runs WHERE run_id = ?", (run_id,)
         ).fetchone()
         return self._run(row) if row else None
 
-    def runs(self, *, open_only: bool = False) -> list[ClusterRun]:
+    def runs(self, *, open_only: bool = False, request: bool = True) -> list[ClusterRun]:
+        """Every run (or the open ones) in queue order; ``request`` as in :meth:`run`."""
         where = f" WHERE status NOT IN ({_TERMINAL_SQL})" if open_only else ""
         rows = self._db.execute(
-            f"SELECT {self._RUN_COLUMNS} FROM runs{where} ORDER BY submitted_at, run_id"
+            f"SELECT {self._columns(request)} FROM runs{where} ORDER BY submitted_at, run_id"
         ).fetchall()
         return [self._run(r) for r in rows]
 
