@@ -164,6 +164,12 @@ class Sandbox:
             # its socket under the sandbox, gone with it (see close()).
             TMPDIR=str(self.tmp),
             TARGETS_SERVER_PERSIST="300",
+            # The benchmark's venv is active, as a user's own environment would be: a
+            # user-managed local run uses the active Python, the same interpreter as the
+            # `python one_line.py` reference (not whatever `python` is first on PATH,
+            # e.g. a pyenv shim, which adds its own start-up to every run).
+            VIRTUAL_ENV=sys.prefix,
+            PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
         )
         if not bytecode:
             env["PYTHONDONTWRITEBYTECODE"] = "1"

@@ -169,7 +169,14 @@ def markdown(
         "median.",
         "- Isolation: a temporary `HOME` and `TARGETS_HOME` (object store, environments, "
         "agent run folders) and a temporary workspace per measurement (`TARGETS_WORKSPACE`); "
-        "the developer's `~/.targets` is never touched.",
+        "the developer's `~/.targets` is never touched. The command server's socket is "
+        "under the benchmark's temporary folder (`TMPDIR`), and its servers are stopped at "
+        "the end.",
+        "- The benchmark's venv is active (`VIRTUAL_ENV`, first on `PATH`), as a user's "
+        "environment would be: a local user-managed run then uses the same interpreter as "
+        "the `python one_line.py` reference. (With `python` on `PATH` being a pyenv shim, "
+        "every run, with or without targets, pays the shim's own start-up, about 70 ms "
+        "here.)",
         "- Bytecode: children write `.pyc` files to a temporary `PYTHONPYCACHEPREFIX`, as an "
         "installed package would. One row of section 1 shows the cost when "
         "`PYTHONDONTWRITEBYTECODE=1` is set, as it is in this project's dev shells.",
@@ -265,13 +272,22 @@ def _interpretation(
         "## Interpretation",
         "",
         f"**Where the {_ms(overhead)} ms of a warm one-line run go.** The phase table shows "
-        f"it: {_ms(phases[0][1])} ms pass in the client before the run is recorded "
-        f"(interpreter start-up, imports, snapshot), {_ms(phases[1][1])} ms from the record "
-        "to the script starting (a second interpreter, the detached supervisor, launched "
-        f"and checking the environment), {_ms(phases[2][1])} ms for the script itself "
-        f"under the supervisor, and {_ms(phases[3][1])} ms from the script's end to the "
-        "CLI's exit (noticing the end by polling `status.json`, pulling the last log "
-        "bytes, collecting `outputs/` and `logs/`, the final ledger update).",
+        f"it: {_ms(phases[0][1])} ms pass in the client before the run is recorded (the "
+        f"console script's interpreter, {_ms(bare.median)} ms for `python -c pass` alone, "
+        "the hand-over to a worker of the command server, the snapshot and the ledger "
+        f"insert), {_ms(phases[1][1])} ms from the record to the script starting (a second "
+        "interpreter, the detached supervisor, started with `-S` and importing the agent, "
+        f"checking the environment), {_ms(phases[2][1])} ms for the script itself under the "
+        f"supervisor (`python one_line.py` alone: {_ms(py.median)} ms), and "
+        f"{_ms(phases[3][1])} ms from the script's end to the CLI's exit (the agent's "
+        "`wait` answers the moment the supervisor records the end, then `outputs/` and "
+        "`logs/` are collected and the ledger updated).",
+        "",
+        "**What remains** is mostly interpreters starting: the console script's, the "
+        "supervisor's (which outlives the client, so it cannot be the client's process or "
+        "a fork of the command server's large one) and the script's own. The supervisor's "
+        "share is its interpreter plus the agent's modules (stdlib only, but with `typing` "
+        "for its protocol's TypedDicts).",
         "",
         f"**Start-up: the command server.** Without it (`TARGETS_SERVER_PERSIST=0`, as "
         f"the first command of a session runs) the same command costs {_ms(cold.median)} "
@@ -299,8 +315,8 @@ def _interpretation(
         "",
         f"**Listing is bounded by start-up.** `targets runs list` over 10,000 runs is "
         f"{_ms(f3['short'].median - f3['version'].median)} ms over `targets --version` "
-        "(the indexed query reads 20 rows; the rest is imports: `targets.runs` pulls in "
-        "`targets.compute.base` and with it pydantic, and the table needs rich). "
+        "(the indexed query reads 20 rows; the rest is the hand-over to a worker of the "
+        "command server and the table). "
         f"Listing all 10,000 as JSON costs {_ms(f3['json_all'].median)} ms and as a rich "
         f"table {_ms(f3['table_all'].median)} ms "
         f"({f3['table_all'].median / 10:.2f} ms per row: rich measures every cell).",

@@ -46,7 +46,7 @@ GOALS = {"warm": 1.5, "reupload": 1.0, "first": 1.2}
 
 PROJECT_FILES = 2000  # the snapshot's default limit, t.py included
 PROJECT_BYTES = 100 * 1000 * 1000
-BIG_REPS = 3
+BIG_REPS = 5
 RUN_ARGS = ("run", "t.py", "--target", "vm1")
 
 
