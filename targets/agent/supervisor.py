@@ -71,22 +71,27 @@ def launch(
     # for status.json, whose write is noticed the moment it happens.
     ready_read, ready_write = os.pipe()
     env[READY_VARIABLE] = str(ready_write)
+    argv = [python or sys.executable, "-S", "-m", _package(), "supervise", root, run_id]
     try:
-        with open(os.path.join(run_dir, "supervisor.log"), "ab") as err:
-            # -S: the supervisor needs the standard library only (and the agent, on
-            # PYTHONPATH); skipping site (and the .pth files of an environment's
-            # packages) saves tens of milliseconds per run. See _site_when_needed.
-            proc = subprocess.Popen(
-                [python or sys.executable, "-S", "-m", _package(), "supervise", root, run_id],
-                stdin=subprocess.DEVNULL,
-                stdout=err,
-                stderr=err,
-                close_fds=True,
-                pass_fds=(ready_write,),
-                start_new_session=True,
-                env=env,
-                cwd=run_dir,
-            )
+        proc: Any = None
+        if _may_fork(python, agent_parent):
+            proc = _fork(argv, root, run_id, env, ready_write)
+        if proc is None:
+            with open(os.path.join(run_dir, "supervisor.log"), "ab") as err:
+                # -S: the supervisor needs the standard library only (and the agent, on
+                # PYTHONPATH); skipping site (and the .pth files of an environment's
+                # packages) saves tens of milliseconds per run. See _site_when_needed.
+                proc = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=err,
+                    stderr=err,
+                    close_fds=True,
+                    pass_fds=(ready_write,),
+                    start_new_session=True,
+                    env=env,
+                    cwd=run_dir,
+                )
     finally:
         os.close(ready_write)
     try:
@@ -101,6 +106,156 @@ def launch(
     with open(os.path.join(run_dir, "supervisor.log"), "rb") as fh:
         tail = fh.read()[-2000:].decode("utf-8", "replace")
     raise RuntimeError("the run's supervisor did not start: " + (tail.strip() or "no output"))
+
+
+FORK_VARIABLE = "TARGETS_SUPERVISOR_FORK"
+"""``0``: always start the supervisor as a new interpreter (see :func:`_may_fork`)."""
+
+
+def _may_fork(python: str | None, agent_parent: str) -> bool:
+    """Whether :func:`launch` may fork this process into the supervisor rather than start
+    a new interpreter, which imports the agent anew (some 50 ms): only for a supervisor
+    on this interpreter, from an agent that lives in a folder (a zipapp may be replaced
+    under a long-lived supervisor that imports from it later), in a process with no other
+    threads (a fork keeps only the calling one, and the locks others held), and where
+    ``setproctitle`` can name the fork as the supervisor it is (``ps`` and ``pkill -f``
+    would otherwise see a copy of the client, or of the command server)."""
+    if os.environ.get(FORK_VARIABLE) == "0" or not hasattr(os, "fork"):
+        return False
+    if python not in (None, sys.executable) or not os.path.isdir(agent_parent):
+        return False
+    import threading
+
+    if threading.active_count() != 1 or threading.current_thread() is not threading.main_thread():
+        return False
+    try:
+        import setproctitle  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class _Forked:
+    """A supervisor made by :func:`_fork`, with what :func:`launch` uses of a Popen."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.returncode = -1
+            else:
+                if pid:
+                    self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+
+    def wait(self) -> int:
+        while self.poll() is None:
+            time.sleep(0.01)
+        return self.returncode or 0
+
+
+_KEPT: list[Any] = []
+"""In a forked supervisor: the launcher's standard streams, kept so that they are never
+finalised (which would flush the launcher's buffered output into the supervisor's log)."""
+
+
+def _fork(
+    argv: list[str], root: str, run_id: str, env: dict[str, str], ready_write: int
+) -> _Forked | None:
+    """Fork this process into the run's supervisor: what a new interpreter started with
+    ``argv`` would be (own session, stdin from /dev/null, stdout and stderr appended to
+    ``supervisor.log``, no descriptor but ``ready_write`` kept, ``env``, the run folder as
+    its directory, default signal handling, ``argv`` as its command line), minus the
+    start-up. None when the fork fails (the caller starts an interpreter)."""
+    import gc
+    import io
+    import shlex
+
+    run_dir = rundir.run_path(root, run_id)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()  # else the child would hold (and could write) a copy
+    log = os.open(os.path.join(run_dir, "supervisor.log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    null = os.open(os.devnull, os.O_RDONLY)
+    try:
+        pid = os.fork()
+    except OSError:
+        pid = -1
+    if pid != 0:
+        os.close(log)
+        os.close(null)
+        return _Forked(pid) if pid > 0 else None
+    code = 1
+    try:
+        import setproctitle
+
+        # First: it finds the command line's memory through the environment's, which
+        # the os.environ change below moves.
+        setproctitle.setproctitle(shlex.join(argv))
+        os.setsid()
+        os.dup2(null, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.closerange(3, ready_write)
+        os.closerange(ready_write + 1, _max_fd())
+        signal.set_wakeup_fd(-1)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for name in (
+            "SIGALRM",
+            "SIGCHLD",
+            "SIGHUP",
+            "SIGIO",
+            "SIGQUIT",
+            "SIGTERM",
+            "SIGTSTP",
+            "SIGTTIN",
+            "SIGTTOU",
+            "SIGUSR1",
+            "SIGUSR2",
+            "SIGWINCH",
+        ):
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        os.chdir(run_dir)
+        os.environ.clear()
+        os.environ.update(env)
+        _KEPT.extend((sys.stdin, sys.stdout, sys.stderr))
+        sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
+        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), line_buffering=True)
+        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), write_through=True)
+        # The launcher's objects stay as they are: never collected (their descriptors
+        # are closed here, and a number may be reused), nor copied by the collector.
+        gc.freeze()
+        code = supervise(root, run_id)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        with contextlib.suppress(BaseException):
+            import traceback
+
+            traceback.print_exc()
+    finally:
+        with contextlib.suppress(BaseException):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _max_fd() -> int:
+    try:
+        return os.sysconf("SC_OPEN_MAX")
+    except (OSError, ValueError):
+        return 65536
 
 
 def _unpacked(archive: str) -> str | None:
@@ -189,7 +344,7 @@ def _tell_launcher() -> None:
 
 # Popen objects of supervisors this process started; polled by reap() so that a long-lived
 # client (a notebook, the test suite) does not collect zombies.
-_LAUNCHED: list[subprocess.Popen[bytes]] = []
+_LAUNCHED: list[Any] = []  # Popen or _Forked
 
 
 def reap() -> None:

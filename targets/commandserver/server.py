@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import importlib
 import os
 import select
@@ -38,6 +39,8 @@ _STATUS = struct.Struct(">ci")
 # agent's kinds, job files and clusters uses (each is a few tens of ms cold).
 _ALSO = (
     "targets.runs",
+    "targets._submitting",
+    "targets.distributed",
     "targets.runconfig.io",
     "targets.snapshot",
     "targets.environments",
@@ -52,7 +55,10 @@ _ALSO = (
     "targets.data.upload",
     "rich.console",
     "rich.table",
+    "ctypes",  # a local run's supervisor, forked from the worker (agent.orphans)
 )
+# Kinds whose classes are loaded (and their plugin metadata read) before the first command.
+_KINDS = ("local", "vm")
 
 
 def preload() -> None:
@@ -68,6 +74,8 @@ def preload() -> None:
         from targets import registry
 
         registry.available_kinds()
+        for kind in _KINDS:
+            registry.load_kind(kind)
 
 
 def stamps() -> dict[str, tuple[int, int]]:
@@ -269,6 +277,10 @@ def main(argv: list[str] | None = None) -> int:
         os.ftruncate(sys.stdout.fileno(), 0)  # the log (see client._spawn_server): ours now
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} server pid {os.getpid()} started", flush=True)
     preload()
+    # Every worker is a fork of this process: objects that the collector never visits
+    # stay in pages the workers share with it, instead of being copied into each.
+    gc.collect()
+    gc.freeze()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     tmp = f"{path}.{os.getpid()}"
     with contextlib.suppress(FileNotFoundError):
