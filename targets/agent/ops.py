@@ -154,7 +154,7 @@ def start_run(
     if os.path.exists(run_dir):
         raise ValueError("run %s already exists on this target" % run_id)
     if check:
-        missing = storage.claim_for_start(root, rows, run_id)
+        missing = storage.claim_for_start(root, files, run_id)
         if missing:
             return {"missing": missing}
     os.makedirs(os.path.join(run_dir, "wd"), mode=0o700)
