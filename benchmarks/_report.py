@@ -275,19 +275,22 @@ def _interpretation(
         f"it: {_ms(phases[0][1])} ms pass in the client before the run is recorded (the "
         f"console script's interpreter, {_ms(bare.median)} ms for `python -c pass` alone, "
         "the hand-over to a worker of the command server, the snapshot and the ledger "
-        f"insert), {_ms(phases[1][1])} ms from the record to the script starting (a second "
-        "interpreter, the detached supervisor, started with `-S` and importing the agent, "
-        f"checking the environment), {_ms(phases[2][1])} ms for the script itself under the "
-        f"supervisor (`python one_line.py` alone: {_ms(py.median)} ms), and "
+        f"insert), {_ms(phases[1][1])} ms from the record to the supervisor recording "
+        "itself (materialising the run folder, then the detached supervisor, forked from "
+        f"the client), {_ms(phases[2][1])} ms for the environment check and the script "
+        f"under the supervisor (`python one_line.py` alone: {_ms(py.median)} ms), and "
         f"{_ms(phases[3][1])} ms from the script's end to the CLI's exit (the agent's "
         "`wait` answers the moment the supervisor records the end, then `outputs/` and "
         "`logs/` are collected and the ledger updated).",
         "",
-        "**What remains** is mostly interpreters starting: the console script's, the "
-        "supervisor's (which outlives the client, so it cannot be the client's process or "
-        "a fork of the command server's large one) and the script's own. The supervisor's "
-        "share is its interpreter plus the agent's modules (stdlib only, but with `typing` "
-        "for its protocol's TypedDicts).",
+        "**What remains** is mostly two interpreters starting: the console script's and "
+        "the script's own; the supervisor no longer is one (it is forked from the client, "
+        "which has the agent imported; as a new interpreter, `TARGETS_SUPERVISOR_FORK=0`, "
+        "it costs some 50 ms more). Then the worker's own first-use costs (a fresh fork "
+        "per command touches, and so copies, the pages it writes) and the polling of the "
+        "run's status file every 5 ms while the script runs. The additive goal also moves "
+        "with the machine: on a shared host with CPU steal, `python -c pass` itself "
+        "varies between 20 and 45 ms from one run to the next.",
         "",
         f"**Start-up: the command server.** Without it (`TARGETS_SERVER_PERSIST=0`, as "
         f"the first command of a session runs) the same command costs {_ms(cold.median)} "

@@ -88,8 +88,8 @@ def local_overhead(ctx: Context) -> Section:
     env = ctx.sandbox.env(ws)
     phases: dict[str, list[float]] = {
         "client start-up, imports, snapshot, ledger insert": [],
-        "supervisor launch and environment check": [],
-        "the script (python one_line.py under the supervisor)": [],
+        "run folder made, supervisor launched": [],
+        "environment check and the script (python one_line.py)": [],
         "end noticed, logs and outputs collected, client exit": [],
     }
     names = list(phases)

@@ -162,7 +162,9 @@ class Snapshot:
     """What :func:`take_snapshot` found. ``digest`` identifies the content.
 
     ``hashed_files`` counts the files whose content was read (cache misses) while taking
-    this snapshot; it is not part of the manifest, nor of equality.
+    this snapshot, and ``hashed_paths`` names them: new or changed files, most of the
+    time (a submit sends such small ones ahead of asking the target what it lacks). Neither
+    is part of the manifest, nor of equality.
     """
 
     root: Path
@@ -171,6 +173,7 @@ class Snapshot:
     git: GitState | None
     digest: str  # sha256 of the canonical manifest (paths, modes, digests, links)
     hashed_files: int = field(default=0, compare=False)
+    hashed_paths: frozenset[str] = field(default=frozenset(), compare=False)
     sources: Mapping[str, Path] | None = field(default=None, compare=False)
     """Where files that are not under ``root`` are read from (see :func:`combine`)."""
 
@@ -624,7 +627,9 @@ def take_snapshot(
         total_size=sum(f.size for f in files),
         git=git_state(root),
         digest=_manifest_digest(files),
-        hashed_files=hashed,
+        hashed_files=len(hashed),
+        # Without a cache every file is read every time: hashed says nothing then.
+        hashed_paths=frozenset(hashed) if cache_path is not None else frozenset(),
         sources={f.path: Path(f.abspath) for f in walk.found if f.via and f.link is None} or None,
     )
 
@@ -649,7 +654,7 @@ def _hash_all(
     found: list[Found],
     cached: dict[str, _CacheRow],
     progress: Callable[[int, int], None] | None,
-) -> tuple[list[FileEntry], dict[str, _CacheRow], int]:
+) -> tuple[list[FileEntry], dict[str, _CacheRow], list[str]]:
     entries: list[FileEntry] = []
     rows: dict[str, _CacheRow] = {}
     todo: list[Found] = []
@@ -706,7 +711,7 @@ def _hash_all(
             f"cannot read these files:\n{_listed(failures)}",
             hint="fix their permissions, or add them to .targetsignore",
         )
-    return entries, rows, len(todo)
+    return entries, rows, [f.path for f in todo]
 
 
 def snapshot_file(path: Path) -> Snapshot:

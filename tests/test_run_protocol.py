@@ -254,3 +254,52 @@ def test_a_remote_supervisor_imports_from_bytecode_not_the_zipapp(tmp_path):
     (unpacked,) = tmp_path.glob(".agent-*.pyz-*.unpacked")
     assert list((unpacked / "targets_agent" / "__pycache__").glob("supervisor.*.pyc"))
     assert (unpacked / "targets_agent" / "runlib").is_dir()
+
+
+def test_an_edited_file_is_sent_before_the_start_in_two_requests(tmp_path):
+    """With the hash cache a submit uses, the files it had to read anew (an edit) are sent
+    ahead of the start, which then finds nothing missing: two requests instead of three.
+    An unchanged project sends nothing."""
+    import dataclasses
+    import os
+
+    from targets.snapshot import take_snapshot
+
+    src = _project(tmp_path, "print(open('data.txt').read().strip())\n")
+    data = src / "data.txt"
+    data.write_text("first\n")
+    (src / "other.txt").write_text("unchanged\n")
+    cache = tmp_path / "hash-cache.db"
+    old = time.time() - 60
+
+    def age() -> None:
+        for path in src.iterdir():  # older than the cache's "racily clean" window
+            os.utime(path, (old, old))
+
+    def submit() -> RunHandle:
+        request = make_request(src)
+        snapshot = take_snapshot(src, cache_path=cache)
+        return target.submit(dataclasses.replace(request, snapshot=snapshot))
+
+    with RecordedPipeTarget("pipe", PipeOptions(root=str(tmp_path / "remote-root"))) as target:
+        age()
+        first = submit()  # a new cache: its three files are read, and they are few
+        recorder = target.recorder
+        assert recorder is not None
+        assert first.data["uploaded"] == 3
+        assert [op for op in recorder.ops if op != "hello"] == ["put", "start"]
+        _follow(target, first, {}, "Queued")
+
+        recorder.requests.clear()
+        unchanged = submit()
+        assert unchanged.data["uploaded"] == 0 and recorder.ops == ["start"]
+        _follow(target, unchanged, {}, "Queued")
+
+        recorder.requests.clear()
+        data.write_text("second\n")
+        os.utime(data, (old + 1, old + 1))
+        edited = submit()
+        assert edited.data["uploaded"] == 1
+        assert recorder.ops == ["put", "start"]
+        answers = _follow(target, edited, {}, "Queued")
+        assert answers[-1] == ("Completed", b"second\n")
