@@ -149,8 +149,11 @@ class _Forked:
             except ChildProcessError:
                 self.returncode = -1
             else:
-                if pid:
-                    self.returncode = os.waitstatus_to_exitcode(status)
+                if pid:  # (os.waitstatus_to_exitcode is 3.9+: the agent runs on 3.8)
+                    if os.WIFSIGNALED(status):
+                        self.returncode = -os.WTERMSIG(status)
+                    else:
+                        self.returncode = os.WEXITSTATUS(status)
         return self.returncode
 
     def kill(self) -> None:
