@@ -506,10 +506,12 @@ class StreamAgentClient(AgentClient):
         self, run_id: str, offsets: Mapping[str, int], known: str | None, timeout: float
     ) -> tuple[StatusRecord, list[LogChunk], bool]:
         """The agent's ``wait``: its reply is checked as a ``logs`` reply is."""
+        deadline = getattr(self._in, "deadline", None)
         try:
-            got = self.call(
-                "wait", run_id=run_id, offsets=dict(offsets), known=known, timeout=timeout
-            )
+            with deadline(timeout + _WAIT_GRACE) if deadline else contextlib.nullcontext():
+                got = self.call(
+                    "wait", run_id=run_id, offsets=dict(offsets), known=known, timeout=timeout
+                )
         except BaseException as exc:
             if not isinstance(exc, AgentError):
                 # Interrupted (Ctrl-C) while the reply was on its way: what follows on
@@ -638,6 +640,9 @@ class StreamAgentClient(AgentClient):
             callback()
 
 
+_WAIT_GRACE = 15.0
+"""How long past its own timeout a ``wait`` reply may take (a busy machine) before the
+target counts as not answering (a frozen one): where the stream supports a deadline."""
 _LIKELY_FILES = 16
 _LIKELY_BYTES = 4 << 20
 """At most this many files, and bytes, that the snapshot hashed anew (so changed, most

@@ -9,9 +9,10 @@ agent in their own session (setsid) and survive the client and the SSH connectio
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -125,6 +126,22 @@ class _ChannelStream:
 
     def flush(self) -> None:
         return None
+
+    @contextlib.contextmanager
+    def deadline(self, seconds: float) -> Iterator[None]:
+        """Reads within this block give up (TimeoutError) after ``seconds`` at most,
+        whatever the channel's own timeout: a reply that is due by then (the agent's
+        ``wait``) never waits on a frozen machine for the whole I/O timeout."""
+        if not hasattr(self.channel, "gettimeout"):  # a shared connection's stream
+            yield
+            return
+        before = self.channel.gettimeout()
+        limit = seconds if before is None else min(before, seconds)
+        self.channel.settimeout(limit)
+        try:
+            yield
+        finally:
+            self.channel.settimeout(before)
 
     def close(self) -> None:
         from targets.ssh.channels import shutdown_write
