@@ -162,9 +162,9 @@ class Snapshot:
     """What :func:`take_snapshot` found. ``digest`` identifies the content.
 
     ``hashed_files`` counts the files whose content was read (cache misses) while taking
-    this snapshot, and ``hashed_paths`` names them: new or changed files, most of the
-    time (a submit sends such small ones ahead of asking the target what it lacks). Neither
-    is part of the manifest, nor of equality.
+    this snapshot; ``changed_paths`` names the files that are new to the hash cache or
+    whose content differs from what it had (a submit sends such small ones ahead of
+    asking the target what it lacks). Neither is part of the manifest, nor of equality.
     """
 
     root: Path
@@ -173,7 +173,7 @@ class Snapshot:
     git: GitState | None
     digest: str  # sha256 of the canonical manifest (paths, modes, digests, links)
     hashed_files: int = field(default=0, compare=False)
-    hashed_paths: frozenset[str] = field(default=frozenset(), compare=False)
+    changed_paths: frozenset[str] = field(default=frozenset(), compare=False)
     sources: Mapping[str, Path] | None = field(default=None, compare=False)
     """Where files that are not under ``root`` are read from (see :func:`combine`)."""
 
@@ -390,6 +390,8 @@ def _listed(items: list[str]) -> str:
 
 
 _CacheRow = tuple[int, int, int, int, str]  # size, mtime_ns, ctime_ns, inode, digest
+_RACY_MTIME = -1
+"""The mtime of a cached row whose file was racily clean: it matches no file."""
 
 
 def _load_cache(cache_path: Path, root_key: str) -> dict[str, _CacheRow]:
@@ -616,7 +618,7 @@ def take_snapshot(
             warnings.warn(message, stacklevel=2)
 
     cached = _load_cache(cache_path, real_root) if cache_path is not None else {}
-    entries, rows, hashed = _hash_all(walk.found, cached, progress)
+    entries, rows, hashed, changed = _hash_all(walk.found, cached, progress)
     if cache_path is not None and rows != cached:
         _save_cache(cache_path, real_root, rows)
 
@@ -627,9 +629,9 @@ def take_snapshot(
         total_size=sum(f.size for f in files),
         git=git_state(root),
         digest=_manifest_digest(files),
-        hashed_files=len(hashed),
-        # Without a cache every file is read every time: hashed says nothing then.
-        hashed_paths=frozenset(hashed) if cache_path is not None else frozenset(),
+        hashed_files=hashed,
+        # Without a cache every file is read every time: nothing is known to be new.
+        changed_paths=frozenset(changed) if cache_path is not None else frozenset(),
         sources={f.path: Path(f.abspath) for f in walk.found if f.via and f.link is None} or None,
     )
 
@@ -654,7 +656,7 @@ def _hash_all(
     found: list[Found],
     cached: dict[str, _CacheRow],
     progress: Callable[[int, int], None] | None,
-) -> tuple[list[FileEntry], dict[str, _CacheRow], list[str]]:
+) -> tuple[list[FileEntry], dict[str, _CacheRow], int, list[str]]:
     entries: list[FileEntry] = []
     rows: dict[str, _CacheRow] = {}
     todo: list[Found] = []
@@ -676,6 +678,7 @@ def _hash_all(
 
     racy_after = time.time_ns() - _RACY_WINDOW_NS
     failures: list[str] = []
+    changed: list[str] = []  # new, or another digest than the cache had
 
     def one(f: Found) -> tuple[Found, str, os.stat_result] | None:
         try:
@@ -701,8 +704,15 @@ def _hash_all(
                 continue
             f, digest, st = result
             entries.append(FileEntry(f.path, st.st_size, mode_of(st.st_mode), digest))
+            before = cached.get(f.path)
+            if before is None or before[4] != digest:
+                changed.append(f.path)
             if st.st_mtime_ns < racy_after:
                 rows[f.path] = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, digest)
+            else:
+                # Racily clean: hashed again next time (no stat matches -1), but its
+                # digest is kept, so that an unchanged file does not count as changed.
+                rows[f.path] = (st.st_size, _RACY_MTIME, st.st_ctime_ns, st.st_ino, digest)
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -711,7 +721,7 @@ def _hash_all(
             f"cannot read these files:\n{_listed(failures)}",
             hint="fix their permissions, or add them to .targetsignore",
         )
-    return entries, rows, [f.path for f in todo]
+    return entries, rows, len(todo), changed
 
 
 def snapshot_file(path: Path) -> Snapshot:

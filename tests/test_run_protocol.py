@@ -259,7 +259,7 @@ def test_a_remote_supervisor_imports_from_bytecode_not_the_zipapp(tmp_path):
 def test_an_edited_file_is_sent_before_the_start_in_two_requests(tmp_path):
     """With the hash cache a submit uses, the files it had to read anew (an edit) are sent
     ahead of the start, which then finds nothing missing: two requests instead of three.
-    An unchanged project sends nothing."""
+    An unchanged project sends nothing, even where files were just rewritten as they were."""
     import dataclasses
     import os
 
@@ -294,6 +294,14 @@ def test_an_edited_file_is_sent_before_the_start_in_two_requests(tmp_path):
         unchanged = submit()
         assert unchanged.data["uploaded"] == 0 and recorder.ops == ["start"]
         _follow(target, unchanged, {}, "Queued")
+
+        # Written just now (racily clean, so hashed at every snapshot) but unchanged:
+        # known to the cache by its content, not sent again.
+        (src / "other.txt").write_text("unchanged\n")
+        recorder.requests.clear()
+        fresh = submit()
+        assert fresh.data["uploaded"] == 0 and recorder.ops == ["start"]
+        _follow(target, fresh, {}, "Queued")
 
         recorder.requests.clear()
         data.write_text("second\n")

@@ -645,8 +645,8 @@ _WAIT_GRACE = 15.0
 target counts as not answering (a frozen one): where the stream supports a deadline."""
 _LIKELY_FILES = 16
 _LIKELY_BYTES = 4 << 20
-"""At most this many files, and bytes, that the snapshot hashed anew (so changed, most
-of the time) are sent before the target is asked what it lacks: an edit of a few files
+"""At most this many files, and bytes, that changed since the last snapshot (by the hash
+cache) are sent before the target is asked what it lacks: an edit of a few files
 then starts in two round trips instead of three. More is more likely a fresh clone or a
 lost hash cache, whose files the target may well have: those ask first."""
 _SLOW_LINK = 8 << 20
@@ -1009,7 +1009,7 @@ class AgentTarget(ComputeTarget):
         for row in rows:
             if row.link is None and row.key not in sources:
                 sources[row.key] = (row.key, snapshot.source(row.path), row.size)
-                if row.path in snapshot.hashed_paths:
+                if row.path in snapshot.changed_paths:
                     likely[row.key] = row.size
         if len(likely) > _LIKELY_FILES or sum(likely.values()) > _LIKELY_BYTES:
             likely = {}  # a fresh clone or a new hash cache, not an edit: ask first
