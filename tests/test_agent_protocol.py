@@ -15,6 +15,7 @@ import sys
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 from pydantic import BaseModel, ConfigDict
@@ -74,12 +75,18 @@ class PipeTarget(AgentTarget):
         )
         assert proc.stdin and proc.stdout
 
+        writer = self.writer(proc.stdin)
+
         def close() -> None:
-            assert proc.stdin
-            proc.stdin.close()
+            writer.close()
             proc.wait(10)
 
-        return StreamAgentClient(proc.stdout, proc.stdin, on_close=close)
+        return StreamAgentClient(proc.stdout, writer, on_close=close)
+
+    def writer(self, stdin: IO[bytes]) -> IO[bytes]:
+        """What the client writes its requests to (the agent's stdin; a subclass may
+        wrap it)."""
+        return stdin
 
 
 def make_target(tmp_path: Path, python: str = sys.executable) -> PipeTarget:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from typing import IO, Any
 import pytest
 
 from targets.agent.server import read_frame, write_frame
-from targets.compute._agent import AgentClient, AgentTarget, StreamAgentClient, agent_bundle
+from targets.compute._agent import AgentTarget
 from targets.compute.base import RunHandle
 from targets.compute.local import LocalTarget
 from targets.testing import make_request
@@ -58,28 +57,9 @@ class RecordedPipeTarget(PipeTarget):
 
     recorder: _Recorder | None = None
 
-    def connect_agent(self) -> AgentClient:
-        options = self.options
-        assert isinstance(options, PipeOptions)
-        root = Path(options.root)
-        version, data = agent_bundle()
-        bundle = root.parent / f"agent-{version}.pyz"
-        if not bundle.exists():
-            bundle.write_bytes(data)
-        proc = subprocess.Popen(
-            [options.python, str(bundle), "serve", str(root)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
-        assert proc.stdin and proc.stdout
-        self.recorder = _Recorder(proc.stdin)
-
-        def close() -> None:
-            assert proc.stdin
-            proc.stdin.close()
-            proc.wait(10)
-
-        return StreamAgentClient(proc.stdout, self.recorder, on_close=close)  # type: ignore[arg-type]
+    def writer(self, stdin: IO[bytes]) -> IO[bytes]:
+        self.recorder = _Recorder(stdin)
+        return self.recorder  # type: ignore[return-value]
 
 
 @pytest.fixture(params=["local", "pipe"])
